@@ -1,0 +1,209 @@
+package config
+
+// Config is the whole of edged.toml. Field comments give the default that
+// applyDefaults sets when the key is absent; the README documents each key.
+type Config struct {
+	Gateway Gateway  `toml:"gateway"`
+	Log     Log      `toml:"log"`
+	Broker  Broker   `toml:"broker"`
+	Modbus  []Bus    `toml:"modbus"`
+	Serial  []Serial `toml:"serial"`
+	AT      []ATDev  `toml:"at"`
+	Uplink  *Uplink  `toml:"uplink"` // nil: no uplink
+	Buffer  Buffer   `toml:"buffer"`
+
+	// File is the path the config was loaded from (not a TOML key).
+	File string `toml:"-"`
+}
+
+// Gateway names this gateway and where it keeps state.
+type Gateway struct {
+	ID       string `toml:"id"`        // default: the host name
+	StateDir string `toml:"state_dir"` // default: /var/lib/edged
+}
+
+// Log sets the daemon's log output on stderr.
+type Log struct {
+	Level  string `toml:"level"`  // debug | info (default) | warn | error
+	Format string `toml:"format"` // text (default) | json
+}
+
+// Broker is the embedded MQTT broker.
+type Broker struct {
+	Listeners []Listener `toml:"listener"` // default: one tcp listener on 127.0.0.1:1883
+
+	MaxPacketSize Size     `toml:"max_packet_size"` // default 1MiB
+	MaxClients    int      `toml:"max_clients"`     // default 1000
+	MaxInflight   int      `toml:"max_inflight"`    // QoS 1/2 messages in flight per client, default 64
+	MaxQueued     int      `toml:"max_queued"`      // messages queued per client beyond in-flight, default 1000
+	SessionExpiry Duration `toml:"session_expiry"`  // how long a persistent session outlives its client, default 168h
+	MessageExpiry Duration `toml:"message_expiry"`  // how long a queued message waits for a client, default 168h
+	Persist       *bool    `toml:"persist"`         // keep retained messages and sessions in state_dir, default true
+}
+
+// Listener is one socket of the embedded broker.
+type Listener struct {
+	Type           string `toml:"type"`            // tcp (default) | tls | ws
+	Address        string `toml:"address"`         // host:port; default 127.0.0.1:1883 (tcp), :8883 (tls), :8080 (ws) on loopback
+	CertFile       string `toml:"cert_file"`       // tls: server certificate (PEM)
+	KeyFile        string `toml:"key_file"`        // tls: its private key (PEM)
+	ClientCAFile   string `toml:"client_ca_file"`  // tls: require client certificates signed by this CA
+	UsersFile      string `toml:"users_file"`      // mosquitto_passwd file; when set, clients must log in
+	ACLFile        string `toml:"acl_file"`        // Mosquitto ACL file
+	AllowAnonymous *bool  `toml:"allow_anonymous"` // default: true on loopback without users_file, false otherwise
+}
+
+// Bus is one Modbus bus: a serial line (RTU) or a TCP endpoint.
+type Bus struct {
+	Name      string   `toml:"name"`
+	Transport string   `toml:"transport"` // rtu (when port is set) | tcp (when address is set) | rtu-over-tcp
+	Port      string   `toml:"port"`      // serial device, e.g. /dev/ttyUSB0
+	Address   string   `toml:"address"`   // host:port for tcp and rtu-over-tcp
+	Baud      int      `toml:"baud"`      // default 9600
+	Parity    string   `toml:"parity"`    // N | E (default) | O
+	DataBits  int      `toml:"data_bits"` // default 8
+	StopBits  int      `toml:"stop_bits"` // default 1
+	Timeout   Duration `toml:"timeout"`   // default 1s
+	MaxGap    *int     `toml:"max_gap"`   // registers a merged read may skip, default 10
+	MaxRegs   int      `toml:"max_registers"`
+	MaxBits   int      `toml:"max_bits"`
+	Devices   []Device `toml:"device"`
+}
+
+// Device is one Modbus slave on a bus.
+type Device struct {
+	Name     string   `toml:"name"`
+	Unit     int      `toml:"unit"`     // slave id, 0..247 (default 1)
+	Interval Duration `toml:"interval"` // default 10s
+	Timeout  Duration `toml:"timeout"`  // default: the bus timeout
+	Topic    string   `toml:"topic"`    // default {gateway}/{device}/{point}
+	Payload  string   `toml:"payload"`  // json (default) | value
+	Profile  string   `toml:"profile"`  // register map from profiles/NAME.toml
+	MaxGap   *int     `toml:"max_gap"`  // default: the bus's
+	MaxRegs  int      `toml:"max_registers"`
+	MaxBits  int      `toml:"max_bits"`
+	Points   []Point  `toml:"points"`
+}
+
+// Point is one register, coil or value of a Modbus device.
+type Point struct {
+	Name      string   `toml:"name"`
+	Table     string   `toml:"table"`   // holding | input | coil | discrete
+	Address   int      `toml:"address"` // 0-based protocol address
+	Type      string   `toml:"type"`    // bool | int16 | uint16 | int32 | uint32 | int64 | uint64 | float32 | float64 | string
+	Bit       *int     `toml:"bit"`     // bool from bit N (0..15) of a register
+	Length    int      `toml:"length"`  // string: length in registers
+	Order     string   `toml:"order"`   // ABCD (default) | CDAB | BADC | DCBA
+	Scale     *float64 `toml:"scale"`   // value = raw * scale + offset, default 1
+	Offset    float64  `toml:"offset"`
+	Unit      string   `toml:"unit"`
+	Writable  bool     `toml:"writable"`
+	QoS       *int     `toml:"qos"`    // 0 | 1, default 0
+	Retain    bool     `toml:"retain"` // default false
+	Deadband  float64  `toml:"deadband"`
+	Heartbeat Duration `toml:"heartbeat"`
+}
+
+// Profile is a reusable register map: configs/profiles/NAME.toml.
+type Profile struct {
+	Description string  `toml:"description"`
+	Points      []Point `toml:"points"`
+}
+
+// SerialPort holds the line settings shared by every serial device.
+type SerialPort struct {
+	Port     string `toml:"port"`
+	Baud     int    `toml:"baud"`      // default 9600 ([[serial]]), 115200 ([[at]])
+	Parity   string `toml:"parity"`    // N (default) | E | O
+	DataBits int    `toml:"data_bits"` // default 8
+	StopBits int    `toml:"stop_bits"` // default 1
+}
+
+// Serial is a raw UART device speaking a line or frame protocol.
+type Serial struct {
+	Name string `toml:"name"`
+	SerialPort
+	Delimiter string   `toml:"delimiter"` // frame end, escapes allowed; default: LF with optional CR
+	Start     string   `toml:"start"`     // frame start byte(s), with end
+	End       string   `toml:"end"`       // frame end byte(s), with start
+	MaxFrame  Size     `toml:"max_frame"` // default 4096
+	Patterns  []string `toml:"patterns"`  // regexps with named groups
+	Raw       bool     `toml:"raw"`       // publish unmatched frames on {gateway}/{device}/raw
+	Request   string   `toml:"request"`   // sent every interval, escapes allowed
+	Interval  Duration `toml:"interval"`  // with request
+	Writable  bool     `toml:"writable"`  // {gateway}/{device}/tx is written to the port
+	Topic     string   `toml:"topic"`     // default {gateway}/{device}/{point}
+	Payload   string   `toml:"payload"`   // json (default) | value
+}
+
+// ATDev is a module driven by AT commands.
+type ATDev struct {
+	Name string `toml:"name"`
+	SerialPort
+	Init        []string  `toml:"init"`     // sent after every open
+	Interval    Duration  `toml:"interval"` // between query rounds, default 30s
+	Timeout     Duration  `toml:"timeout"`  // default per-command timeout, default 2s
+	Queries     []ATQuery `toml:"queries"`
+	URCs        []ATURC   `toml:"urcs"`
+	Reset       string    `toml:"reset"`        // e.g. AT+RST
+	ResetAfter  int       `toml:"reset_after"`  // consecutive timeouts, default 3
+	RawCommands *bool     `toml:"raw_commands"` // {gateway}/{device}/at, default true
+	Topic       string    `toml:"topic"`
+	Payload     string    `toml:"payload"`
+}
+
+// ATQuery is a command sent every interval and the pattern its reply is parsed with.
+type ATQuery struct {
+	Command string   `toml:"command"`
+	Pattern string   `toml:"pattern"`
+	Timeout Duration `toml:"timeout"`
+}
+
+// ATURC is an unsolicited result code to recognise.
+type ATURC struct {
+	Pattern string `toml:"pattern"`
+}
+
+// Uplink is the connection to the upstream broker.
+type Uplink struct {
+	URL                string     `toml:"url"`
+	URLs               []string   `toml:"urls"`
+	ClientID           string     `toml:"client_id"` // default: gateway id
+	Username           string     `toml:"username"`
+	Password           string     `toml:"password"`
+	PasswordFile       string     `toml:"password_file"`
+	CAFile             string     `toml:"ca_file"`
+	CertFile           string     `toml:"cert_file"`
+	KeyFile            string     `toml:"key_file"`
+	ServerName         string     `toml:"server_name"`
+	InsecureSkipVerify bool       `toml:"insecure_skip_verify"`
+	Keepalive          Duration   `toml:"keepalive"`   // default 30s
+	MaxBackoff         Duration   `toml:"max_backoff"` // default 30s
+	Inflight           int        `toml:"inflight"`    // QoS 1 publishes in flight upstream, default 64
+	BufferQoS0         bool       `toml:"buffer_qos0"`
+	Forward            []Forward  `toml:"forward"`
+	Downlink           []Downlink `toml:"downlink"`
+}
+
+// Forward sends local topics matching Local upstream.
+type Forward struct {
+	Local        string `toml:"local"`
+	RemotePrefix string `toml:"remote_prefix"`
+	QoS          *int   `toml:"qos"` // 0 | 1, default 1
+}
+
+// Downlink brings remote topics matching Remote into the local broker.
+type Downlink struct {
+	Remote      string `toml:"remote"`
+	StripPrefix string `toml:"strip_prefix"`
+	LocalPrefix string `toml:"local_prefix"`
+	QoS         *int   `toml:"qos"` // default 1
+}
+
+// Buffer bounds the store-and-forward queue.
+type Buffer struct {
+	MaxBytes   Size     `toml:"max_bytes"`  // default 256MiB
+	MaxAge     Duration `toml:"max_age"`    // default 168h
+	WhenFull   string   `toml:"when_full"`  // drop-oldest (default) | reject
+	Durability string   `toml:"durability"` // normal (default) | full
+}
