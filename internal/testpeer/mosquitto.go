@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,7 +21,8 @@ type Mosquitto struct {
 
 // StartMosquitto runs mosquitto on a free loopback port with the given extra
 // configuration lines (the listener line is written for you unless extra
-// starts with its own "listener"). It is stopped when the test ends.
+// starts with its own "listener", and allow_anonymous true unless extra sets
+// it). It is stopped when the test ends.
 func StartMosquitto(t testing.TB, extra string) *Mosquitto {
 	t.Helper()
 	bin := Need(t, "mosquitto", "mosquitto")
@@ -28,8 +30,11 @@ func StartMosquitto(t testing.TB, extra string) *Mosquitto {
 		t.Fatalf("mosquitto: %v", err)
 	}
 	m := &Mosquitto{Addr: FreePort(t), Dir: t.TempDir(), log: &bytes.Buffer{}}
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", Port(t, m.Addr))
-	if len(extra) >= 8 && extra[:8] == "listener" {
+	conf := fmt.Sprintf("listener %d 127.0.0.1\n", Port(t, m.Addr))
+	if !strings.Contains(extra, "allow_anonymous") {
+		conf += "allow_anonymous true\n"
+	}
+	if strings.HasPrefix(extra, "listener") {
 		conf = ""
 	}
 	conf += extra + "\n"
