@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -16,7 +17,25 @@ type Mosquitto struct {
 	Addr string // 127.0.0.1:port
 	Dir  string // its working directory (config, logs)
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *lockedBuffer
+}
+
+// lockedBuffer collects a process's output while tests read it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // StartMosquitto runs mosquitto on a free loopback port with the given extra
@@ -29,7 +48,7 @@ func StartMosquitto(t testing.TB, extra string) *Mosquitto {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("mosquitto: %v", err)
 	}
-	m := &Mosquitto{Addr: FreePort(t), Dir: t.TempDir(), log: &bytes.Buffer{}}
+	m := &Mosquitto{Addr: FreePort(t), Dir: t.TempDir(), log: &lockedBuffer{}}
 	conf := fmt.Sprintf("listener %d 127.0.0.1\n", Port(t, m.Addr))
 	if !strings.Contains(extra, "allow_anonymous") {
 		conf += "allow_anonymous true\n"
