@@ -1,0 +1,287 @@
+package modbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	mb "github.com/simonvetter/modbus"
+
+	"github.com/edged/edged/telemetry"
+)
+
+// Run polls the bus's devices until ctx ends, then closes the port and
+// returns nil. Device errors, timeouts and a vanished port are published
+// and retried, never returned.
+func (b *Bus) Run(ctx context.Context) error {
+	unsubs := b.subscribeWrites()
+	defer func() {
+		for _, u := range unsubs {
+			u()
+		}
+	}()
+	l := newLink(b)
+	defer l.closeAll()
+	now := time.Now()
+	for _, d := range b.devices {
+		d.next = now
+	}
+	b.log.Info("polling", "transport", b.transport, "target", b.target, "devices", len(b.devices))
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		// A write waiting is served before the next poll cycle starts; within
+		// a cycle writes slip in between reads (see pollDevice), and at most
+		// one write runs between two reads, so neither side starves.
+		select {
+		case <-ctx.Done():
+			return nil
+		case w := <-b.writes:
+			b.doWrite(l, w)
+			continue
+		default:
+		}
+		d := b.nextDue()
+		var wake <-chan time.Time
+		if d != nil {
+			wait := time.Until(d.next)
+			if wait > 0 {
+				timer.Reset(wait)
+				wake = timer.C
+			}
+		}
+		if d == nil || wake != nil {
+			select {
+			case <-ctx.Done():
+				return nil
+			case w := <-b.writes:
+				timer.Stop() // Go 1.23+ timers: no stale tick after Stop
+				b.doWrite(l, w)
+				continue
+			case <-wake:
+			}
+		}
+		b.pollDevice(ctx, l, d)
+		if ctx.Err() != nil {
+			return nil
+		}
+		b.schedule(d, time.Now())
+	}
+}
+
+// nextDue is the device whose next poll comes first. Ties go to the device
+// listed first; since a polled device moves its time on, devices that are
+// due together take turns.
+func (b *Bus) nextDue() *device {
+	var best *device
+	for _, d := range b.devices {
+		if len(d.reads) == 0 {
+			continue
+		}
+		if best == nil || d.next.Before(best.next) {
+			best = d
+		}
+	}
+	return best
+}
+
+// schedule sets the device's next poll. Polls run at a fixed rate: the next
+// one is a whole number of intervals after the first, and a cycle that ran
+// past its successor's start skips the missed slots (counted as an overrun,
+// logged once until the device keeps up again) instead of piling them up.
+// An offline device is retried with a growing backoff instead.
+func (b *Bus) schedule(d *device, now time.Time) {
+	if d.online != nil && !*d.online {
+		limit := max(d.interval, min(30*time.Second, 10*d.interval))
+		d.backoff = min(max(2*d.backoff, d.interval), limit)
+		d.next = now.Add(d.backoff)
+		return
+	}
+	d.backoff = 0
+	d.next = d.next.Add(d.interval)
+	if !d.next.After(now) {
+		missed := now.Sub(d.next)/d.interval + 1
+		d.next = d.next.Add(missed * d.interval)
+		b.count(d, func(s *DeviceStats) { s.Overruns++ })
+		if !d.overrunning {
+			b.log.Warn("poll cycle took longer than the interval; skipping missed cycles",
+				"device", d.name, "interval", d.interval)
+			d.overrunning = true
+		}
+	} else if d.overrunning {
+		b.log.Info("poll cycle fits its interval again", "device", d.name)
+		d.overrunning = false
+	}
+}
+
+// pollDevice runs one cycle of d's plan and publishes what it read.
+func (b *Bus) pollDevice(ctx context.Context, l *link, d *device) {
+	b.count(d, func(s *DeviceStats) { s.Cycles++ })
+	var noAnswer error
+	for i := 0; i < len(d.reads); i++ {
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case w := <-b.writes:
+			b.doWrite(l, w)
+		default:
+		}
+		r := d.reads[i]
+		regs, bits, class, err := b.readOnce(l, d, r)
+		now := time.Now()
+		switch class {
+		case classOK:
+			for _, p := range r.points {
+				v, derr := decodePoint(p, r.start, regs, bits)
+				if derr != nil {
+					b.publishBad(d, p, fmt.Errorf("decode %s: %w", r, derr), now)
+					continue
+				}
+				b.publishValue(d, p, v, now, false)
+			}
+			continue
+		case classException:
+			var ex ExceptionError
+			if errors.As(err, &ex) && ex.Code == 2 {
+				if parts := r.split(); parts != nil {
+					// The device has a hole inside this read: read the halves
+					// now and keep them in the plan for every later cycle.
+					d.reads = replaceRead(d.reads, i, parts)
+					i--
+					b.count(d, func(s *DeviceStats) { s.Splits++ })
+					b.log.Info("device refused a merged read; split it", "device", d.name,
+						"read", r.String(), "into", fmt.Sprintf("%v + %v", parts[0], parts[1]))
+					continue
+				}
+			}
+			for _, p := range r.points {
+				b.publishBad(d, p, fmt.Errorf("read %s: %w", r, err), now)
+			}
+			continue
+		}
+		// No answer: the rest of this cycle would only wait out more
+		// timeouts and keep the other devices of the bus waiting.
+		noAnswer = fmt.Errorf("read %s: %w", r, err)
+		for _, rr := range d.reads[i:] {
+			for _, p := range rr.points {
+				b.publishBad(d, p, noAnswer, now)
+			}
+		}
+		break
+	}
+	b.setHealth(d, noAnswer)
+}
+
+// readOnce sends one read request of the plan.
+func (b *Bus) readOnce(l *link, d *device, r *read) (regs []byte, bits []bool, class errClass, err error) {
+	var respPDU int
+	if r.table.isBits() {
+		respPDU = 2 + (int(r.count)+7)/8
+	} else {
+		respPDU = 2 + 2*int(r.count)
+	}
+	class, err = b.do(l, d, 5, respPDU, func(c *mb.ModbusClient) error {
+		var e error
+		switch r.table {
+		case Holding:
+			regs, e = c.ReadRawBytes(r.start, r.count, mb.HOLDING_REGISTER)
+		case Input:
+			regs, e = c.ReadRawBytes(r.start, r.count, mb.INPUT_REGISTER)
+		case Coil:
+			bits, e = c.ReadCoils(r.start, r.count)
+		case Discrete:
+			bits, e = c.ReadDiscreteInputs(r.start, r.count)
+		}
+		return e
+	})
+	return regs, bits, class, err
+}
+
+// setHealth counts a cycle that got no answer and publishes the device's
+// retained status when it changes: offline after offlineAfter failed
+// cycles in a row, online on the first answer.
+func (b *Bus) setHealth(d *device, noAnswer error) {
+	topic := telemetry.StatusTopic(b.gateway, d.name)
+	if noAnswer == nil {
+		d.failures = 0
+		if d.online == nil || !*d.online {
+			if d.online != nil {
+				b.log.Info("device answers again", "device", d.name)
+			}
+			on := true
+			d.online = &on
+			b.count(d, func(s *DeviceStats) { s.Online = true })
+			b.publish(topic, []byte("online"), 1, true)
+		}
+		return
+	}
+	d.failures++
+	if d.failures >= offlineAfter && (d.online == nil || *d.online) {
+		off := false
+		d.online = &off
+		b.count(d, func(s *DeviceStats) { s.Online = false })
+		b.log.Warn("device offline", "device", d.name, "failures", d.failures, "err", noAnswer)
+		b.publish(topic, []byte("offline"), 1, true)
+	}
+}
+
+// publishValue publishes a good reading unless the deadband holds it back.
+// force is set for the read-back after a write.
+func (b *Bus) publishValue(d *device, p *point, v any, now time.Time, force bool) {
+	if !force && p.published && !p.bad && !changed(p, v) &&
+		(p.heartbeat <= 0 || now.Sub(p.lastAt) < p.heartbeat) {
+		return
+	}
+	pt := telemetry.Point{Device: d.name, Name: p.name, Value: v, Unit: p.unit, Time: now}
+	b.publish(p.topic, pt.Payload(d.format), p.qos, p.retain)
+	p.published, p.last, p.lastAt, p.bad, p.badErr = true, v, now, false, ""
+}
+
+// publishBad publishes a failed reading when the point's state changes
+// (good to bad, or a different error), not on every failed cycle.
+func (b *Bus) publishBad(d *device, p *point, err error, now time.Time) {
+	if p.bad && p.badErr == err.Error() {
+		return
+	}
+	pt := telemetry.Point{Device: d.name, Name: p.name, Unit: p.unit, Time: now, Err: err}
+	b.publish(p.topic, pt.Payload(d.format), p.qos, p.retain)
+	p.bad, p.badErr = true, err.Error()
+}
+
+func (b *Bus) publish(topic string, payload []byte, qos byte, retain bool) {
+	if err := b.pub.Publish(topic, payload, qos, retain); err != nil {
+		b.log.Debug("publish failed", "topic", topic, "err", err)
+	}
+}
+
+// changed reports whether v differs from the last published value by more
+// than the point's deadband. Without a deadband every reading counts.
+func changed(p *point, v any) bool {
+	if p.deadband <= 0 {
+		return true
+	}
+	a, aok := toFloat(p.last)
+	c, cok := toFloat(v)
+	if !aok || !cok {
+		return p.last != v
+	}
+	if math.IsNaN(a) || math.IsNaN(c) {
+		return math.IsNaN(a) != math.IsNaN(c)
+	}
+	return math.Abs(c-a) > p.deadband
+}
+
+func toFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	case float64:
+		return x, true
+	}
+	return 0, false
+}
