@@ -146,7 +146,7 @@ func parseOrder(s string) (Order, error) {
 	return 0, fmt.Errorf("order %q is not one of ABCD, CDAB, BADC, DCBA", s)
 }
 
-func (o Order) swapsBytes() bool  { return o == BADC || o == DCBA }
+func (o Order) swapsBytes() bool    { return o == BADC || o == DCBA }
 func (o Order) reversesWords() bool { return o == CDAB || o == DCBA }
 
 // toBigEndian turns the wire bytes of one value (2 bytes per register) into

@@ -187,9 +187,9 @@ func (b *Bus) readOnce(l *link, d *device, r *read) (regs []byte, bits []bool, c
 		var e error
 		switch r.table {
 		case Holding:
-			regs, e = c.ReadRawBytes(r.start, r.count, mb.HOLDING_REGISTER)
+			regs, e = c.ReadRawBytes(r.start, 2*r.count, mb.HOLDING_REGISTER) // quantity in bytes
 		case Input:
-			regs, e = c.ReadRawBytes(r.start, r.count, mb.INPUT_REGISTER)
+			regs, e = c.ReadRawBytes(r.start, 2*r.count, mb.INPUT_REGISTER)
 		case Coil:
 			bits, e = c.ReadCoils(r.start, r.count)
 		case Discrete:
