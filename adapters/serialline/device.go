@@ -1,0 +1,330 @@
+package serialline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"go.bug.st/serial"
+
+	"github.com/edged/edged/config"
+	"github.com/edged/edged/telemetry"
+)
+
+// Defaults applied to zero config values.
+const (
+	DefaultBaud     = 9600
+	DefaultInterval = 30 * time.Second
+)
+
+// txQueue bounds the writes waiting for the port; more are dropped and counted.
+const txQueue = 16
+
+// Publisher is where readings and status go: the local broker's inline client.
+type Publisher interface {
+	Publish(topic string, payload []byte, qos byte, retain bool) error
+}
+
+// Subscriber delivers messages published on topics matching filter.
+type Subscriber interface {
+	Subscribe(filter string, handler func(topic string, payload []byte)) (unsubscribe func(), err error)
+}
+
+// Stats counts what a Device did since New.
+type Stats struct {
+	Online    bool   // the port is open
+	Opens     uint64 // successful opens, the first included
+	Bytes     uint64 // bytes read
+	Frames    uint64 // complete frames
+	Matched   uint64 // frames at least one pattern matched
+	Unmatched uint64 // frames no pattern matched
+	Overlong  uint64 // frames longer than max_frame, dropped
+	Noise     uint64 // bytes outside start/end frames
+	Points    uint64 // points published
+	Requests  uint64 // poll requests written
+	TxWrites  uint64 // payloads from {gateway}/{device}/tx written
+	TxDropped uint64 // tx payloads dropped: port closed or queue full
+	PubErrors uint64 // publishes the Publisher refused
+}
+
+// Device is one [[serial]] sensor.
+type Device struct {
+	name    string
+	gateway string
+	path    string
+	mode    *serial.Mode
+	spec    FrameSpec
+	pats    *Patterns
+	raw     bool
+	request []byte
+	every   time.Duration
+	tx      bool
+	tmpl    telemetry.Template
+	format  telemetry.PayloadFormat
+	pub     Publisher
+	sub     Subscriber
+	log     *slog.Logger
+
+	txq chan []byte
+
+	mu      sync.Mutex
+	stats   Stats
+	pubFail bool // a publish failed; log again only once one succeeds
+}
+
+// New checks cfg and prepares a device; the port is opened by Run.
+func New(cfg config.Serial, gateway string, pub Publisher, sub Subscriber, log *slog.Logger) (*Device, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	where := fmt.Sprintf("serial %q", cfg.Name)
+	if cfg.Name == "" {
+		return nil, fmt.Errorf("serial: name is empty")
+	}
+	if cfg.Port == "" {
+		return nil, fmt.Errorf("%s: port is empty", where)
+	}
+	if pub == nil {
+		return nil, fmt.Errorf("%s: no publisher", where)
+	}
+	mode, err := PortMode(cfg.SerialPort, DefaultBaud)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	d := &Device{
+		name: cfg.Name, gateway: gateway, path: cfg.Port, mode: mode, raw: cfg.Raw,
+		tx: cfg.Writable, pub: pub, sub: sub, every: cfg.Interval.Duration,
+		log: log.With("adapter", "serial", "device", cfg.Name, "port", cfg.Port),
+		txq: make(chan []byte, txQueue),
+	}
+	if d.spec, err = frameSpec(cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if _, err := NewFramer(d.spec); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if d.pats, err = CompilePatterns(cfg.Patterns, true); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if cfg.Request != "" {
+		if d.request, err = unescape(cfg.Request); err != nil {
+			return nil, fmt.Errorf("%s: request: %w", where, err)
+		}
+	}
+	if d.every <= 0 {
+		d.every = DefaultInterval
+	}
+	if d.tmpl, d.format, err = Output(cfg.Topic, cfg.Payload); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if d.tx && sub == nil {
+		return nil, fmt.Errorf("%s: writable needs a subscriber", where)
+	}
+	return d, nil
+}
+
+// Output checks a device's topic template and payload format, with the
+// defaults for empty values.
+func Output(topic, payload string) (telemetry.Template, telemetry.PayloadFormat, error) {
+	tmpl := telemetry.Template(topic)
+	if topic == "" {
+		tmpl = telemetry.DefaultTemplate
+	}
+	if err := tmpl.Validate(); err != nil {
+		return "", 0, fmt.Errorf("topic: %w", err)
+	}
+	switch payload {
+	case "", "json":
+		return tmpl, telemetry.PayloadJSON, nil
+	case "value":
+		return tmpl, telemetry.PayloadValue, nil
+	}
+	return "", 0, fmt.Errorf("payload %q is not one of json, value", payload)
+}
+
+func frameSpec(cfg config.Serial) (FrameSpec, error) {
+	var s FrameSpec
+	var err error
+	if s.Delimiter, err = unescape(cfg.Delimiter); err != nil {
+		return s, fmt.Errorf("delimiter: %w", err)
+	}
+	if s.Start, err = unescape(cfg.Start); err != nil {
+		return s, fmt.Errorf("start: %w", err)
+	}
+	if s.End, err = unescape(cfg.End); err != nil {
+		return s, fmt.Errorf("end: %w", err)
+	}
+	if cfg.MaxFrame < 0 || int64(cfg.MaxFrame) > 1<<24 {
+		return s, fmt.Errorf("max_frame %d is outside 1..16MiB", cfg.MaxFrame)
+	}
+	s.Max = int(cfg.MaxFrame)
+	return s, nil
+}
+
+// Stats returns a snapshot of the counters.
+func (d *Device) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
+}
+
+// Run reads the device until ctx ends and returns nil then. Port and device
+// errors are logged, shown on the status topic and retried; they never end Run.
+func (d *Device) Run(ctx context.Context) error {
+	if d.tx {
+		topic := d.gateway + "/" + d.name + "/tx"
+		unsub, err := d.sub.Subscribe(topic, d.onTx)
+		if err != nil {
+			// The daemon keeps the readings flowing; only writes are lost.
+			d.log.Error("cannot subscribe; writes to the port are off", "topic", topic, "err", err)
+		} else {
+			defer unsub()
+		}
+	}
+	d.publishStatus(false)
+	KeepOpen(ctx, d.path, d.mode, d.log, d.session, func(open bool) {
+		d.mu.Lock()
+		d.stats.Online = open
+		if open {
+			d.stats.Opens++
+		}
+		d.mu.Unlock()
+		d.publishStatus(open)
+	})
+	return nil
+}
+
+// onTx queues a payload for the port; the session goroutine writes it.
+func (d *Device) onTx(_ string, payload []byte) {
+	select {
+	case d.txq <- append([]byte(nil), payload...):
+	default:
+		d.count(func(s *Stats) { s.TxDropped++ })
+		d.log.Warn("tx queue full; payload dropped", "bytes", len(payload))
+	}
+}
+
+func (d *Device) session(ctx context.Context, c *Conn) error {
+	f, _ := NewFramer(d.spec) // checked in New
+	// Payloads queued while the port was closed are for a device that is
+	// gone; writing them to the one that came back would surprise it.
+	d.drainTx()
+	var tick <-chan time.Time
+	if len(d.request) > 0 {
+		t := time.NewTicker(d.every)
+		defer t.Stop()
+		tick = t.C
+		if err := d.write(c, d.request, func(s *Stats) { s.Requests++ }); err != nil {
+			return err
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case chunk, ok := <-c.Data:
+			if !ok {
+				return c.Err()
+			}
+			over, noise := f.Overlong(), f.Noise()
+			f.Feed(chunk, func(frame []byte) { d.frame(frame) })
+			d.count(func(s *Stats) {
+				s.Bytes += uint64(len(chunk))
+				s.Overlong += f.Overlong() - over
+				s.Noise += f.Noise() - noise
+			})
+		case <-tick:
+			if err := d.write(c, d.request, func(s *Stats) { s.Requests++ }); err != nil {
+				return err
+			}
+		case p := <-d.txq:
+			if err := d.write(c, p, func(s *Stats) { s.TxWrites++ }); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (d *Device) drainTx() {
+	for {
+		select {
+		case <-d.txq:
+			d.count(func(s *Stats) { s.TxDropped++ })
+		default:
+			return
+		}
+	}
+}
+
+func (d *Device) write(c *Conn, p []byte, counter func(*Stats)) error {
+	if _, err := c.Port.Write(p); err != nil {
+		return fmt.Errorf("write: %w: %w", ErrPortGone, err)
+	}
+	d.count(counter)
+	return nil
+}
+
+// frame turns one frame into points, or counts (and maybe publishes) it as
+// unmatched.
+func (d *Device) frame(frame []byte) {
+	s := string(frame)
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	fields, ok := d.pats.Match(s)
+	d.count(func(st *Stats) {
+		st.Frames++
+		if ok {
+			st.Matched++
+		} else {
+			st.Unmatched++
+		}
+	})
+	if !ok {
+		if d.raw {
+			d.publish(d.gateway+"/"+d.name+"/raw", frame, 0, false)
+		}
+		return
+	}
+	now := time.Now()
+	for _, f := range fields {
+		pt := telemetry.Point{Device: d.name, Name: f.Name, Value: f.Value, Time: now}
+		if d.publish(d.tmpl.Expand(d.gateway, d.name, f.Name), pt.Payload(d.format), 0, false) {
+			d.count(func(s *Stats) { s.Points++ })
+		}
+	}
+}
+
+func (d *Device) publishStatus(online bool) {
+	v := "offline"
+	if online {
+		v = "online"
+	}
+	d.publish(telemetry.StatusTopic(d.gateway, d.name), []byte(v), 1, true)
+}
+
+// publish hands a message on, logging the first failure of a run of them.
+func (d *Device) publish(topic string, payload []byte, qos byte, retain bool) bool {
+	err := d.pub.Publish(topic, payload, qos, retain)
+	d.mu.Lock()
+	first := err != nil && !d.pubFail
+	d.pubFail = err != nil
+	if err != nil {
+		d.stats.PubErrors++
+	}
+	d.mu.Unlock()
+	if first {
+		d.log.Warn("publish failed", "topic", topic, "err", err)
+	}
+	return err == nil
+}
+
+func (d *Device) count(f func(*Stats)) {
+	d.mu.Lock()
+	f(&d.stats)
+	d.mu.Unlock()
+}

@@ -1,0 +1,20 @@
+// Package serialline reads sensors that speak a line or frame protocol of
+// their own on a UART or USB serial adapter (`T=21.5,H=40`, NMEA sentences,
+// CSV) and turns every frame into points: the named groups of the configured
+// regular expressions, published on {gateway}/{device}/{group}.
+//
+// A Device owns its port: it frames the byte stream (LF/CRLF lines, a custom
+// delimiter, or start/end bytes, never buffering more than max_frame), sends
+// an optional request every interval for poll-style sensors, writes what is
+// published on {gateway}/{device}/tx when the device is writable, and keeps
+// the retained {gateway}/{device}/status topic at online or offline. A port
+// that vanishes (USB unplug) is closed and reopened with backoff when its
+// path comes back; nothing here ends the daemon.
+//
+// The framer, the patterns and the port keeper are exported because the AT
+// adapter (adapters/at) reads the same kind of port and turns replies into
+// points exactly the same way.
+//
+// It deliberately knows nothing of the broker: it publishes to the small
+// Publisher it is given.
+package serialline
