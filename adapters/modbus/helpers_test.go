@@ -153,4 +153,4 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 func dur(d time.Duration) config.Duration { return config.Duration{Duration: d} }
-func ptr[T any](v T) *T                  { return &v }
+func ptr[T any](v T) *T                   { return &v }
