@@ -1,0 +1,231 @@
+package serialline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edged/edged/config"
+	"github.com/edged/edged/internal/testpeer"
+)
+
+const gw = "gw"
+
+// startDevice runs a Device until the test ends.
+func startDevice(t *testing.T, cfg config.Serial, rec *recorder) *Device {
+	t.Helper()
+	d, err := New(cfg, gw, rec, rec, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v, want nil", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	})
+	return d
+}
+
+// sensor is the scripted device at the other end of the pty pair.
+type sensor struct {
+	t *testing.T
+	f *os.File
+
+	mu  sync.Mutex
+	got bytes.Buffer
+}
+
+func openSensor(t *testing.T, path string) *sensor {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sensor{t: t, f: f}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 256)
+		for {
+			n, err := f.Read(buf)
+			s.mu.Lock()
+			s.got.Write(buf[:n])
+			s.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		f.Close()
+		<-done
+	})
+	return s
+}
+
+func (s *sensor) write(chunks ...string) {
+	s.t.Helper()
+	for _, c := range chunks {
+		if _, err := s.f.Write([]byte(c)); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+}
+
+func (s *sensor) received() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.got.String()
+}
+
+// values decodes the "value" of each JSON payload on topic.
+func values(t *testing.T, rec *recorder, topic string) []any {
+	t.Helper()
+	var out []any
+	for _, p := range rec.on(topic) {
+		var v struct{ Value any }
+		if err := json.Unmarshal([]byte(p), &v); err != nil {
+			t.Fatalf("payload %q on %s: %v", p, topic, err)
+		}
+		out = append(out, v.Value)
+	}
+	return out
+}
+
+func waitStatus(t *testing.T, rec *recorder, want string) {
+	t.Helper()
+	testpeer.Eventually(t, 15*time.Second, "status "+want, func() bool {
+		return rec.last(gw+"/weather/status") == want
+	})
+}
+
+func weather(port string) config.Serial {
+	return config.Serial{
+		Name:       "weather",
+		SerialPort: config.SerialPort{Port: port},
+		Patterns:   []string{`T=(?P<temperature>-?[0-9.]+),H=(?P<humidity>[0-9.]+)`},
+	}
+}
+
+func TestDeviceReadsAScriptedSensor(t *testing.T) {
+	pair := testpeer.StartPtyPair(t)
+	rec := newRecorder()
+	cfg := weather(pair.A)
+	cfg.Raw = true
+	cfg.MaxFrame = 32
+	d := startDevice(t, cfg, rec)
+	waitStatus(t, rec, "online")
+	s := openSensor(t, pair.B)
+
+	s.write("T=2", "1.5,H=40.2\r", "\nnoise \xff\xfe here\n",
+		strings.Repeat("X", 100)+"\n", "T=-3,H=50\n\r", "\n\n", "T=22,H=41\r\n")
+	testpeer.Eventually(t, 10*time.Second, "three humidity readings", func() bool {
+		return len(rec.on(gw+"/weather/humidity")) == 3
+	})
+	if got, want := values(t, rec, gw+"/weather/temperature"), []any{21.5, -3.0, 22.0}; !slices.Equal(got, want) {
+		t.Errorf("temperature = %v, want %v", got, want)
+	}
+	if got, want := values(t, rec, gw+"/weather/humidity"), []any{40.2, 50.0, 41.0}; !slices.Equal(got, want) {
+		t.Errorf("humidity = %v, want %v", got, want)
+	}
+	if got, want := rec.on(gw+"/weather/raw"), []string{"noise \xff\xfe here"}; !slices.Equal(got, want) {
+		t.Errorf("raw = %q, want %q", got, want)
+	}
+	st := d.Stats()
+	if st.Frames != 4 || st.Matched != 3 || st.Unmatched != 1 || st.Overlong != 1 || st.Points != 6 || !st.Online {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestDevicePollsAndWritesTx(t *testing.T) {
+	pair := testpeer.StartPtyPair(t)
+	rec := newRecorder()
+	cfg := weather(pair.A)
+	cfg.Request = `READ\r\n`
+	cfg.Interval = config.Duration{Duration: 50 * time.Millisecond}
+	cfg.Writable = true
+	cfg.Payload = "value"
+	s := openSensor(t, pair.B)
+	startDevice(t, cfg, rec)
+	waitStatus(t, rec, "online")
+
+	testpeer.Eventually(t, 10*time.Second, "two requests", func() bool {
+		return strings.Count(s.received(), "READ\r\n") >= 2
+	})
+	s.write("T=1,H=2\n")
+	testpeer.Eventually(t, 10*time.Second, "the polled reading", func() bool {
+		return rec.last(gw+"/weather/temperature") == "1"
+	})
+
+	rec.inject(t, gw+"/weather/tx", []byte("SET 5\r\n"))
+	testpeer.Eventually(t, 10*time.Second, "the tx payload at the sensor", func() bool {
+		return strings.Contains(s.received(), "SET 5\r\n")
+	})
+}
+
+func TestDeviceReopensAVanishedPort(t *testing.T) {
+	pair := testpeer.StartPtyPair(t)
+	rec := newRecorder()
+	d := startDevice(t, weather(pair.A), rec)
+	waitStatus(t, rec, "online")
+
+	pair.Stop() // the port vanishes, as on a USB unplug
+	waitStatus(t, rec, "offline")
+	if _, err := os.Stat(pair.A); err == nil {
+		t.Fatal("port still there after stop")
+	}
+	pair.Start() // and comes back under the same name
+	waitStatus(t, rec, "online")
+
+	s := openSensor(t, pair.B)
+	s.write("T=5,H=6\n")
+	testpeer.Eventually(t, 10*time.Second, "a reading from the new port", func() bool {
+		return len(rec.on(gw+"/weather/temperature")) == 1
+	})
+	if got := rec.on(gw + "/weather/status"); !slices.Equal(got, []string{"offline", "online", "offline", "online"}) {
+		t.Errorf("status history = %q", got)
+	}
+	if st := d.Stats(); st.Opens != 2 {
+		t.Errorf("opens = %d, want 2", st.Opens)
+	}
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(*config.Serial)
+	}{
+		{"a pattern that does not compile", func(c *config.Serial) { c.Patterns = []string{"(?P<x>"} }},
+		{"a delimiter together with start and end", func(c *config.Serial) { c.Delimiter = ";"; c.Start = "<"; c.End = ">" }},
+		{"an unknown parity", func(c *config.Serial) { c.Parity = "X" }},
+		{"an unknown payload format", func(c *config.Serial) { c.Payload = "xml" }},
+		{"a topic with a wildcard", func(c *config.Serial) { c.Topic = "{gateway}/#" }},
+		{"a bad escape in the request", func(c *config.Serial) { c.Request = `\q` }},
+		{"no port", func(c *config.Serial) { c.Port = "" }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := weather("/dev/null")
+			tc.edit(&cfg)
+			if _, err := New(cfg, gw, newRecorder(), newRecorder(), nil); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+}
