@@ -1,0 +1,368 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edged/edged/config"
+	"github.com/edged/edged/telemetry"
+)
+
+const (
+	// connectTimeout bounds how long a new connection may take to send its
+	// CONNECT; after it, mochi's keepalive deadline applies.
+	connectTimeout = 10 * time.Second
+	// closeTimeout bounds the wait for clients to be let go at shutdown.
+	closeTimeout = 2 * time.Second
+	// sweepEvery is how often queued messages are checked against message_expiry.
+	sweepEvery = 5 * time.Second
+)
+
+// Broker is the embedded MQTT broker: mochi-mqtt with edged's listeners,
+// authentication, persistence and limits.
+type Broker struct {
+	cfg   config.Broker
+	log   *slog.Logger
+	srv   *mqtt.Server
+	lns   []*netListener
+	hook  *edgeHook
+	auth  *AuthHook
+	store *Store
+	ready chan struct{}
+
+	started   atomic.Bool
+	malformed atomic.Int64
+	expired   atomic.Int64
+	subIDs    atomic.Int64
+}
+
+// Stats are the broker's counters since New.
+type Stats struct {
+	ClientsConnected int64 // network clients connected now
+	MessagesReceived int64 // PUBLISH packets received (network and in-process)
+	MessagesSent     int64 // PUBLISH packets written to clients
+	Dropped          int64 // DroppedQueueFull + DroppedExpired
+	DroppedQueueFull int64 // a subscriber's queue (max_inflight + max_queued) was full
+	DroppedExpired   int64 // queued longer than message_expiry
+	Refused          int64 // publishes the interceptor refused
+	RefusedLogins    uint64
+	RefusedACL       uint64
+	Malformed        int64 // connections closed for a malformed or oversized packet
+	Retained         int64
+	Subscriptions    int64
+	Inflight         int64 // QoS 1/2 messages held for subscribers
+}
+
+// New validates cfg, loads the users and ACL files, and opens the store at
+// stateDir/broker.db when persistence is on. It does not listen yet.
+func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg = withDefaults(cfg)
+	specs, err := listenerSpecs(cfg)
+	if err = errors.Join(checkLimits(cfg), err); err != nil {
+		return nil, err
+	}
+	byListener, err := loadAuth(specs)
+	if err != nil {
+		return nil, err
+	}
+
+	b := &Broker{cfg: cfg, log: log, ready: make(chan struct{})}
+	drops := newDropLog(log)
+	b.hook = &edgeHook{drops: drops}
+
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumClients = int64(cfg.MaxClients)
+	caps.MaximumPacketSize = uint32(cfg.MaxPacketSize)
+	caps.ReceiveMaximum = uint16(cfg.MaxInflight)
+	caps.MaximumInflight = uint16(cfg.MaxInflight + cfg.MaxQueued)
+	caps.MaximumClientWritesPending = int32(cfg.MaxInflight + cfg.MaxQueued)
+	caps.MaximumSessionExpiryInterval = uint32(min(cfg.SessionExpiry.Duration/time.Second, 1<<32-1))
+	// mochi applies its message expiry to retained messages as well, so a
+	// status topic that did not change for a week would vanish. edged keeps
+	// retained messages until replaced and expires queued ones itself (sweep).
+	caps.MaximumMessageExpiryInterval = 0
+
+	b.srv = mqtt.New(&mqtt.Options{
+		Capabilities:             caps,
+		InlineClient:             true,
+		Logger:                   slog.New(&mochiLog{next: log.Handler(), drops: drops}),
+		SysTopicResendInterval:   10,
+		ClientNetWriteBufferSize: 16 << 10,
+	})
+	if err := b.srv.AddHook(b.hook, nil); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	b.auth = NewAuthHook(byListener, log.With("hook", "auth"))
+	if err := b.srv.AddHook(b.auth, nil); err != nil {
+		return nil, fmt.Errorf("broker: auth: %w", err)
+	}
+	if *cfg.Persist {
+		if err := os.MkdirAll(stateDir, 0o750); err != nil {
+			return nil, fmt.Errorf("broker: state_dir: %w", err)
+		}
+		st, err := NewStore(filepath.Join(stateDir, "broker.db"), log.With("hook", "store"))
+		if err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		if err := b.srv.AddHook(st, nil); err != nil {
+			_ = st.Close()
+			return nil, fmt.Errorf("broker: store: %w", err)
+		}
+		b.store = st
+	}
+
+	maxPacket := int(cfg.MaxPacketSize)
+	for _, s := range specs {
+		b.lns = append(b.lns, &netListener{
+			id: s.id, proto: s.kind, addr: s.addr, tls: s.tls,
+			wrap: func(c net.Conn) net.Conn {
+				_ = c.SetReadDeadline(time.Now().Add(connectTimeout))
+				return newGuardConn(c, maxPacket, b.onMalformed)
+			},
+		})
+	}
+	return b, nil
+}
+
+// loadAuth reads each listener's users and ACL files (a file shared by
+// listeners is read once).
+func loadAuth(specs []listenerSpec) (map[string]ListenerAuth, error) {
+	users := map[string]*Users{}
+	acls := map[string]*ACL{}
+	out := map[string]ListenerAuth{}
+	var errs []error
+	for i, s := range specs {
+		la := ListenerAuth{AllowAnonymous: s.anonymous}
+		if s.usersFile != "" {
+			u, ok := users[s.usersFile]
+			if !ok {
+				var err error
+				if u, err = LoadUsers(s.usersFile); err != nil {
+					errs = append(errs, fmt.Errorf("broker.listener[%d].users_file: %w", i, err))
+				}
+				users[s.usersFile] = u
+			}
+			la.Users = u
+		}
+		if s.aclFile != "" {
+			a, ok := acls[s.aclFile]
+			if !ok {
+				var err error
+				if a, err = LoadACL(s.aclFile); err != nil {
+					errs = append(errs, fmt.Errorf("broker.listener[%d].acl_file: %w", i, err))
+				}
+				acls[s.aclFile] = a
+			}
+			la.ACL = a
+		}
+		out[s.id] = la
+	}
+	return out, errors.Join(errs...)
+}
+
+func (b *Broker) onMalformed(c net.Conn, err error) {
+	b.malformed.Add(1)
+	b.log.Warn("closing client connection: malformed packet", "remote", c.RemoteAddr().String(), "error", err)
+}
+
+// Run opens every listener (an error if one cannot be opened, such as an
+// address in use), serves until ctx ends, then disconnects the clients,
+// closes the store and returns nil. A Broker runs once.
+func (b *Broker) Run(ctx context.Context) error {
+	if !b.started.CompareAndSwap(false, true) {
+		return errors.New("broker: Run called twice")
+	}
+	for i, l := range b.lns {
+		if err := b.srv.AddListener(l); err != nil {
+			for _, o := range b.lns[:i] {
+				o.Close(func(string) {})
+			}
+			b.closeStore()
+			return fmt.Errorf("broker.%s: %s %s: %w", l.id, l.proto, l.addr, err)
+		}
+	}
+	if err := b.srv.Serve(); err != nil {
+		_ = b.srv.Close()
+		b.closeStore()
+		return fmt.Errorf("broker: start: %w", err)
+	}
+	for _, l := range b.lns {
+		b.log.Info("listening", "listener", l.id, "type", l.proto, "address", l.Address())
+	}
+	close(b.ready)
+
+	var wg sync.WaitGroup
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b.sweep(sweepCtx)
+	}()
+
+	<-ctx.Done()
+	stopSweep()
+	wg.Wait()
+	b.shutdown()
+	return nil
+}
+
+// shutdown stops the listeners and clients, waiting at most closeTimeout
+// for them (a client that stopped reading must not hold the daemon).
+func (b *Broker) shutdown() {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Conn != nil {
+			_ = cl.Net.Conn.SetWriteDeadline(time.Now().Add(closeTimeout / 2))
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = b.srv.Close()
+		b.srv.Listeners.ClientsWg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeTimeout):
+		b.log.Warn("clients still closing at shutdown; not waiting longer", "waited", closeTimeout)
+	}
+	b.closeStore()
+	b.log.Info("stopped")
+}
+
+func (b *Broker) closeStore() {
+	if b.store == nil {
+		return
+	}
+	if err := b.store.Close(); err != nil {
+		b.log.Warn("closing store", "error", err)
+	}
+}
+
+// sweep drops QoS 1/2 messages that waited longer than message_expiry for
+// their subscriber, counting and logging them.
+func (b *Broker) sweep(ctx context.Context) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	maxAge := int64(b.cfg.MessageExpiry.Duration / time.Second)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, cl := range b.srv.Clients.GetAll() {
+				if n := len(cl.ClearExpiredInflights(now.Unix(), maxAge)); n > 0 {
+					b.expired.Add(int64(n))
+					for range n {
+						b.hook.drops.dropped(cl.ID, cl.Net.Listener, "expired (message_expiry)")
+					}
+				}
+			}
+		}
+	}
+}
+
+// Ready is closed once every listener is open.
+func (b *Broker) Ready() <-chan struct{} { return b.ready }
+
+// Addrs returns the listeners' addresses, the bound ones once Run has opened
+// them (so a configured port 0 reads as the real port).
+func (b *Broker) Addrs() []net.Addr {
+	out := make([]net.Addr, 0, len(b.lns))
+	for _, l := range b.lns {
+		if a := l.addrNet(); a != nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// SetInterceptor installs fn to be called synchronously for every publish,
+// from network clients and from Publish, before it is acknowledged or
+// delivered. Returning an error refuses the message: it is not delivered,
+// an MQTT 5 publisher of QoS 1/2 gets reason 0x97 (ErrQuotaExceeded) or 0x80
+// (any other error), and an MQTT 3 publisher is disconnected without an
+// acknowledgement. fromClient is the client id, "" for Publish. Wills are
+// not passed to fn. nil removes the interceptor.
+func (b *Broker) SetInterceptor(fn func(m telemetry.Message, fromClient string) error) {
+	if fn == nil {
+		b.hook.intercept.Store(nil)
+		return
+	}
+	f := Interceptor(fn)
+	b.hook.intercept.Store(&f)
+}
+
+// Publish publishes a message in-process, as the broker itself, without
+// ACL checks. Subscribers get it at up to the given QoS.
+func (b *Broker) Publish(topic string, payload []byte, qos byte, retain bool) error {
+	if topic == "" || strings.ContainsAny(topic, "+#\x00") {
+		return fmt.Errorf("broker: publish: %q is not a valid topic name", topic)
+	}
+	if qos > 2 {
+		return fmt.Errorf("broker: publish %s: qos %d is not 0, 1 or 2", topic, qos)
+	}
+	if fn := b.hook.intercept.Load(); fn != nil {
+		if err := (*fn)(telemetry.Message{Topic: topic, Payload: payload, QoS: qos, Retain: retain}, ""); err != nil {
+			b.hook.refused.Add(1)
+			return fmt.Errorf("broker: publish %s: refused: %w", topic, err)
+		}
+	}
+	if err := b.srv.Publish(topic, payload, retain, qos); err != nil {
+		return fmt.Errorf("broker: publish %s: %w", topic, err)
+	}
+	return nil
+}
+
+// Subscribe calls handler, in the publisher's goroutine, for every message
+// on a topic matching filter, starting with the retained ones. handler must
+// not block and must not keep payload after it returns. The returned
+// function removes the subscription.
+func (b *Broker) Subscribe(filter string, handler func(topic string, payload []byte)) (unsubscribe func(), err error) {
+	if handler == nil {
+		return nil, errors.New("broker: subscribe: nil handler")
+	}
+	id := int(b.subIDs.Add(1))
+	err = b.srv.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		handler(pk.TopicName, pk.Payload)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: subscribe %q: %w", filter, err)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { _ = b.srv.Unsubscribe(filter, id) }) }, nil
+}
+
+// Stats returns the broker's counters.
+func (b *Broker) Stats() Stats {
+	info := b.srv.Info
+	s := Stats{
+		ClientsConnected: atomic.LoadInt64(&info.ClientsConnected),
+		MessagesReceived: atomic.LoadInt64(&info.MessagesReceived),
+		MessagesSent:     atomic.LoadInt64(&info.MessagesSent),
+		DroppedQueueFull: atomic.LoadInt64(&info.MessagesDropped) + atomic.LoadInt64(&info.InflightDropped),
+		DroppedExpired:   b.expired.Load(),
+		Refused:          b.hook.refused.Load(),
+		Malformed:        b.malformed.Load(),
+		Retained:         int64(b.srv.Topics.Retained.Len()),
+		Subscriptions:    atomic.LoadInt64(&info.Subscriptions),
+		Inflight:         atomic.LoadInt64(&info.Inflight),
+	}
+	s.Dropped = s.DroppedQueueFull + s.DroppedExpired
+	s.RefusedLogins, s.RefusedACL = b.auth.Refused()
+	return s
+}

@@ -1,0 +1,244 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// errMalformed is what a guarded connection's Read returns once the client
+// has sent a packet that mochi could not decode safely. mochi then ends the
+// client's session as it would after any read error.
+var errMalformed = errors.New("malformed MQTT packet")
+
+const (
+	// guardBufSize is the read buffer a guarded connection starts with; it
+	// holds many small packets, so most reads are one syscall for several.
+	guardBufSize = 8 << 10
+	// guardKeepMax is the largest buffer kept between packets: a client that
+	// once sent a big packet does not pin that much memory for its lifetime.
+	guardKeepMax = 64 << 10
+)
+
+// frameDecoder checks MQTT packets one at a time the way mochi will read
+// them, without trusting them: it frames each packet by its fixed header,
+// refuses one whose announced size exceeds the limit before allocating for
+// it, and runs mochi's own decoder on it inside recover, so a packet that
+// would panic mochi's reader (upstream #501) panics here, harmlessly.
+type frameDecoder struct {
+	maxPacket int  // whole packet, header included
+	version   byte // protocol version, from the CONNECT; mochi's default before it
+	connected bool // a CONNECT has been seen
+}
+
+func newFrameDecoder(maxPacket int) frameDecoder {
+	return frameDecoder{maxPacket: maxPacket, version: 4}
+}
+
+// frame looks at the start of buf. It returns the size of the complete packet
+// found there (0 when more bytes are needed) and need, the number of bytes the
+// packet will take once complete (0 when even the header is incomplete).
+// An error means the stream is not MQTT the broker will accept.
+func (d *frameDecoder) frame(buf []byte) (size, need int, err error) {
+	if len(buf) < 2 {
+		return 0, 0, nil
+	}
+	var remaining, mult int
+	i := 1
+	for ; ; i++ {
+		if i > 4 {
+			return 0, 0, fmt.Errorf("%w: remaining length longer than 4 bytes", errMalformed)
+		}
+		if i >= len(buf) {
+			return 0, 0, nil
+		}
+		b := buf[i]
+		remaining |= int(b&0x7f) << mult
+		mult += 7
+		if b&0x80 == 0 {
+			break
+		}
+	}
+	total := i + 1 + remaining
+	if total > d.maxPacket {
+		return 0, 0, fmt.Errorf("%w: packet of %d bytes exceeds max_packet_size %d", errMalformed, total, d.maxPacket)
+	}
+	if len(buf) < total {
+		return 0, total, nil
+	}
+	return total, total, nil
+}
+
+// check decodes one complete packet (as framed by frame) with mochi's decoder
+// and reports whether mochi may be given it.
+func (d *frameDecoder) check(pkt []byte, headerLen int) (err error) {
+	var pk packets.Packet
+	if err := pk.FixedHeader.Decode(pkt[0]); err != nil {
+		return fmt.Errorf("%w: %v", errMalformed, err)
+	}
+	pk.FixedHeader.Remaining = len(pkt) - headerLen
+	pk.ProtocolVersion = d.version
+	if !d.connected && pk.FixedHeader.Type != packets.Connect {
+		return fmt.Errorf("%w: first packet is type %d, not CONNECT", errMalformed, pk.FixedHeader.Type)
+	}
+	body := pkt[headerLen:]
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: decoder panicked on packet type %d: %v", errMalformed, pk.FixedHeader.Type, r)
+		}
+	}()
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		err = pk.ConnectDecode(body)
+		if err == nil && !d.connected {
+			d.connected = true
+			d.version = pk.ProtocolVersion
+		}
+	case packets.Disconnect:
+		err = pk.DisconnectDecode(body)
+	case packets.Connack:
+		err = pk.ConnackDecode(body)
+	case packets.Publish:
+		err = pk.PublishDecode(body)
+	case packets.Puback:
+		err = pk.PubackDecode(body)
+	case packets.Pubrec:
+		err = pk.PubrecDecode(body)
+	case packets.Pubrel:
+		err = pk.PubrelDecode(body)
+	case packets.Pubcomp:
+		err = pk.PubcompDecode(body)
+	case packets.Subscribe:
+		err = pk.SubscribeDecode(body)
+	case packets.Suback:
+		err = pk.SubackDecode(body)
+	case packets.Unsubscribe:
+		err = pk.UnsubscribeDecode(body)
+	case packets.Unsuback:
+		err = pk.UnsubackDecode(body)
+	case packets.Pingreq, packets.Pingresp:
+	case packets.Auth:
+		err = pk.AuthDecode(body)
+	default:
+		err = fmt.Errorf("invalid packet type %d", pk.FixedHeader.Type)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: packet type %d: %v", errMalformed, pk.FixedHeader.Type, err)
+	}
+	return nil
+}
+
+// headerLen is the size of the fixed header of a framed packet.
+func headerLen(pkt []byte) int {
+	n := 2
+	for n < len(pkt) && n <= 4 && pkt[n-1]&0x80 != 0 {
+		n++
+	}
+	return n
+}
+
+// guardConn is a client connection whose Read hands mochi only bytes of
+// packets that frameDecoder has checked. Bytes pass through one buffer,
+// unchanged; nothing mochi receives was rewritten.
+type guardConn struct {
+	net.Conn
+	dec      frameDecoder
+	buf      []byte
+	r, v, w  int // buf[r:v] checked and not yet read by mochi, buf[v:w] unchecked
+	err      error
+	onReject func(c net.Conn, err error)
+}
+
+func newGuardConn(c net.Conn, maxPacket int, onReject func(net.Conn, error)) *guardConn {
+	return &guardConn{Conn: c, dec: newFrameDecoder(maxPacket), onReject: onReject}
+}
+
+// Read returns checked bytes, reading and checking more from the client when
+// none are left. A malformed packet ends the stream with an error wrapping
+// errMalformed; nothing of that packet reaches mochi.
+func (g *guardConn) Read(p []byte) (int, error) {
+	for g.r == g.v {
+		if g.err != nil {
+			return 0, g.err
+		}
+		if err := g.fill(); err != nil {
+			g.err = err
+			if errors.Is(err, errMalformed) && g.onReject != nil {
+				g.onReject(g.Conn, err)
+			}
+		}
+	}
+	n := copy(p, g.buf[g.r:g.v])
+	g.r += n
+	return n, nil
+}
+
+// fill checks the complete packets already buffered, and when there are none
+// reads more from the connection. It returns once some bytes are checked or
+// on error.
+func (g *guardConn) fill() error {
+	if g.buf == nil {
+		g.buf = make([]byte, guardBufSize)
+	}
+	for {
+		for g.v < g.w {
+			size, need, err := g.dec.frame(g.buf[g.v:g.w])
+			if err != nil {
+				return err
+			}
+			if size == 0 {
+				if need > len(g.buf)-g.v {
+					g.makeRoom(need)
+				}
+				break
+			}
+			pkt := g.buf[g.v : g.v+size]
+			if err := g.dec.check(pkt, headerLen(pkt)); err != nil {
+				return err
+			}
+			g.v += size
+		}
+		if g.r < g.v {
+			return nil
+		}
+		// Everything buffered has been read by mochi: start over at the front.
+		if g.r == g.w {
+			g.r, g.v, g.w = 0, 0, 0
+			if len(g.buf) > guardKeepMax {
+				g.buf = make([]byte, guardBufSize)
+			}
+		} else if len(g.buf)-g.w < 512 {
+			g.makeRoom(0)
+		}
+		n, err := g.Conn.Read(g.buf[g.w:])
+		g.w += n
+		if n > 0 {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// makeRoom moves the unread bytes to the front of the buffer and grows it to
+// hold need bytes of one packet. need was checked against max_packet_size by
+// frame, so a client cannot make this allocate more than the limit.
+func (g *guardConn) makeRoom(need int) {
+	unread := g.w - g.r
+	if need < unread {
+		need = unread
+	}
+	if need > len(g.buf) {
+		nb := make([]byte, need)
+		copy(nb, g.buf[g.r:g.w])
+		g.buf = nb
+	} else {
+		copy(g.buf, g.buf[g.r:g.w])
+	}
+	g.v -= g.r
+	g.w -= g.r
+	g.r = 0
+}
