@@ -1,0 +1,354 @@
+package at
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"go.bug.st/serial"
+
+	"github.com/edged/edged/adapters/serialline"
+	"github.com/edged/edged/config"
+	"github.com/edged/edged/telemetry"
+)
+
+// Defaults applied to zero config values.
+const (
+	DefaultBaud       = 115200
+	DefaultInterval   = 30 * time.Second
+	DefaultTimeout    = 2 * time.Second
+	DefaultResetAfter = 3
+)
+
+// Raw command limits: commissioning commands are short single lines.
+const (
+	rawQueue  = 8
+	maxRawCmd = 256
+)
+
+// errTimeout is a command that got no final result code in time.
+var errTimeout = errors.New("no final result code before the timeout")
+
+// errReset says reset_after consecutive timeouts were reached.
+var errReset = errors.New("too many consecutive timeouts")
+
+// Publisher is where readings, status and raw replies go: the local broker.
+type Publisher interface {
+	Publish(topic string, payload []byte, qos byte, retain bool) error
+}
+
+// Subscriber delivers messages published on topics matching filter.
+type Subscriber interface {
+	Subscribe(filter string, handler func(topic string, payload []byte)) (unsubscribe func(), err error)
+}
+
+// Stats counts what a Module did since New.
+type Stats struct {
+	Online      bool   // the port is open and the module answers
+	Opens       uint64 // successful opens of the port
+	Commands    uint64 // commands sent
+	Replies     uint64 // commands answered with OK
+	Errors      uint64 // commands answered with ERROR, +CME ERROR, FAIL, ...
+	Timeouts    uint64 // commands without a final result code in time
+	Resets      uint64 // resets after reset_after consecutive timeouts
+	URCs        uint64 // unsolicited result codes recognised
+	Stray       uint64 // lines that were neither reply nor URC
+	Points      uint64 // points published
+	Unmatched   uint64 // OK replies to a query its pattern did not match
+	RawCommands uint64 // raw commands answered on .../at/response
+	PubErrors   uint64 // publishes the Publisher refused
+}
+
+type query struct {
+	command string
+	re      *regexp.Regexp // nil: the query only checks that the module answers
+	names   []string
+	timeout time.Duration
+}
+
+type rawRequest struct{ command string }
+
+// Module is one [[at]] module.
+type Module struct {
+	name       string
+	gateway    string
+	path       string
+	mode       *serial.Mode
+	init       []string
+	every      time.Duration
+	timeout    time.Duration
+	queries    []query
+	urcs       []*regexp.Regexp
+	reset      string
+	resetAfter int
+	raw        bool
+	tmpl       telemetry.Template
+	format     telemetry.PayloadFormat
+	pub        Publisher
+	sub        Subscriber
+	log        *slog.Logger
+
+	rawq chan rawRequest
+	wg   sync.WaitGroup // replies published off the subscriber's goroutine
+
+	mu      sync.Mutex
+	stats   Stats
+	open    bool
+	pubFail bool
+}
+
+// New checks cfg and prepares a module; the port is opened by Run.
+func New(cfg config.ATDev, gateway string, pub Publisher, sub Subscriber, log *slog.Logger) (*Module, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Name == "" {
+		return nil, errors.New("at: name is empty")
+	}
+	where := fmt.Sprintf("at %q", cfg.Name)
+	if cfg.Port == "" {
+		return nil, fmt.Errorf("%s: port is empty", where)
+	}
+	if pub == nil {
+		return nil, fmt.Errorf("%s: no publisher", where)
+	}
+	mode, err := serialline.PortMode(cfg.SerialPort, DefaultBaud)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	m := &Module{
+		name: cfg.Name, gateway: gateway, path: cfg.Port, mode: mode,
+		every: cfg.Interval.Duration, timeout: cfg.Timeout.Duration,
+		reset: strings.TrimSpace(cfg.Reset), resetAfter: cfg.ResetAfter,
+		raw: cfg.RawCommands == nil || *cfg.RawCommands,
+		pub: pub, sub: sub,
+		log:  log.With("adapter", "at", "device", cfg.Name, "port", cfg.Port),
+		rawq: make(chan rawRequest, rawQueue),
+	}
+	if m.every <= 0 {
+		m.every = DefaultInterval
+	}
+	if m.timeout <= 0 {
+		m.timeout = DefaultTimeout
+	}
+	if m.resetAfter < 0 {
+		return nil, fmt.Errorf("%s: reset_after %d is negative", where, cfg.ResetAfter)
+	}
+	if m.resetAfter == 0 {
+		m.resetAfter = DefaultResetAfter
+	}
+	if m.reset != "" {
+		if err := checkCommand(m.reset); err != nil {
+			return nil, fmt.Errorf("%s: reset: %w", where, err)
+		}
+	}
+	for i, c := range cfg.Init {
+		c = strings.TrimSpace(c)
+		if err := checkCommand(c); err != nil {
+			return nil, fmt.Errorf("%s: init[%d]: %w", where, i, err)
+		}
+		m.init = append(m.init, c)
+	}
+	for i, q := range cfg.Queries {
+		mq := query{command: strings.TrimSpace(q.Command), timeout: q.Timeout.Duration}
+		if err := checkCommand(mq.command); err != nil {
+			return nil, fmt.Errorf("%s: queries[%d].command: %w", where, i, err)
+		}
+		if mq.timeout <= 0 {
+			mq.timeout = m.timeout
+		}
+		if q.Pattern != "" {
+			if mq.re, err = regexp.Compile(q.Pattern); err != nil {
+				return nil, fmt.Errorf("%s: queries[%d].pattern: %w", where, i, err)
+			}
+			if mq.names = serialline.GroupNames(mq.re); len(mq.names) == 0 {
+				return nil, fmt.Errorf("%s: queries[%d].pattern %q has no named group; write (?P<name>...) for each value", where, i, q.Pattern)
+			}
+		}
+		m.queries = append(m.queries, mq)
+	}
+	for i, u := range cfg.URCs {
+		re, err := regexp.Compile(u.Pattern)
+		if err != nil {
+			return nil, fmt.Errorf("%s: urcs[%d].pattern: %w", where, i, err)
+		}
+		if u.Pattern == "" {
+			return nil, fmt.Errorf("%s: urcs[%d].pattern is empty and would match every line", where, i)
+		}
+		m.urcs = append(m.urcs, re)
+	}
+	if m.tmpl, m.format, err = serialline.Output(cfg.Topic, cfg.Payload); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if m.raw && sub == nil {
+		return nil, fmt.Errorf("%s: raw_commands needs a subscriber (or set raw_commands = false)", where)
+	}
+	return m, nil
+}
+
+// checkCommand refuses what cannot be sent as one AT command line.
+func checkCommand(c string) error {
+	switch {
+	case c == "":
+		return errors.New("empty command")
+	case strings.ContainsAny(c, "\r\n\x00"):
+		return errors.New("a command is one line; CR, LF and NUL are added or refused by edged")
+	case len(c) > maxRawCmd:
+		return fmt.Errorf("command longer than %d bytes", maxRawCmd)
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the counters.
+func (m *Module) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stats
+}
+
+// Run drives the module until ctx ends and returns nil then. Port and module
+// errors are logged, shown on the status topic and retried; they never end Run.
+func (m *Module) Run(ctx context.Context) error {
+	if m.raw {
+		topic := m.gateway + "/" + m.name + "/at"
+		unsub, err := m.sub.Subscribe(topic, m.onRaw)
+		if err != nil {
+			m.log.Error("cannot subscribe; raw commands are off", "topic", topic, "err", err)
+		} else {
+			defer unsub()
+		}
+	}
+	m.publishStatus(false)
+	serialline.KeepOpen(ctx, m.path, m.mode, m.log, m.session, func(open bool) {
+		m.mu.Lock()
+		m.open = open
+		if open {
+			m.stats.Opens++
+		}
+		m.mu.Unlock()
+		if !open {
+			m.setOnline(false)
+		}
+	})
+	m.wg.Wait()
+	return nil
+}
+
+// onRaw queues a raw command for the session; what cannot be queued is
+// answered at once.
+func (m *Module) onRaw(_ string, payload []byte) {
+	cmd := strings.TrimSpace(string(payload))
+	refuse := func(why string) {
+		m.wg.Go(func() { m.respond(Reply{Command: cmd}, errors.New(why)) })
+	}
+	if err := checkCommand(cmd); err != nil {
+		refuse(err.Error())
+		return
+	}
+	if len(cmd) < 2 || !strings.EqualFold(cmd[:2], "AT") {
+		refuse("not an AT command (it must start with AT)")
+		return
+	}
+	m.mu.Lock()
+	open := m.open
+	m.mu.Unlock()
+	if !open {
+		refuse("port not open")
+		return
+	}
+	select {
+	case m.rawq <- rawRequest{command: cmd}:
+	default:
+		refuse("busy: too many raw commands waiting")
+	}
+}
+
+// respond publishes the answer to a raw command.
+func (m *Module) respond(r Reply, err error) {
+	out := struct {
+		Command string   `json:"command"`
+		Lines   []string `json:"lines"`
+		Result  string   `json:"result"`
+		Error   string   `json:"error,omitempty"`
+	}{Command: r.Command, Lines: r.Lines, Result: r.Result}
+	if out.Lines == nil {
+		out.Lines = []string{}
+	}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	b, _ := json.Marshal(out)
+	m.count(func(s *Stats) { s.RawCommands++ })
+	m.publish(m.gateway+"/"+m.name+"/at/response", b, 0, false)
+}
+
+func (m *Module) setOnline(online bool) {
+	m.mu.Lock()
+	changed := m.stats.Online != online
+	m.stats.Online = online
+	m.mu.Unlock()
+	if changed {
+		if online {
+			m.log.Info("module answers; online")
+		} else {
+			m.log.Warn("module offline")
+		}
+		m.publishStatus(online)
+	}
+}
+
+func (m *Module) publishStatus(online bool) {
+	v := "offline"
+	if online {
+		v = "online"
+	}
+	m.publish(telemetry.StatusTopic(m.gateway, m.name), []byte(v), 1, true)
+}
+
+// publish hands a message on, logging the first failure of a run of them.
+func (m *Module) publish(topic string, payload []byte, qos byte, retain bool) bool {
+	err := m.pub.Publish(topic, payload, qos, retain)
+	m.mu.Lock()
+	first := err != nil && !m.pubFail
+	m.pubFail = err != nil
+	if err != nil {
+		m.stats.PubErrors++
+	}
+	m.mu.Unlock()
+	if first {
+		m.log.Warn("publish failed", "topic", topic, "err", err)
+	}
+	return err == nil
+}
+
+// publishFields publishes the named groups of a match as points.
+func (m *Module) publishFields(fields []serialline.Field) {
+	now := time.Now()
+	for _, f := range fields {
+		pt := telemetry.Point{Device: m.name, Name: f.Name, Value: f.Value, Time: now}
+		if m.publish(m.tmpl.Expand(m.gateway, m.name, f.Name), pt.Payload(m.format), 0, false) {
+			m.count(func(s *Stats) { s.Points++ })
+		}
+	}
+}
+
+// publishBad marks every point of a query as a failed read.
+func (m *Module) publishBad(q query, err error) {
+	now := time.Now()
+	for _, n := range q.names {
+		pt := telemetry.Point{Device: m.name, Name: n, Time: now, Err: err}
+		m.publish(m.tmpl.Expand(m.gateway, m.name, n), pt.Payload(m.format), 0, false)
+	}
+}
+
+func (m *Module) count(f func(*Stats)) {
+	m.mu.Lock()
+	f(&m.stats)
+	m.mu.Unlock()
+}
