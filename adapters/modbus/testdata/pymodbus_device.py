@@ -139,8 +139,9 @@ async def main():
     ap.add_argument("--parity", default="E")
     ap.add_argument("--stats")
     ap.add_argument("--control")
+    ap.add_argument("--debug", action="store_true")
     args = ap.parse_args()
-    logging.basicConfig(level=logging.CRITICAL)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL)
 
     with open(args.map) as f:
         spec = json.load(f)
