@@ -45,10 +45,7 @@ func FuzzFramer(f *testing.F) {
 			return out
 		}
 		if cut < 0 {
-			cut = -cut
-		}
-		if cut < 0 { // the most negative int stays negative
-			cut = 0
+			cut = -(cut + 1)
 		}
 		cut %= len(in) + 1
 		whole := collect(in)
