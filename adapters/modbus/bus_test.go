@@ -171,7 +171,7 @@ type errString string
 func (e errString) Error() string { return string(e) }
 
 // loadProfile decodes a shipped profile strictly, as config.LoadProfile will.
-func loadProfile(t *testing.T, name string) config.Profile {
+func loadProfile(t testing.TB, name string) config.Profile {
 	t.Helper()
 	var p config.Profile
 	md, err := toml.DecodeFile(filepath.Join("..", "..", "configs", "profiles", name+".toml"), &p)
