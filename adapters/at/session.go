@@ -92,6 +92,8 @@ func (s *session) initialise(ctx context.Context) error {
 	for _, c := range cmds {
 		r, err := s.run(ctx, c, s.m.timeout)
 		switch {
+		case errors.Is(err, errReset):
+			return err
 		case errors.Is(err, errTimeout):
 			s.m.log.Debug("init command timed out", "command", c)
 		case err != nil:
@@ -107,13 +109,13 @@ func (s *session) initialise(ctx context.Context) error {
 // below reset_after, a reset and init again at reset_after.
 func (s *session) recover(ctx context.Context, err error) error {
 	switch {
-	case err == nil, errors.Is(err, errTimeout):
-		return nil
-	case errors.Is(err, errReset):
+	case errors.Is(err, errReset): // before errTimeout, which it wraps
 		if err := s.resetModule(ctx); err != nil {
 			return err
 		}
 		return s.start(ctx)
+	case err == nil, errors.Is(err, errTimeout):
+		return nil
 	}
 	return err
 }

@@ -1,0 +1,363 @@
+package at
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edged/edged/config"
+	"github.com/edged/edged/internal/testpeer"
+)
+
+const gw = "gw"
+
+// modem is a scripted AT module at the other end of a pty pair: it echoes
+// until ATE0, answers in chunks, puts a URC in the middle of a reply, says
+// ERROR and +CME ERROR, and can be told to stop answering.
+type modem struct {
+	t *testing.T
+	f *os.File
+
+	mu   sync.Mutex
+	seen []string
+	echo bool
+	mute bool
+}
+
+func startModem(t *testing.T, path string) *modem {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &modem{t: t, f: f, echo: true}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r := bufio.NewReader(f)
+		for {
+			line, err := r.ReadString('\r')
+			if err != nil {
+				return
+			}
+			m.handle(strings.TrimSpace(line))
+		}
+	}()
+	t.Cleanup(func() {
+		f.Close()
+		<-done
+	})
+	return m
+}
+
+func (m *modem) handle(cmd string) {
+	if cmd == "" {
+		return
+	}
+	m.mu.Lock()
+	m.seen = append(m.seen, cmd)
+	echo, mute := m.echo, m.mute
+	if cmd == "ATE0" && !mute {
+		m.echo = false
+	}
+	if cmd == "AT+RST" && !mute {
+		m.echo = true
+	}
+	m.mu.Unlock()
+	if mute {
+		return
+	}
+	if echo {
+		m.send(cmd + "\r\r\n")
+	}
+	switch cmd {
+	case "ATE0", "AT", "AT+RST":
+		m.send("\r\nOK\r\n")
+	case "AT+CSQ":
+		m.send("\r\n+CSQ: 2", "1,99\r", "\n+CREG: 1\r\n", "\r\nO", "K\r\n")
+	case "AT+GMR":
+		m.send("AT version:1.7.4\r\n", "SDK version:3.0.4\r\n\r\nOK\r\n")
+	case "AT+CPIN?":
+		m.send("\r\n+CME ERROR: 10\r\n")
+	default:
+		m.send("\r\nERROR\r\n")
+	}
+}
+
+// send writes each chunk with its own write, as a slow module would.
+func (m *modem) send(chunks ...string) {
+	for _, c := range chunks {
+		if _, err := m.f.Write([]byte(c)); err != nil {
+			return
+		}
+	}
+}
+
+func (m *modem) setMute(v bool) {
+	m.mu.Lock()
+	m.mute = v
+	m.mu.Unlock()
+}
+
+func (m *modem) commands() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.seen)
+}
+
+func (m *modem) count(cmd string) int {
+	n := 0
+	for _, c := range m.commands() {
+		if c == cmd {
+			n++
+		}
+	}
+	return n
+}
+
+func startModule(t *testing.T, cfg config.ATDev, rec *recorder) *Module {
+	t.Helper()
+	mod, err := New(cfg, gw, rec, rec, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mod.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v, want nil", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	})
+	return mod
+}
+
+func waitStatus(t *testing.T, rec *recorder, want string) {
+	t.Helper()
+	testpeer.Eventually(t, 15*time.Second, "status "+want, func() bool {
+		return rec.last(gw+"/wifi/status") == want
+	})
+}
+
+func wifi(port string) config.ATDev {
+	return config.ATDev{
+		Name:       "wifi",
+		SerialPort: config.SerialPort{Port: port},
+		Init:       []string{"ATE0"},
+		Interval:   config.Duration{Duration: 100 * time.Millisecond},
+		Timeout:    config.Duration{Duration: time.Second},
+		Queries: []config.ATQuery{
+			{Command: "AT+CSQ", Pattern: `^\+CSQ: (?P<rssi>\d+),(?P<ber>\d+)`},
+			{Command: "AT+CPIN?", Pattern: `^\+CPIN: (?P<sim>\w+)`},
+		},
+		URCs: []config.ATURC{{Pattern: `^\+CREG: (?P<reg>\d)`}},
+	}
+}
+
+type response struct {
+	Command string   `json:"command"`
+	Lines   []string `json:"lines"`
+	Result  string   `json:"result"`
+	Error   string   `json:"error"`
+}
+
+func TestModuleTalksToAScriptedModem(t *testing.T) {
+	pair := testpeer.StartPtyPair(t)
+	m := startModem(t, pair.B)
+	rec := newRecorder()
+	mod := startModule(t, wifi(pair.A), rec)
+	waitStatus(t, rec, "online")
+
+	t.Run("init goes first and turns the echo off", func(t *testing.T) {
+		testpeer.Eventually(t, 10*time.Second, "a query", func() bool { return m.count("AT+CSQ") > 0 })
+		if c := m.commands(); c[0] != "ATE0" {
+			t.Errorf("first command %q, want ATE0", c[0])
+		}
+	})
+	t.Run("a reply in chunks becomes points", func(t *testing.T) {
+		testpeer.Eventually(t, 10*time.Second, "rssi", func() bool { return rec.last(gw+"/wifi/rssi") != "" })
+		var v struct{ Value any }
+		if err := json.Unmarshal([]byte(rec.last(gw+"/wifi/rssi")), &v); err != nil || v.Value != 21.0 {
+			t.Errorf("rssi payload %q, want value 21", rec.last(gw+"/wifi/rssi"))
+		}
+	})
+	t.Run("a URC inside a reply becomes its own point", func(t *testing.T) {
+		testpeer.Eventually(t, 10*time.Second, "reg", func() bool { return rec.last(gw+"/wifi/reg") != "" })
+		if !strings.Contains(rec.last(gw+"/wifi/reg"), `"value":1`) {
+			t.Errorf("reg payload %q", rec.last(gw+"/wifi/reg"))
+		}
+	})
+	t.Run("+CME ERROR publishes a bad reading, never a value", func(t *testing.T) {
+		testpeer.Eventually(t, 10*time.Second, "sim", func() bool { return rec.last(gw+"/wifi/sim") != "" })
+		p := rec.last(gw + "/wifi/sim")
+		if !strings.Contains(p, `"quality":"bad"`) || !strings.Contains(p, "+CME ERROR: 10") || strings.Contains(p, `"value"`) {
+			t.Errorf("sim payload %q", p)
+		}
+	})
+
+	raw := []struct {
+		name, send string
+		want       response
+	}{
+		{"a raw command round trip returns the reply lines", "AT+GMR",
+			response{Command: "AT+GMR", Lines: []string{"AT version:1.7.4", "SDK version:3.0.4"}, Result: "OK"}},
+		{"a raw command the module refuses returns ERROR", "AT+NOPE",
+			response{Command: "AT+NOPE", Lines: []string{}, Result: "ERROR"}},
+		{"a raw payload that is no AT command is refused without sending it", "rm -rf /",
+			response{Command: "rm -rf /", Lines: []string{}, Error: "not an AT command (it must start with AT)"}},
+		{"a raw payload of two lines is refused", "AT\r\nAT+RST",
+			response{Command: "AT\r\nAT+RST", Lines: []string{}, Error: "a command is one line; CR, LF and NUL are added or refused by edged"}},
+	}
+	for _, tc := range raw {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(rec.on(gw + "/wifi/at/response"))
+			rec.inject(t, gw+"/wifi/at", []byte(tc.send))
+			testpeer.Eventually(t, 10*time.Second, "a response", func() bool {
+				return len(rec.on(gw+"/wifi/at/response")) > before
+			})
+			var got response
+			if err := json.Unmarshal([]byte(rec.last(gw+"/wifi/at/response")), &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("response = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+	if m.count("AT+RST") != 0 {
+		t.Error("the refused two-line payload reached the modem")
+	}
+	if st := mod.Stats(); st.Errors == 0 || st.URCs == 0 || st.Timeouts != 0 || !st.Online {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestModuleResetsAfterConsecutiveTimeouts(t *testing.T) {
+	pair := testpeer.StartPtyPair(t)
+	m := startModem(t, pair.B)
+	rec := newRecorder()
+	cfg := wifi(pair.A)
+	cfg.Queries = cfg.Queries[:1]
+	cfg.Timeout = config.Duration{Duration: 200 * time.Millisecond}
+	cfg.Interval = config.Duration{Duration: 50 * time.Millisecond}
+	cfg.Reset = "AT+RST"
+	cfg.ResetAfter = 2
+	mod := startModule(t, cfg, rec)
+	waitStatus(t, rec, "online")
+
+	m.setMute(true)
+	waitStatus(t, rec, "offline")
+	testpeer.Eventually(t, 10*time.Second, "a reset command", func() bool { return m.count("AT+RST") > 0 })
+	testpeer.Eventually(t, 10*time.Second, "a bad rssi reading", func() bool {
+		return strings.Contains(rec.last(gw+"/wifi/rssi"), `"quality":"bad"`)
+	})
+	inits := m.count("ATE0")
+	m.setMute(false)
+	waitStatus(t, rec, "online")
+	testpeer.Eventually(t, 10*time.Second, "init again after the reset", func() bool { return m.count("ATE0") > inits })
+	if st := mod.Stats(); st.Resets == 0 || st.Timeouts < 2 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestModuleThatNeverAnswersIsResetDuringInit(t *testing.T) {
+	pair := testpeer.StartPtyPair(t)
+	m := startModem(t, pair.B)
+	m.setMute(true)
+	rec := newRecorder()
+	cfg := wifi(pair.A)
+	cfg.Init = []string{"ATE0", "AT"}
+	cfg.Queries = nil
+	cfg.Timeout = config.Duration{Duration: 100 * time.Millisecond}
+	cfg.Reset = "AT+RST"
+	cfg.ResetAfter = 2
+	mod := startModule(t, cfg, rec)
+
+	testpeer.Eventually(t, 10*time.Second, "two resets", func() bool { return m.count("AT+RST") >= 2 })
+	if got := rec.on(gw + "/wifi/status"); !slices.Equal(got, []string{"offline"}) {
+		t.Errorf("status history = %q, want only offline", got)
+	}
+	m.setMute(false)
+	waitStatus(t, rec, "online")
+	if st := mod.Stats(); st.Resets < 2 {
+		t.Errorf("resets = %d", st.Resets)
+	}
+}
+
+func TestModuleComesBackWhenThePortReturns(t *testing.T) {
+	pair := testpeer.StartPtyPair(t)
+	startModem(t, pair.B)
+	rec := newRecorder()
+	mod := startModule(t, wifi(pair.A), rec)
+	waitStatus(t, rec, "online")
+
+	pair.Stop()
+	waitStatus(t, rec, "offline")
+	rec.inject(t, gw+"/wifi/at", []byte("AT+GMR"))
+	testpeer.Eventually(t, 10*time.Second, "a refusal while the port is gone", func() bool {
+		return strings.Contains(rec.last(gw+"/wifi/at/response"), "port not open")
+	})
+	pair.Start()
+	m := startModem(t, pair.B)
+	waitStatus(t, rec, "online")
+	testpeer.Eventually(t, 10*time.Second, "init on the new port", func() bool { return m.count("ATE0") > 0 })
+	if got := rec.on(gw + "/wifi/status"); !slices.Equal(got, []string{"offline", "online", "offline", "online"}) {
+		t.Errorf("status history = %q", got)
+	}
+	if st := mod.Stats(); st.Opens != 2 {
+		t.Errorf("opens = %d, want 2", st.Opens)
+	}
+}
+
+func TestRawCommandsCanBeTurnedOff(t *testing.T) {
+	rec := newRecorder()
+	off := false
+	cfg := wifi(t.TempDir() + "/no-such-port")
+	cfg.RawCommands = &off
+	startModule(t, cfg, rec)
+	waitStatus(t, rec, "offline") // Run subscribes, if at all, before this
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.subs) != 0 {
+		t.Errorf("subscribed to %v with raw_commands = false", rec.subs)
+	}
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(*config.ATDev)
+	}{
+		{"a query pattern that does not compile", func(c *config.ATDev) { c.Queries[0].Pattern = "(?P<x>" }},
+		{"a query pattern without named groups", func(c *config.ATDev) { c.Queries[0].Pattern = `\+CSQ` }},
+		{"an empty query command", func(c *config.ATDev) { c.Queries[0].Command = "" }},
+		{"an init command of two lines", func(c *config.ATDev) { c.Init = []string{"ATE0\r\nAT"} }},
+		{"an empty URC pattern", func(c *config.ATDev) { c.URCs = []config.ATURC{{}} }},
+		{"a negative reset_after", func(c *config.ATDev) { c.ResetAfter = -1 }},
+		{"an unknown payload format", func(c *config.ATDev) { c.Payload = "xml" }},
+		{"no port", func(c *config.ATDev) { c.Port = "" }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := wifi("/dev/null")
+			tc.edit(&cfg)
+			if _, err := New(cfg, gw, newRecorder(), newRecorder(), nil); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+}
