@@ -63,10 +63,10 @@ func TestDialogue(t *testing.T) {
 			replies: []Reply{{"AT+CMGS", nil, "+CMS ERROR: 500"}, {"AT+CWJAP", nil, "FAIL"}, {"AT+CIPSEND", nil, "SEND FAIL"}},
 		},
 		{
-			name:    "output while no command waits is a URC or a stray",
-			steps:   []step{{"", []string{"ready\r\n+CREG: 2\r\nOK\r\n"}}},
-			urcs:    []string{"+CREG: 2"},
-			strays:  []string{"ready", "OK"},
+			name:   "output while no command waits is a URC or a stray",
+			steps:  []step{{"", []string{"ready\r\n+CREG: 2\r\nOK\r\n"}}},
+			urcs:   []string{"+CREG: 2"},
+			strays: []string{"ready", "OK"},
 		},
 		{
 			name:    "invalid UTF-8 in a reply line does not break the reply",
