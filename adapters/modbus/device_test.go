@@ -141,11 +141,16 @@ func sameValue(got, want string) bool {
 	return err1 == nil && err2 == nil && strings.Contains(want, ".") && math.Abs(g-w) < 1e-9*math.Max(1, math.Abs(w))
 }
 
-// transports runs f against pymodbus over Modbus TCP and over RTU on a pty pair.
+// transports runs f against pymodbus over Modbus TCP, RTU framed in TCP, and
+// RTU on a pty pair.
 func transports(t *testing.T, units map[string]map[string]map[string]any, f func(t *testing.T, bus config.Bus, dev *testpeer.PyModbus)) {
 	t.Run("over Modbus TCP", func(t *testing.T) {
 		dev := testpeer.StartPyModbus(t, testpeer.PyModbusOptions{Script: deviceScript, Map: units})
 		f(t, config.Bus{Name: "tcp", Address: dev.Addr, Timeout: dur(time.Second)}, dev)
+	})
+	t.Run("over RTU framed in TCP", func(t *testing.T) {
+		dev := testpeer.StartPyModbus(t, testpeer.PyModbusOptions{Script: deviceScript, Map: units, RTUOverTCP: true})
+		f(t, config.Bus{Name: "gateway", Transport: "rtu-over-tcp", Address: dev.Addr, Timeout: dur(time.Second)}, dev)
 	})
 	t.Run("over RTU on a serial line", func(t *testing.T) {
 		pair := testpeer.StartPtyPair(t)

@@ -32,22 +32,14 @@ func (b *Bus) Run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		// A write waiting is served before the next poll cycle starts; within
-		// a cycle writes slip in between reads (see pollDevice), and at most
-		// one write runs between two reads, so neither side starves.
-		select {
-		case <-ctx.Done():
-			return nil
-		case w := <-b.writes:
-			b.doWrite(l, w)
-			continue
-		default:
-		}
+		// Writes are served while the bus waits for the next poll, and within
+		// a cycle one write slips in before each read (see pollDevice): a
+		// flood of writes cannot hold polling off, and a saturated poll
+		// schedule still lets every write through.
 		d := b.nextDue()
 		var wake <-chan time.Time
 		if d != nil {
-			wait := time.Until(d.next)
-			if wait > 0 {
+			if wait := time.Until(d.next); wait > 0 {
 				timer.Reset(wait)
 				wake = timer.C
 			}
@@ -62,6 +54,9 @@ func (b *Bus) Run(ctx context.Context) error {
 				continue
 			case <-wake:
 			}
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 		b.pollDevice(ctx, l, d)
 		if ctx.Err() != nil {

@@ -32,8 +32,11 @@ type PyModbusOptions struct {
 	Script string // path of the device script (the test's testdata/...)
 	Map    any    // register map, marshalled to the script's JSON map file
 	RTU    string // serial device to serve RTU on; empty: Modbus TCP on a free loopback port
-	Baud   int
-	Parity string // N, E or O
+	// RTUOverTCP serves RTU frames (unit id and CRC, no MBAP header) on the
+	// TCP port, as a serial device server does.
+	RTUOverTCP bool
+	Baud       int
+	Parity     string // N, E or O
 }
 
 // PyModbusStats is what the device script counted.
@@ -103,6 +106,9 @@ func StartPyModbus(t testing.TB, o PyModbusOptions) *PyModbus {
 		args = append(args, "--rtu", o.RTU)
 	} else {
 		args = append(args, "--tcp", "0")
+		if o.RTUOverTCP {
+			args = append(args, "--rtu-over-tcp")
+		}
 	}
 	if o.Baud > 0 {
 		args = append(args, "--baud", fmt.Sprint(o.Baud))

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """A Modbus device for edged's tests, served by pymodbus (3.0.x).
 
-It serves the register map in a JSON file over Modbus TCP or RTU (on a
-serial port, e.g. one end of a socat pty pair):
+It serves the register map in a JSON file over Modbus TCP, RTU framed over
+TCP, or RTU on a serial port (e.g. one end of a socat pty pair):
 
   {"1": {"holding": {"0": 1234, ...}, "input": {...},
          "coil": {"0": true}, "discrete": {...}},
@@ -135,6 +135,7 @@ async def main():
     ap.add_argument("--map", required=True)
     ap.add_argument("--tcp", type=int, help="serve Modbus TCP on 127.0.0.1:PORT (0: any)")
     ap.add_argument("--rtu", help="serve RTU on this serial device")
+    ap.add_argument("--rtu-over-tcp", action="store_true", help="with --tcp: RTU frames on the TCP stream")
     ap.add_argument("--baud", type=int, default=9600)
     ap.add_argument("--parity", default="E")
     ap.add_argument("--stats")
@@ -158,7 +159,8 @@ async def main():
         print("READY", args.rtu, flush=True)
         await server.serve_forever()
     else:
-        server = ModbusTcpServer(context, ModbusSocketFramer, address=("127.0.0.1", args.tcp or 0),
+        framer = ModbusRtuFramer if args.rtu_over_tcp else ModbusSocketFramer
+        server = ModbusTcpServer(context, framer, address=("127.0.0.1", args.tcp or 0),
                                  allow_reuse_address=True, ignore_missing_slaves=True)
         task = asyncio.create_task(server.serve_forever())
         await server.serving
