@@ -147,3 +147,49 @@ func TestAVanishedSerialPortIsReopenedWhenItReturns(t *testing.T) {
 		}
 	}
 }
+
+func TestAFloodOfWritesAndABusyPollScheduleShareTheBus(t *testing.T) {
+	units := map[string]map[string]map[string]any{"1": {"holding": {"0": 0, "10": 77}, "input": {}, "coil": {}, "discrete": {}}}
+	dev := testpeer.StartPyModbus(t, testpeer.PyModbusOptions{Script: deviceScript, Map: units})
+	bus := config.Bus{Address: dev.Addr, Devices: []config.Device{{Name: "d", Unit: 1,
+		// An interval far below a round trip keeps the poller always behind.
+		Interval: dur(time.Millisecond), MaxGap: ptr(0), Points: []config.Point{
+			{Name: "w", Table: "holding", Address: 0, Type: "uint16", Writable: true},
+			{Name: "p", Table: "holding", Address: 10, Type: "uint16"},
+		}}}}
+	rec := newRecorder()
+	b := runBus(t, bus, rec)
+	waitFor(t, "the first poll", func() bool { _, ok := rec.last("gw/d/p"); return ok && rec.subscribed("gw/d/w/set") })
+	const n = 20
+	for i := 1; i <= n; i++ {
+		rec.send("gw/d/w/set", fmt.Sprint(i))
+	}
+	waitFor(t, "every write done", func() bool { return b.Stats().Devices[0].Writes == n })
+	first, last := -1, -1
+	msgs := rec.all()
+	for i, m := range msgs {
+		if m.Topic == "gw/d/w" && strings.Contains(m.Payload, `"value":1,`) && first < 0 {
+			first = i
+		}
+		if m.Topic == "gw/d/w" && strings.Contains(m.Payload, fmt.Sprintf(`"value":%d,`, n)) {
+			last = i
+			break
+		}
+	}
+	if first < 0 || last < 0 {
+		t.Fatal("the first and last writes were not read back")
+	}
+	polls := 0
+	for _, m := range msgs[first:last] {
+		if m.Topic == "gw/d/p" {
+			polls++
+		}
+	}
+	t.Logf("%d polls of another point while %d writes went through", polls, n)
+	if polls < n/5 {
+		t.Errorf("only %d polls of p happened during %d writes: writes starve polling", polls, n)
+	}
+	if got := len(dev.Stats(t).Writes); got != n {
+		t.Errorf("device saw %d writes, want %d", got, n)
+	}
+}
