@@ -104,6 +104,7 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 		SysTopicResendInterval:   10,
 		ClientNetWriteBufferSize: 16 << 10,
 	})
+	b.hook.info = b.srv.Info
 	if err := b.srv.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}

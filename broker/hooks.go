@@ -10,6 +10,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/mochi-mqtt/server/v2/system"
 
 	"github.com/edged/edged/telemetry"
 )
@@ -30,12 +31,66 @@ type edgeHook struct {
 	intercept atomic.Pointer[Interceptor]
 	refused   atomic.Int64
 	drops     *dropLog
+	info      *system.Info
+
+	// released holds QoS 1/2 messages mochi sent from a client's hold-back
+	// queue (see OnPacketSent); nReleased counts them for a cheap fast path.
+	releasedMu sync.Mutex
+	released   map[*mqtt.Client][]packets.Packet
+	nReleased  atomic.Int64
 }
 
 func (h *edgeHook) ID() string { return "edged" }
 
 func (h *edgeHook) Provides(b byte) bool {
-	return bytes.IndexByte([]byte{mqtt.OnConnect, mqtt.OnPublish, mqtt.OnPublishDropped, mqtt.OnDisconnect}, b) >= 0
+	return bytes.IndexByte([]byte{mqtt.OnConnect, mqtt.OnPublish, mqtt.OnPublishDropped, mqtt.OnDisconnect,
+		mqtt.OnPacketSent, mqtt.OnPacketRead}, b) >= 0
+}
+
+// OnPacketSent notices mochi releasing a message it held back because the
+// client's Receive Maximum window was full (mochi marks those Expiry -1).
+// mochi deletes such a message from the in-flight map right after sending
+// it, so its PUBACK would neither complete it nor reopen the window: the
+// client would stall after Receive Maximum messages, and the message would
+// not be resent after a reconnect. It is put back on the client's next read
+// (before that packet, often its PUBACK, is processed) or at disconnect.
+func (h *edgeHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 || pk.Expiry >= 0 {
+		return
+	}
+	pk.Expiry = 0
+	pk.FixedHeader.Dup = false
+	h.releasedMu.Lock()
+	if h.released == nil {
+		h.released = map[*mqtt.Client][]packets.Packet{}
+	}
+	h.released[cl] = append(h.released[cl], pk)
+	h.releasedMu.Unlock()
+	h.nReleased.Add(1)
+}
+
+// OnPacketRead puts released messages back in flight (see OnPacketSent).
+func (h *edgeHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if h.nReleased.Load() > 0 {
+		h.restoreReleased(cl)
+	}
+	return pk, nil
+}
+
+func (h *edgeHook) restoreReleased(cl *mqtt.Client) {
+	h.releasedMu.Lock()
+	pks := h.released[cl]
+	delete(h.released, cl)
+	h.releasedMu.Unlock()
+	if len(pks) == 0 {
+		return
+	}
+	h.nReleased.Add(-int64(len(pks)))
+	for _, p := range pks {
+		if cl.State.Inflight.Set(p) && h.info != nil {
+			atomic.AddInt64(&h.info.Inflight, 1)
+		}
+	}
 }
 
 // OnConnect lifts an MQTT 3 client's inbound QoS 2 quota to the packet id
@@ -93,6 +148,7 @@ func (h *edgeHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 }
 
 func (h *edgeHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	h.restoreReleased(cl)
 	h.drops.forget(cl.ID)
 }
 
