@@ -157,8 +157,13 @@ func TestDeadbandAndHeartbeat(t *testing.T) {
 	if n := len(rec.on("gw/d/every")); n != 3 {
 		t.Fatalf("without a deadband every reading is published; got %d of 3", n)
 	}
+	before := len(rec.on("gw/d/t"))
 	b.publishBad(d, p, errString("timeout"), t0)
 	b.publishBad(d, p, errString("timeout"), t0)
+	b.publishBad(d, p, errString("port gone"), t0)
+	if n := len(rec.on("gw/d/t")) - before; n != 1 {
+		t.Fatalf("a point going bad published %d times, want once", n)
+	}
 	b.publishValue(d, p, 19.9, t0, false)
 	msgs := rec.on("gw/d/t")
 	if !strings.Contains(msgs[len(msgs)-2], `"quality":"bad"`) || !strings.Contains(msgs[len(msgs)-1], `"value":19.9`) {

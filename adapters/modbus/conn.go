@@ -140,7 +140,7 @@ func (l *link) get(timeout time.Duration) (*mb.ModbusClient, error) {
 	}
 	now := time.Now()
 	if now.Before(l.retryAt) {
-		return nil, fmt.Errorf("%s %w (retry in %v)", l.b.target, ErrNotOpen, l.retryAt.Sub(now).Round(time.Millisecond))
+		return nil, fmt.Errorf("%s %w (reopening with backoff)", l.b.target, ErrNotOpen)
 	}
 	if l.b.transport == "rtu" {
 		l.closeAll() // one descriptor per serial port, and the old one closed first

@@ -235,10 +235,15 @@ func (b *Bus) publishValue(d *device, p *point, v any, now time.Time, force bool
 	p.published, p.last, p.lastAt, p.bad, p.badErr = true, v, now, false, ""
 }
 
-// publishBad publishes a failed reading when the point's state changes
-// (good to bad, or a different error), not on every failed cycle.
+// publishBad publishes a failed reading when the point goes bad, not on
+// every failed cycle: while it stays bad, a different error (a timeout
+// becoming a closed port) is only logged.
 func (b *Bus) publishBad(d *device, p *point, err error, now time.Time) {
-	if p.bad && p.badErr == err.Error() {
+	if p.bad {
+		if p.badErr != err.Error() {
+			b.log.Debug("point still bad", "device", d.name, "point", p.name, "err", err)
+			p.badErr = err.Error()
+		}
 		return
 	}
 	pt := telemetry.Point{Device: d.name, Name: p.name, Unit: p.unit, Time: now, Err: err}

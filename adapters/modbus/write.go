@@ -55,7 +55,6 @@ func (b *Bus) subscribeWrites() []func() {
 
 // refuse answers a write on `<point topic>/set/error`; nothing was written.
 func (b *Bus) refuse(d *device, p *point, payload []byte, reason string) {
-	b.count(d, func(s *DeviceStats) { s.WriteErrors++ })
 	msg, _ := json.Marshal(struct {
 		Error   string `json:"error"`
 		Payload string `json:"payload"`
@@ -63,6 +62,7 @@ func (b *Bus) refuse(d *device, p *point, payload []byte, reason string) {
 	}{reason, strings.ToValidUTF8(string(payload), "\uFFFD"), time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00")})
 	b.publish(p.topic+"/set/error", msg, 0, false)
 	b.log.Info("write refused", "device", d.name, "point", p.name, "reason", reason)
+	b.count(d, func(s *DeviceStats) { s.WriteErrors++ }) // after the reply, so a counter seen means a reply sent
 }
 
 // doWrite checks, encodes and writes one request, then reads the point back
@@ -126,9 +126,9 @@ func (b *Bus) doWrite(l *link, w writeReq) {
 			return
 		}
 	}
-	b.count(d, func(s *DeviceStats) { s.Writes++ })
 	b.log.Debug("wrote", "device", d.name, "point", p.name)
 	b.readBack(l, d, p)
+	b.count(d, func(s *DeviceStats) { s.Writes++ }) // after the read-back is published
 }
 
 // writeWords writes registers with FC 6 (one) or FC 16 (several), falling

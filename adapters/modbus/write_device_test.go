@@ -164,7 +164,7 @@ func TestAFloodOfWritesAndABusyPollScheduleShareTheBus(t *testing.T) {
 	for i := 1; i <= n; i++ {
 		rec.send("gw/d/w/set", fmt.Sprint(i))
 	}
-	waitFor(t, "every write done", func() bool { return b.Stats().Devices[0].Writes == n })
+	waitFor(t, "every write done and read back", func() bool { return b.Stats().Devices[0].Writes == n })
 	first, last := -1, -1
 	msgs := rec.all()
 	for i, m := range msgs {
