@@ -125,7 +125,7 @@ func (m *modem) count(cmd string) int {
 
 func startModule(t *testing.T, cfg config.ATDev, rec *recorder) *Module {
 	t.Helper()
-	mod, err := New(cfg, gw, rec, rec, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	mod, err := New(cfg, gw, rec, rec, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,10 @@ const (
 	DefaultInterval = 30 * time.Second
 )
 
+// missedPolls is how many requests in a row may go unanswered before a
+// poll-style device is shown offline.
+const missedPolls = 3
+
 // txQueue bounds the writes waiting for the port; more are dropped and counted.
 const txQueue = 16
 
@@ -36,7 +40,7 @@ type Subscriber interface {
 
 // Stats counts what a Device did since New.
 type Stats struct {
-	Online    bool   // the port is open
+	Online    bool   // the port is open and, for poll-style devices, the sensor answers
 	Opens     uint64 // successful opens, the first included
 	Bytes     uint64 // bytes read
 	Frames    uint64 // complete frames
@@ -187,15 +191,33 @@ func (d *Device) Run(ctx context.Context) error {
 	}
 	d.publishStatus(false)
 	KeepOpen(ctx, d.path, d.mode, d.log, d.session, func(open bool) {
-		d.mu.Lock()
-		d.stats.Online = open
 		if open {
-			d.stats.Opens++
+			d.count(func(s *Stats) { s.Opens++ })
 		}
-		d.mu.Unlock()
-		d.publishStatus(open)
+		// A sensor that talks on its own is online with its port; one that is
+		// polled is online once it answers (see session).
+		if !open || len(d.request) == 0 {
+			d.setOnline(open)
+		}
 	})
 	return nil
+}
+
+// setOnline publishes the status when it changes.
+func (d *Device) setOnline(online bool) {
+	d.mu.Lock()
+	changed := d.stats.Online != online
+	d.stats.Online = online
+	d.mu.Unlock()
+	if !changed {
+		return
+	}
+	if online {
+		d.log.Info("device online")
+	} else {
+		d.log.Warn("device offline")
+	}
+	d.publishStatus(online)
 }
 
 // onTx queues a payload for the port; the session goroutine writes it.
@@ -214,11 +236,19 @@ func (d *Device) session(ctx context.Context, c *Conn) error {
 	// gone; writing them to the one that came back would surprise it.
 	d.drainTx()
 	var tick <-chan time.Time
+	unanswered := 0 // requests since the last frame
+	poll := func() error {
+		if unanswered >= missedPolls {
+			d.setOnline(false)
+		}
+		unanswered++
+		return d.write(c, d.request, func(s *Stats) { s.Requests++ })
+	}
 	if len(d.request) > 0 {
 		t := time.NewTicker(d.every)
 		defer t.Stop()
 		tick = t.C
-		if err := d.write(c, d.request, func(s *Stats) { s.Requests++ }); err != nil {
+		if err := poll(); err != nil {
 			return err
 		}
 	}
@@ -231,14 +261,20 @@ func (d *Device) session(ctx context.Context, c *Conn) error {
 				return c.Err()
 			}
 			over, noise := f.Overlong(), f.Noise()
-			f.Feed(chunk, func(frame []byte) { d.frame(frame) })
+			f.Feed(chunk, func(frame []byte) {
+				if len(d.request) > 0 {
+					unanswered = 0
+					d.setOnline(true)
+				}
+				d.frame(frame)
+			})
 			d.count(func(s *Stats) {
 				s.Bytes += uint64(len(chunk))
 				s.Overlong += f.Overlong() - over
 				s.Noise += f.Noise() - noise
 			})
 		case <-tick:
-			if err := d.write(c, d.request, func(s *Stats) { s.Requests++ }); err != nil {
+			if err := poll(); err != nil {
 				return err
 			}
 		case p := <-d.txq:

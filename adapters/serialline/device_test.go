@@ -21,7 +21,7 @@ const gw = "gw"
 // startDevice runs a Device until the test ends.
 func startDevice(t *testing.T, cfg config.Serial, rec *recorder) *Device {
 	t.Helper()
-	d, err := New(cfg, gw, rec, rec, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	d, err := New(cfg, gw, rec, rec, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,20 +162,39 @@ func TestDevicePollsAndWritesTx(t *testing.T) {
 	cfg.Writable = true
 	cfg.Payload = "value"
 	s := openSensor(t, pair.B)
-	startDevice(t, cfg, rec)
-	waitStatus(t, rec, "online")
+	d := startDevice(t, cfg, rec)
+	status := gw + "/weather/status"
 
-	testpeer.Eventually(t, 10*time.Second, "two requests", func() bool {
-		return strings.Count(s.received(), "READ\r\n") >= 2
+	t.Run("requests are sent every interval", func(t *testing.T) {
+		testpeer.Eventually(t, 10*time.Second, "two requests", func() bool {
+			return strings.Count(s.received(), "READ\r\n") >= 2
+		})
 	})
-	s.write("T=1,H=2\n")
-	testpeer.Eventually(t, 10*time.Second, "the polled reading", func() bool {
-		return rec.last(gw+"/weather/temperature") == "1"
+	t.Run("an answer becomes a reading and brings the device online", func(t *testing.T) {
+		s.write("T=1,H=2\n")
+		testpeer.Eventually(t, 10*time.Second, "the polled reading", func() bool {
+			return rec.last(gw+"/weather/temperature") == "1"
+		})
+		testpeer.Eventually(t, 10*time.Second, "online", func() bool { return slices.Contains(rec.on(status), "online") })
 	})
-
-	rec.inject(t, gw+"/weather/tx", []byte("SET 5\r\n"))
-	testpeer.Eventually(t, 10*time.Second, "the tx payload at the sensor", func() bool {
-		return strings.Contains(s.received(), "SET 5\r\n")
+	t.Run("unanswered requests take it offline and an answer brings it back", func(t *testing.T) {
+		testpeer.Eventually(t, 10*time.Second, "offline again", func() bool {
+			return slices.Equal(rec.on(status), []string{"offline", "online", "offline"})
+		})
+		s.write("T=3,H=4\n")
+		testpeer.Eventually(t, 10*time.Second, "online again", func() bool {
+			h := rec.on(status)
+			return len(h) >= 4 && h[3] == "online"
+		})
+	})
+	t.Run("a payload on tx is written to the port", func(t *testing.T) {
+		rec.inject(t, gw+"/weather/tx", []byte("SET 5\r\n"))
+		testpeer.Eventually(t, 10*time.Second, "the tx payload at the sensor", func() bool {
+			return strings.Contains(s.received(), "SET 5\r\n")
+		})
+		if st := d.Stats(); st.TxWrites != 1 || st.Requests < 4 {
+			t.Errorf("stats = %+v", st)
+		}
 	})
 }
 

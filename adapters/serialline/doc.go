@@ -7,7 +7,9 @@
 // delimiter, or start/end bytes, never buffering more than max_frame), sends
 // an optional request every interval for poll-style sensors, writes what is
 // published on {gateway}/{device}/tx when the device is writable, and keeps
-// the retained {gateway}/{device}/status topic at online or offline. A port
+// the retained {gateway}/{device}/status topic at online or offline: online
+// while the port is open, and for a polled sensor only while it answers (it
+// goes offline after 3 requests in a row get no frame back). A port
 // that vanishes (USB unplug) is closed and reopened with backoff when its
 // path comes back; nothing here ends the daemon.
 //
