@@ -108,3 +108,31 @@ func TestFramerMemoryStaysBounded(t *testing.T) {
 		t.Fatalf("overlong = %d, want 1", f.Overlong())
 	}
 }
+
+// BenchmarkFramerLines measures framing throughput on typical sensor lines;
+// a 115200-baud UART delivers about 11.5 KB/s, so anything in MB/s is ample.
+func BenchmarkFramerLines(b *testing.B) {
+	f, _ := NewFramer(FrameSpec{})
+	chunk := bytes.Repeat([]byte("T=21.5,H=40.2\r\n"), 64)
+	b.SetBytes(int64(len(chunk)))
+	n := 0
+	for b.Loop() {
+		f.Feed(chunk, func([]byte) { n++ })
+	}
+}
+
+// BenchmarkDeviceFrame measures matching a frame and rendering its points.
+func BenchmarkDeviceFrame(b *testing.B) {
+	d, err := New(weather("/dev/null"), gw, discard{}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	frame := []byte("T=21.5,H=40.2")
+	for b.Loop() {
+		d.frame(frame)
+	}
+}
+
+type discard struct{}
+
+func (discard) Publish(string, []byte, byte, bool) error { return nil }
