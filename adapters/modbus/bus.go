@@ -261,6 +261,10 @@ func New(bus config.Bus, gateway string, pub Publisher, sub Subscriber, log *slo
 				continue
 			}
 			pnames[p.name] = true
+			if looksLikeRegisterNumber(p) {
+				b.log.Warn("address looks like 3xxxx/4xxxx register-number notation; addresses are 0-based protocol addresses (40001 is holding address 0)",
+					"device", d.name, "point", p.name, "table", p.table.String(), "address", p.addr)
+			}
 			p.topic = tmpl.Expand(gateway, d.name, p.name)
 			d.points = append(d.points, p)
 		}
@@ -352,6 +356,13 @@ func newPoint(pc config.Point) (*point, error) {
 	}
 	p.addr = uint16(pc.Address)
 	return p, nil
+}
+
+// looksLikeRegisterNumber reports an address that is valid but is more
+// likely a manual's 3xxxx (input) or 4xxxx (holding) register number.
+func looksLikeRegisterNumber(p *point) bool {
+	a := int(p.addr)
+	return (p.table == Input && a >= 30001 && a <= 39999) || (p.table == Holding && a >= 40001 && a <= 49999)
 }
 
 // Stats returns a copy of the bus's counters. It is safe to call from any
