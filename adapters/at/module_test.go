@@ -314,6 +314,9 @@ func TestModuleComesBackWhenThePortReturns(t *testing.T) {
 	pair.Start()
 	m := startModem(t, pair.B)
 	waitStatus(t, rec, "online")
+	if fds := staleTTYs(t); len(fds) > 0 {
+		t.Errorf("descriptors of the vanished port still open: %q", fds)
+	}
 	testpeer.Eventually(t, 10*time.Second, "init on the new port", func() bool { return m.count("ATE0") > 0 })
 	if got := rec.on(gw + "/wifi/status"); !slices.Equal(got, []string{"offline", "online", "offline", "online"}) {
 		t.Errorf("status history = %q", got)
@@ -360,4 +363,22 @@ func TestNewRefusesBadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// staleTTYs lists this process's descriptors of pty devices that no longer
+// exist: a port that was not closed when it vanished.
+func staleTTYs(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	var stale []string
+	for _, e := range ents {
+		target, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err == nil && strings.HasPrefix(target, "/dev/pts/") && strings.HasSuffix(target, "(deleted)") {
+			stale = append(stale, target)
+		}
+	}
+	return stale
 }

@@ -211,6 +211,9 @@ func TestDeviceReopensAVanishedPort(t *testing.T) {
 	}
 	pair.Start() // and comes back under the same name
 	waitStatus(t, rec, "online")
+	if fds := staleTTYs(t); len(fds) > 0 {
+		t.Errorf("descriptors of the vanished port still open: %q", fds)
+	}
 
 	s := openSensor(t, pair.B)
 	s.write("T=5,H=6\n")
@@ -247,4 +250,22 @@ func TestNewRefusesBadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// staleTTYs lists this process's descriptors of pty devices that no longer
+// exist: a port that was not closed when it vanished.
+func staleTTYs(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	var stale []string
+	for _, e := range ents {
+		target, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err == nil && strings.HasPrefix(target, "/dev/pts/") && strings.HasSuffix(target, "(deleted)") {
+			stale = append(stale, target)
+		}
+	}
+	return stale
 }
