@@ -26,6 +26,8 @@ type modem struct {
 	t *testing.T
 	f *os.File
 
+	stop func()
+
 	mu   sync.Mutex
 	seen []string
 	echo bool
@@ -51,10 +53,14 @@ func startModem(t *testing.T, path string) *modem {
 			m.handle(strings.TrimSpace(line))
 		}
 	}()
-	t.Cleanup(func() {
-		f.Close()
-		<-done
-	})
+	var once sync.Once
+	m.stop = func() {
+		once.Do(func() {
+			f.Close()
+			<-done
+		})
+	}
+	t.Cleanup(m.stop)
 	return m
 }
 
@@ -300,12 +306,13 @@ func TestModuleThatNeverAnswersIsResetDuringInit(t *testing.T) {
 
 func TestModuleComesBackWhenThePortReturns(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
-	startModem(t, pair.B)
+	old := startModem(t, pair.B)
 	rec := newRecorder()
 	mod := startModule(t, wifi(pair.A), rec)
 	waitStatus(t, rec, "online")
 
 	pair.Stop()
+	old.stop()
 	waitStatus(t, rec, "offline")
 	rec.inject(t, gw+"/wifi/at", []byte("AT+GMR"))
 	testpeer.Eventually(t, 10*time.Second, "a refusal while the port is gone", func() bool {
