@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.bug.st/serial"
@@ -94,8 +95,9 @@ type Module struct {
 	sub        Subscriber
 	log        *slog.Logger
 
-	rawq chan rawRequest
-	wg   sync.WaitGroup // replies published off the subscriber's goroutine
+	rawq     chan rawRequest
+	rawReady atomic.Bool    // Subscribe returned; see onRaw
+	wg       sync.WaitGroup // replies published off the subscriber's goroutine
 
 	mu      sync.Mutex
 	stats   Stats
@@ -128,7 +130,7 @@ func New(cfg config.ATDev, gateway string, pub Publisher, sub Subscriber, log *s
 		reset: strings.TrimSpace(cfg.Reset), resetAfter: cfg.ResetAfter,
 		raw: cfg.RawCommands == nil || *cfg.RawCommands,
 		pub: pub, sub: sub,
-		log:  log.With("adapter", "at", "device", cfg.Name, "port", cfg.Port),
+		log:  log.With("port", cfg.Port), // the caller names the adapter and device
 		rawq: make(chan rawRequest, rawQueue),
 	}
 	if m.every <= 0 {
@@ -221,6 +223,7 @@ func (m *Module) Run(ctx context.Context) error {
 		if err != nil {
 			m.log.Error("cannot subscribe; raw commands are off", "topic", topic, "err", err)
 		} else {
+			m.rawReady.Store(true)
 			defer unsub()
 		}
 	}
@@ -241,8 +244,14 @@ func (m *Module) Run(ctx context.Context) error {
 }
 
 // onRaw queues a raw command for the session; what cannot be queued is
-// answered at once.
-func (m *Module) onRaw(_ string, payload []byte) {
+// answered at once. What arrives before Subscribe returned is the retained
+// message the broker hands every new subscriber; replaying an old AT+RST or
+// AT+CWJAP at every start would be a surprise, so it is ignored.
+func (m *Module) onRaw(topic string, payload []byte) {
+	if !m.rawReady.Load() {
+		m.log.Warn("retained raw command ignored; publish commands without retain", "topic", topic)
+		return
+	}
 	cmd := strings.TrimSpace(string(payload))
 	refuse := func(why string) {
 		m.wg.Go(func() { m.respond(Reply{Command: cmd}, errors.New(why)) })

@@ -16,9 +16,14 @@ type recorder struct {
 	mu   sync.Mutex
 	msgs []telemetry.Message
 	subs map[string]func(string, []byte)
+	// retained is handed to a new subscriber inside Subscribe, as the
+	// broker does.
+	retained map[string][]byte
 }
 
-func newRecorder() *recorder { return &recorder{subs: map[string]func(string, []byte){}} }
+func newRecorder() *recorder {
+	return &recorder{subs: map[string]func(string, []byte){}, retained: map[string][]byte{}}
+}
 
 func (r *recorder) Publish(topic string, payload []byte, qos byte, retain bool) error {
 	r.mu.Lock()
@@ -29,8 +34,12 @@ func (r *recorder) Publish(topic string, payload []byte, qos byte, retain bool) 
 
 func (r *recorder) Subscribe(filter string, h func(string, []byte)) (func(), error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.subs[filter] = h
+	old, ok := r.retained[filter]
+	r.mu.Unlock()
+	if ok {
+		h(filter, old)
+	}
 	return func() {
 		r.mu.Lock()
 		delete(r.subs, filter)

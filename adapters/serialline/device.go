@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -73,7 +74,8 @@ type Device struct {
 	sub     Subscriber
 	log     *slog.Logger
 
-	txq chan []byte
+	txq     chan []byte
+	txReady atomic.Bool // Subscribe returned; see onTx
 
 	mu      sync.Mutex
 	stats   Stats
@@ -102,7 +104,7 @@ func New(cfg config.Serial, gateway string, pub Publisher, sub Subscriber, log *
 	d := &Device{
 		name: cfg.Name, gateway: gateway, path: cfg.Port, mode: mode, raw: cfg.Raw,
 		tx: cfg.Writable, pub: pub, sub: sub, every: cfg.Interval.Duration,
-		log: log.With("adapter", "serial", "device", cfg.Name, "port", cfg.Port),
+		log: log.With("port", cfg.Port), // the caller names the adapter and device
 		txq: make(chan []byte, txQueue),
 	}
 	if d.spec, err = frameSpec(cfg); err != nil {
@@ -186,6 +188,7 @@ func (d *Device) Run(ctx context.Context) error {
 			// The daemon keeps the readings flowing; only writes are lost.
 			d.log.Error("cannot subscribe; writes to the port are off", "topic", topic, "err", err)
 		} else {
+			d.txReady.Store(true)
 			defer unsub()
 		}
 	}
@@ -221,7 +224,15 @@ func (d *Device) setOnline(online bool) {
 }
 
 // onTx queues a payload for the port; the session goroutine writes it.
-func (d *Device) onTx(_ string, payload []byte) {
+// What arrives before Subscribe returned is the retained message the broker
+// hands every new subscriber: an old write, not a new one, so it is dropped
+// rather than replayed to the device at every start.
+func (d *Device) onTx(topic string, payload []byte) {
+	if !d.txReady.Load() {
+		d.count(func(s *Stats) { s.TxDropped++ })
+		d.log.Warn("retained payload on tx ignored; publish writes without retain", "topic", topic)
+		return
+	}
 	select {
 	case d.txq <- append([]byte(nil), payload...):
 	default:

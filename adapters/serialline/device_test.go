@@ -161,6 +161,7 @@ func TestDevicePollsAndWritesTx(t *testing.T) {
 	cfg.Interval = config.Duration{Duration: 50 * time.Millisecond}
 	cfg.Writable = true
 	cfg.Payload = "value"
+	rec.retained[gw+"/weather/tx"] = []byte("OLD\r\n")
 	s := openSensor(t, pair.B)
 	d := startDevice(t, cfg, rec)
 	status := gw + "/weather/status"
@@ -192,7 +193,10 @@ func TestDevicePollsAndWritesTx(t *testing.T) {
 		testpeer.Eventually(t, 10*time.Second, "the tx payload at the sensor", func() bool {
 			return strings.Contains(s.received(), "SET 5\r\n")
 		})
-		if st := d.Stats(); st.TxWrites != 1 || st.Requests < 4 {
+		if strings.Contains(s.received(), "OLD") {
+			t.Error("the retained tx payload was replayed to the device")
+		}
+		if st := d.Stats(); st.TxWrites != 1 || st.TxDropped != 1 || st.Requests < 4 {
 			t.Errorf("stats = %+v", st)
 		}
 	})
