@@ -105,7 +105,10 @@ type Module struct {
 	pubFail bool
 }
 
-// New checks cfg and prepares a module; the port is opened by Run.
+// New checks cfg, applies the defaults to its zero values (baud 115200,
+// interval 30s, timeout 2s, reset_after 3, raw_commands on) and prepares a
+// module; the port is opened by Run. log should already name the adapter and
+// device; New adds the port.
 func New(cfg config.ATDev, gateway string, pub Publisher, sub Subscriber, log *slog.Logger) (*Module, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -82,7 +82,9 @@ type Device struct {
 	pubFail bool // a publish failed; log again only once one succeeds
 }
 
-// New checks cfg and prepares a device; the port is opened by Run.
+// New checks cfg, applies the defaults to its zero values (baud 9600,
+// max_frame 4096, interval 30s) and prepares a device; the port is opened by
+// Run. log should already name the adapter and device; New adds the port.
 func New(cfg config.Serial, gateway string, pub Publisher, sub Subscriber, log *slog.Logger) (*Device, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
