@@ -1,0 +1,56 @@
+package serialline
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edged/edged/telemetry"
+)
+
+// FuzzParseValue checks that whatever a device sends in a group becomes a
+// value that renders as valid JSON, and that a number keeps its digits.
+func FuzzParseValue(f *testing.F) {
+	for _, s := range []string{"42", "-3.25", "+7", "1e309", "0x10", "NaN", "89860012345678901234", " 1 ", "\xff", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v := ParseValue(s)
+		switch x := v.(type) {
+		case int64:
+		case float64:
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				t.Fatalf("%q became %v", s, x)
+			}
+		case string:
+			if x != s {
+				t.Fatalf("string %q came back as %q", s, x)
+			}
+		default:
+			t.Fatalf("%q became a %T", s, v)
+		}
+		p := telemetry.Point{Name: "x", Value: v, Time: time.Unix(0, 0)}.Payload(telemetry.PayloadJSON)
+		if !json.Valid(p) {
+			t.Fatalf("payload %q for %q is not JSON", p, s)
+		}
+	})
+}
+
+// FuzzUnescape checks that escapes in config strings never panic and that
+// text without backslashes is kept as is.
+func FuzzUnescape(f *testing.F) {
+	for _, s := range []string{`READ\r\n`, `\x02`, `\x`, `\`, `a\\b`, `\q`, "plain"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := unescape(s)
+		if !strings.Contains(s, `\`) && (err != nil || string(b) != s) {
+			t.Fatalf("unescape(%q) = %q, %v", s, b, err)
+		}
+		if err == nil && len(b) > len(s) {
+			t.Fatalf("unescape(%q) grew to %d bytes", s, len(b))
+		}
+	})
+}
