@@ -19,7 +19,9 @@
 // For commissioning, a publish of a command (AT+GMR) on {gateway}/{device}/at
 // is sent to the module and answered on {gateway}/{device}/at/response with
 // JSON {"command","lines","result"} (and "error" when there was no answer).
-// It is on unless raw_commands = false.
+// It is on unless raw_commands = false. A raw command waits up to 10 s (or
+// the module's timeout, if longer), and its timeout never counts towards
+// reset_after. A retained message on .../at is never replayed.
 //
 // It deliberately does not handle data-mode exchanges (the ">" prompt of
 // AT+CIPSEND and the like, CONNECT and +++): only line-oriented commands.

@@ -29,8 +29,9 @@ const (
 
 // Raw command limits: commissioning commands are short single lines.
 const (
-	rawQueue  = 8
-	maxRawCmd = 256
+	rawQueue   = 8
+	maxRawCmd  = 256
+	rawTimeout = 10 * time.Second
 )
 
 // errTimeout is a command that got no final result code in time.
@@ -89,6 +90,7 @@ type Module struct {
 	reset      string
 	resetAfter int
 	raw        bool
+	rawTimeout time.Duration
 	tmpl       telemetry.Template
 	format     telemetry.PayloadFormat
 	pub        Publisher
@@ -142,6 +144,7 @@ func New(cfg config.ATDev, gateway string, pub Publisher, sub Subscriber, log *s
 	if m.timeout <= 0 {
 		m.timeout = DefaultTimeout
 	}
+	m.rawTimeout = max(m.timeout, rawTimeout)
 	if m.resetAfter < 0 {
 		return nil, fmt.Errorf("%s: reset_after %d is negative", where, cfg.ResetAfter)
 	}

@@ -129,11 +129,14 @@ func (m *modem) count(cmd string) int {
 	return n
 }
 
-func startModule(t *testing.T, cfg config.ATDev, rec *recorder) *Module {
+func startModule(t *testing.T, cfg config.ATDev, rec *recorder, tweaks ...func(*Module)) *Module {
 	t.Helper()
 	mod, err := New(cfg, gw, rec, rec, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, tw := range tweaks {
+		tw(mod)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -302,6 +305,32 @@ func TestModuleThatNeverAnswersIsResetDuringInit(t *testing.T) {
 	waitStatus(t, rec, "online")
 	if st := mod.Stats(); st.Resets < 2 {
 		t.Errorf("resets = %d", st.Resets)
+	}
+}
+
+func TestARawCommandThatTimesOutIsAnsweredAndDoesNotReset(t *testing.T) {
+	pair := testpeer.StartPtyPair(t)
+	m := startModem(t, pair.B)
+	rec := newRecorder()
+	cfg := wifi(pair.A)
+	cfg.Queries = nil
+	cfg.Reset = "AT+RST"
+	cfg.ResetAfter = 1
+	mod := startModule(t, cfg, rec, func(mod *Module) { mod.rawTimeout = 100 * time.Millisecond })
+	waitStatus(t, rec, "online")
+
+	m.setMute(true)
+	rec.inject(t, gw+"/wifi/at", []byte("AT+CWJAP=\"slow\",\"net\""))
+	testpeer.Eventually(t, 10*time.Second, "a response", func() bool { return rec.last(gw+"/wifi/at/response") != "" })
+	var got response
+	if err := json.Unmarshal([]byte(rec.last(gw+"/wifi/at/response")), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Result != "" || !strings.Contains(got.Error, "no final result code") {
+		t.Errorf("response = %+v, want a timeout error", got)
+	}
+	if st := mod.Stats(); st.Resets != 0 || !st.Online || st.Timeouts != 1 {
+		t.Errorf("stats = %+v; a raw timeout must not reset the module", st)
 	}
 }
 

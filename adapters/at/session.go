@@ -47,11 +47,7 @@ func (m *Module) session(ctx context.Context, c *serialline.Conn) error {
 				}
 				s.events(s.dlg.Feed(chunk))
 			case r := <-m.rawq:
-				reply, err := s.run(ctx, r.command, m.timeout)
-				if ctx.Err() == nil {
-					m.respond(reply, err)
-				}
-				if err := s.recover(ctx, err); err != nil {
+				if err := s.raw(ctx, r.command); err != nil {
 					return s.end(ctx, err)
 				}
 			case <-tick.C:
@@ -59,6 +55,26 @@ func (m *Module) session(ctx context.Context, c *serialline.Conn) error {
 			}
 		}
 	}
+}
+
+// raw runs a command published on .../at and answers it. It gets a longer
+// timeout than queries, since commissioning commands such as AT+CWJAP take
+// seconds, and its timeout does not count towards reset_after: a person
+// typing a slow command is no sign of a hung module.
+func (s *session) raw(ctx context.Context, cmd string) error {
+	reply, err := s.exec(ctx, cmd, s.m.rawTimeout)
+	switch {
+	case err == nil:
+		s.timeouts = 0
+		s.m.setOnline(true)
+	case ctx.Err() != nil:
+		return nil
+	case !errors.Is(err, errTimeout):
+		s.m.respond(reply, err)
+		return err
+	}
+	s.m.respond(reply, err)
+	return nil
 }
 
 // end turns a context error into the nil a Session returns on shutdown.
