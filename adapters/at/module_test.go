@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -418,4 +419,33 @@ func staleTTYs(t *testing.T) []string {
 		}
 	}
 	return stale
+}
+
+func TestRunLeavesNoGoroutinesBehind(t *testing.T) {
+	pair := testpeer.StartPtyPair(t)
+	startModem(t, pair.B)
+	rec := newRecorder()
+	mod, err := New(wifi(pair.A), gw, rec, rec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mod.Run(ctx) }()
+	waitStatus(t, rec, "online")
+	rec.inject(t, gw+"/wifi/at", []byte("nonsense")) // answered from a goroutine Run owns
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	testpeer.Eventually(t, 5*time.Second, "the adapter's goroutines to end", func() bool {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		return !strings.Contains(stacks, "adapters/serialline.runSession") && !strings.Contains(stacks, "adapters/at.(*")
+	})
+	if rec.last(gw+"/wifi/status") != "offline" {
+		t.Errorf("status after shutdown %q, want offline", rec.last(gw+"/wifi/status"))
+	}
 }

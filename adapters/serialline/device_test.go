@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -272,4 +273,33 @@ func staleTTYs(t *testing.T) []string {
 		}
 	}
 	return stale
+}
+
+func TestRunLeavesNoGoroutinesBehind(t *testing.T) {
+	pair := testpeer.StartPtyPair(t)
+	rec := newRecorder()
+	cfg := weather(pair.A)
+	cfg.Writable = true
+	d, err := New(cfg, gw, rec, rec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	waitStatus(t, rec, "online")
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	testpeer.Eventually(t, 5*time.Second, "the adapter's goroutines to end", func() bool {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		return !strings.Contains(stacks, "adapters/serialline.runSession") && !strings.Contains(stacks, "adapters/serialline.(*Device)")
+	})
+	if rec.last(gw+"/weather/status") != "offline" {
+		t.Errorf("status after shutdown %q, want offline", rec.last(gw+"/weather/status"))
+	}
 }
