@@ -1,0 +1,309 @@
+package buffer
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/edged/edged/telemetry"
+)
+
+// Policy says what Append does when a new message would take the buffer past
+// its MaxBytes.
+type Policy int
+
+const (
+	// DropOldest deletes the oldest entries to make room (counted and logged).
+	DropOldest Policy = iota
+	// Reject refuses the new message with ErrFull and keeps what is stored.
+	Reject
+)
+
+// String returns the policy as the config spells it.
+func (p Policy) String() string {
+	switch p {
+	case DropOldest:
+		return "drop-oldest"
+	case Reject:
+		return "reject"
+	}
+	return fmt.Sprintf("Policy(%d)", int(p))
+}
+
+// Durability says what a successful Append survives.
+type Durability int
+
+const (
+	// Normal survives a crash of the process (kill -9): WAL with
+	// synchronous=NORMAL, no fsync per commit.
+	Normal Durability = iota
+	// Full also survives power loss: synchronous=FULL, an fsync per commit.
+	Full
+)
+
+// String returns the durability as the config spells it.
+func (d Durability) String() string {
+	switch d {
+	case Normal:
+		return "normal"
+	case Full:
+		return "full"
+	}
+	return fmt.Sprintf("Durability(%d)", int(d))
+}
+
+// Options configure a Buffer.
+type Options struct {
+	// Path is the database file, e.g. state_dir/buffer.db. Missing parent
+	// directories are created.
+	Path string
+	// MaxBytes bounds the stored size (see Stats.Bytes); 0 or less means no bound.
+	MaxBytes int64
+	// MaxAge drops entries older than this when they are read or reach the
+	// head of the queue; 0 or less means entries never expire.
+	MaxAge time.Duration
+	// WhenFull is the policy at MaxBytes.
+	WhenFull Policy
+	// Durability chooses between surviving process crashes and power loss.
+	Durability Durability
+	// Log receives the buffer's log lines; nil discards them.
+	Log *slog.Logger
+	// Now is the clock used for enqueue times and expiry; nil means time.Now.
+	Now func() time.Time
+}
+
+// ErrFull is returned by Append when the message was not stored because the
+// buffer is at MaxBytes under the Reject policy, the message alone is larger
+// than MaxBytes, or the disk is full.
+var ErrFull = errors.New("buffer full")
+
+// ErrClosed is returned by calls on a Buffer after Close.
+var ErrClosed = errors.New("buffer closed")
+
+// Entry is one stored message.
+type Entry struct {
+	// Seq orders entries: it grows in commit order and is never reused.
+	Seq      int64
+	Msg      telemetry.Message
+	Enqueued time.Time
+}
+
+// Stats describe the buffer's contents and what happened to it since Open.
+type Stats struct {
+	Messages int64     // entries stored now
+	Bytes    int64     // their size: topic + payload + a fixed per-entry overhead
+	Oldest   time.Time // enqueue time of the first entry; zero when empty
+
+	Appended    uint64 // messages stored by Append
+	Acked       uint64 // entries removed by Ack
+	DroppedFull uint64 // entries deleted by DropOldest to make room
+	Expired     uint64 // entries deleted for being older than MaxAge
+	Rejected    uint64 // Appends refused with ErrFull (policy or full disk)
+	Commits     uint64 // transactions committed
+}
+
+// entryOverhead is added to topic and payload length so that Bytes tracks
+// what an entry really costs on disk (row header, seq, time, flags) and so a
+// flood of empty messages is still bounded by MaxBytes.
+const entryOverhead = 32
+
+// entrySize is what one message counts towards MaxBytes.
+func entrySize(m telemetry.Message) int64 {
+	return int64(len(m.Topic)) + int64(len(m.Payload)) + entryOverhead
+}
+
+// Buffer is the durable queue. Its methods are safe for concurrent use.
+type Buffer struct {
+	opts   Options
+	log    *slog.Logger
+	now    func() time.Time
+	unlock func() // releases the file lock
+
+	wdb *sql.DB // the single writing connection, owned by the committer
+	rdb *sql.DB // readers; WAL lets them run beside the writer
+
+	readStmt *sql.Stmt
+
+	reqs   chan *request
+	notify chan struct{}
+	done   chan struct{} // closed when the committer has exited
+
+	// sendMu orders Close against senders on reqs: a sender holds it for
+	// reading while it sends, Close takes it for writing to set closed.
+	sendMu sync.RWMutex
+	closed bool
+
+	closeOnce sync.Once
+	closeErr  error
+
+	statsMu sync.Mutex
+	stats   Stats
+}
+
+// opKind is what a request asks of the committer.
+type opKind int
+
+const (
+	opAppend opKind = iota
+	opAck           // delete delivered entries
+	opExpire        // delete entries Read found too old
+)
+
+// request is one caller's share of a group commit.
+type request struct {
+	kind opKind
+	msg  telemetry.Message
+	seqs []int64
+	done chan error // buffered; receives exactly once
+}
+
+// Append stores m durably: when it returns nil the message is committed to
+// disk (with the configured Durability) and will be returned by Read until it
+// is acknowledged or pushed out by MaxBytes/MaxAge. It returns an error
+// wrapping ErrFull when the message was refused for space. If ctx ends while
+// the commit is under way, Append returns ctx's error and the message may or
+// may not have been stored (at worst a duplicate upstream, never a loss
+// reported as a success).
+func (b *Buffer) Append(ctx context.Context, m telemetry.Message) error {
+	r := &request{kind: opAppend, msg: m, done: make(chan error, 1)}
+	return b.submit(ctx, r)
+}
+
+// Ack removes delivered entries. The bridge calls it only once the upstream
+// broker has acknowledged them. Sequence numbers that are not (or no longer)
+// stored are ignored.
+func (b *Buffer) Ack(seq ...int64) error {
+	if len(seq) == 0 {
+		return nil
+	}
+	r := &request{kind: opAck, seqs: append([]int64(nil), seq...), done: make(chan error, 1)}
+	return b.submit(context.Background(), r)
+}
+
+// submit hands r to the committer and waits for its commit.
+func (b *Buffer) submit(ctx context.Context, r *request) error {
+	if err := b.send(ctx, r); err != nil {
+		return err
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("buffer: waiting for commit: %w", ctx.Err())
+	}
+}
+
+func (b *Buffer) send(ctx context.Context, r *request) error {
+	b.sendMu.RLock()
+	defer b.sendMu.RUnlock()
+	if b.closed {
+		return ErrClosed
+	}
+	select {
+	case b.reqs <- r:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("buffer: queueing for commit: %w", ctx.Err())
+	}
+}
+
+// Read returns up to n entries with Seq greater than after, in Seq order.
+// Entries older than MaxAge are not returned; they are deleted and counted as
+// expired. An empty result means nothing is waiting after that point: wait on
+// Notify before reading again.
+func (b *Buffer) Read(after int64, n int) ([]Entry, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	b.sendMu.RLock()
+	closed := b.closed
+	b.sendMu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+
+	var cutoff int64
+	expiring := b.opts.MaxAge > 0
+	if expiring {
+		cutoff = b.now().Add(-b.opts.MaxAge).UnixNano()
+	}
+	out := make([]Entry, 0, min(n, 1024))
+	var expired []int64
+	for len(out) < n {
+		want := n - len(out)
+		rows, err := b.readStmt.Query(after, want)
+		if err != nil {
+			return nil, fmt.Errorf("buffer %s: read after %d: %w", b.opts.Path, after, err)
+		}
+		got := 0
+		for rows.Next() {
+			var (
+				e      Entry
+				enq    int64
+				qos    int64
+				retain bool
+			)
+			if err := rows.Scan(&e.Seq, &enq, &e.Msg.Topic, &e.Msg.Payload, &qos, &retain); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("buffer %s: read after %d: %w", b.opts.Path, after, err)
+			}
+			got++
+			after = e.Seq
+			if expiring && enq < cutoff {
+				expired = append(expired, e.Seq)
+				continue
+			}
+			e.Msg.QoS = byte(qos)
+			e.Msg.Retain = retain
+			e.Enqueued = time.Unix(0, enq)
+			out = append(out, e)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("buffer %s: read after %d: %w", b.opts.Path, after, err)
+		}
+		if got < want {
+			break // nothing more stored
+		}
+	}
+	if len(expired) > 0 {
+		r := &request{kind: opExpire, seqs: expired, done: make(chan error, 1)}
+		if err := b.submit(context.Background(), r); err != nil && !errors.Is(err, ErrClosed) {
+			// The entries are skipped either way; they will be tried again.
+			b.log.Warn("deleting expired entries failed", "entries", len(expired), "err", err)
+		}
+	}
+	return out, nil
+}
+
+// Notify returns a channel that receives after each commit that stored new
+// entries. It holds at most one pending signal, so a drainer that reads until
+// Read comes back empty and then waits on Notify misses nothing.
+func (b *Buffer) Notify() <-chan struct{} { return b.notify }
+
+// Stats returns the current counts. It does not touch the database.
+func (b *Buffer) Stats() Stats {
+	b.statsMu.Lock()
+	defer b.statsMu.Unlock()
+	return b.stats
+}
+
+// Close commits the appends already queued, stops the committer and closes
+// the database. It is safe to call more than once; later calls return the
+// first call's result. Appends after Close return ErrClosed.
+func (b *Buffer) Close() error {
+	b.closeOnce.Do(func() {
+		b.sendMu.Lock()
+		b.closed = true
+		b.sendMu.Unlock()
+		close(b.reqs) // no sender can be inside send now
+		<-b.done
+		b.closeErr = b.closeDB()
+	})
+	return b.closeErr
+}

@@ -1,0 +1,431 @@
+package buffer
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// state is the committer's picture of what is stored. It is changed only
+// from a committed transaction's outcome, so it never runs ahead of disk.
+type state struct {
+	messages, bytes      int64
+	oldestSeq, oldestEnq int64 // the head of the queue; meaningful when messages > 0
+	lastSeq              int64 // highest seq ever handed out; never reused
+}
+
+// Limits of the committer.
+const (
+	// maxBatch caps the requests in one transaction, so one commit's latency
+	// stays bounded under a flood.
+	maxBatch = 4096
+	// headChunk is how many head rows one query looks at when trimming.
+	headChunk = 256
+	// busyRetries bounds the retries of a transaction that met SQLITE_BUSY
+	// (another process holding the file, WAL recovery) after SQLite's own
+	// busy_timeout has already waited.
+	busyRetries = 6
+	// expiryEvery is how often the committer looks for expired entries at the
+	// head when nothing else makes it commit.
+	expiryEvery = time.Minute
+	// logEvery rate-limits the expiry log line.
+	logEvery = time.Minute
+)
+
+// committer is the single goroutine that writes. It owns the writer
+// connection and its prepared statements.
+type committer struct {
+	b  *Buffer
+	st state
+
+	insert, delSeq, head, delTo, oldest, setLast *sql.Stmt
+
+	// Episodes are logged when they start and end, not per message.
+	dropping       bool
+	droppedInEp    uint64
+	rejecting      bool
+	rejectedInEp   uint64
+	diskFull       bool
+	lastExpiredLog time.Time
+	expiredSince   uint64
+}
+
+func newCommitter(b *Buffer, st state) (*committer, error) {
+	c := &committer{b: b, st: st}
+	for _, p := range []struct {
+		s   **sql.Stmt
+		sql string
+	}{
+		{&c.insert, sqlInsert}, {&c.delSeq, sqlDeleteSeq}, {&c.head, sqlHead},
+		{&c.delTo, sqlDeleteTo}, {&c.oldest, sqlOldest}, {&c.setLast, sqlSetLast},
+	} {
+		s, err := b.wdb.Prepare(p.sql)
+		if err != nil {
+			return nil, fmt.Errorf("buffer %s: prepare: %w", b.opts.Path, err)
+		}
+		*p.s = s
+	}
+	return c, nil
+}
+
+func (c *committer) run() {
+	defer close(c.b.done)
+	tick := time.NewTicker(expiryEvery)
+	defer tick.Stop()
+	batch := make([]*request, 0, maxBatch)
+	for {
+		select {
+		case r, ok := <-c.b.reqs:
+			if !ok {
+				return
+			}
+			batch = append(batch[:0], r)
+		fill:
+			// Everything that queued up while the last transaction was
+			// committing goes into this one: that is the group commit.
+			for len(batch) < maxBatch {
+				select {
+				case r, ok := <-c.b.reqs:
+					if !ok {
+						break fill
+					}
+					batch = append(batch, r)
+				default:
+					break fill
+				}
+			}
+			c.commit(batch)
+			clear(batch)
+		case <-tick.C:
+			if c.headExpired(c.b.now()) {
+				c.commit(nil)
+			}
+		}
+	}
+}
+
+// headExpired reports whether the first entry is older than MaxAge.
+func (c *committer) headExpired(now time.Time) bool {
+	return c.b.opts.MaxAge > 0 && c.st.messages > 0 &&
+		c.st.oldestEnq < now.Add(-c.b.opts.MaxAge).UnixNano()
+}
+
+// outcome is what one transaction would do to the state and the counters.
+type outcome struct {
+	st                                         state
+	errs                                       []error // per request, aligned with the batch
+	appended, acked, dropped, expired, refused uint64
+}
+
+// commit runs the batch as one transaction, retrying SQLITE_BUSY with a
+// bounded backoff, and answers every request in it.
+func (c *committer) commit(batch []*request) {
+	now := c.b.now()
+	var (
+		o   outcome
+		err error
+	)
+	for attempt := 0; ; attempt++ {
+		o, err = c.tx(batch, now, false)
+		if err == nil || !isBusy(err) || attempt == busyRetries {
+			break
+		}
+		c.b.log.Debug("database busy; retrying commit", "attempt", attempt+1, "err", err)
+		time.Sleep(min(10*time.Millisecond<<attempt, 500*time.Millisecond))
+	}
+	if isDiskFull(err) {
+		// A full disk behaves like reject: refuse the appends, but still
+		// apply the acks, which are what frees space.
+		if !c.diskFull {
+			c.diskFull = true
+			c.b.log.Error("disk full: refusing new messages until space is freed", "err", err)
+		}
+		o, err = c.tx(batch, now, true)
+	}
+	if err != nil {
+		c.b.log.Error("commit failed", "requests", len(batch), "err", err)
+		err = fmt.Errorf("buffer %s: commit: %w", c.b.opts.Path, err)
+		for _, r := range batch {
+			r.done <- err
+		}
+		return
+	}
+	c.apply(o)
+	for i, r := range batch {
+		r.done <- o.errs[i]
+	}
+}
+
+// apply publishes a committed outcome: state, stats, notification, logs.
+func (c *committer) apply(o outcome) {
+	c.st = o.st
+	c.b.statsMu.Lock()
+	s := &c.b.stats
+	s.Messages, s.Bytes = o.st.messages, o.st.bytes
+	s.Oldest = time.Time{}
+	if o.st.messages > 0 {
+		s.Oldest = time.Unix(0, o.st.oldestEnq)
+	}
+	s.Appended += o.appended
+	s.Acked += o.acked
+	s.DroppedFull += o.dropped
+	s.Expired += o.expired
+	s.Rejected += o.refused
+	s.Commits++
+	c.b.statsMu.Unlock()
+
+	if o.appended > 0 {
+		select {
+		case c.b.notify <- struct{}{}:
+		default:
+		}
+	}
+	c.logEpisodes(o)
+}
+
+func (c *committer) logEpisodes(o outcome) {
+	log := c.b.log
+	max := c.b.opts.MaxBytes
+	if o.dropped > 0 {
+		if !c.dropping {
+			c.dropping = true
+			log.Warn("buffer full: dropping the oldest messages to make room", "max_bytes", max)
+		}
+		c.droppedInEp += o.dropped
+	} else if c.dropping && o.appended > 0 {
+		log.Warn("buffer no longer full; oldest messages were dropped", "dropped", c.droppedInEp)
+		c.dropping, c.droppedInEp = false, 0
+	}
+	if o.refused > 0 && !c.diskFull {
+		if !c.rejecting {
+			c.rejecting = true
+			log.Warn("buffer full: rejecting new messages", "max_bytes", max)
+		}
+		c.rejectedInEp += o.refused
+	} else if c.rejecting && o.appended > 0 {
+		log.Warn("buffer accepting messages again", "rejected", c.rejectedInEp)
+		c.rejecting, c.rejectedInEp = false, 0
+	}
+	if c.diskFull && o.appended > 0 {
+		log.Warn("disk has space again; accepting messages")
+		c.diskFull = false
+	}
+	if o.expired > 0 {
+		c.expiredSince += o.expired
+		if now := time.Now(); now.Sub(c.lastExpiredLog) >= logEvery {
+			log.Warn("messages expired before they could be forwarded", "expired", c.expiredSince, "max_age", c.b.opts.MaxAge)
+			c.lastExpiredLog, c.expiredSince = now, 0
+		}
+	}
+}
+
+var errDiskFull = fmt.Errorf("%w: disk full", ErrFull)
+
+// tx runs one transaction for the batch and returns what it did. Deletions
+// go first, so acks in the same batch make room for appends. With
+// refuseAppends every append is refused (the disk is full) and only the
+// deletions are attempted.
+func (c *committer) tx(batch []*request, now time.Time, refuseAppends bool) (o outcome, err error) {
+	o = outcome{st: c.st, errs: make([]error, len(batch))}
+	opts := &c.b.opts
+	var cutoff int64
+	if opts.MaxAge > 0 {
+		cutoff = now.Add(-opts.MaxAge).UnixNano()
+	}
+
+	writes := !refuseAppends
+	if refuseAppends {
+		for i, r := range batch {
+			if r.kind == opAppend {
+				o.errs[i] = errDiskFull
+				o.refused++
+			} else {
+				writes = true
+			}
+		}
+	}
+	if !writes && !c.headExpired(now) {
+		return o, nil
+	}
+
+	ctx := context.Background()
+	tx, err := c.b.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return o, err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+
+	headMoved := false
+	del := tx.StmtContext(ctx, c.delSeq)
+	for _, r := range batch {
+		if r.kind != opAck && r.kind != opExpire {
+			continue
+		}
+		for _, seq := range r.seqs {
+			var size int64
+			switch err := del.QueryRowContext(ctx, seq).Scan(&size); {
+			case errors.Is(err, sql.ErrNoRows):
+				continue // already gone: a duplicate ack, or dropped meanwhile
+			case err != nil:
+				return o, err
+			}
+			o.st.messages--
+			o.st.bytes -= size
+			if r.kind == opAck {
+				o.acked++
+			} else {
+				o.expired++
+			}
+			headMoved = true
+		}
+	}
+	if headMoved {
+		if err := c.refreshOldest(ctx, tx, &o.st); err != nil {
+			return o, err
+		}
+	}
+	if cutoff != 0 && o.st.messages > 0 && o.st.oldestEnq < cutoff {
+		if err := c.trimHead(ctx, tx, &o, 0, cutoff); err != nil {
+			return o, err
+		}
+	}
+
+	if !refuseAppends {
+		if err := c.appendAll(ctx, tx, batch, now, &o); err != nil {
+			return o, err
+		}
+		if opts.MaxBytes > 0 && o.st.bytes > opts.MaxBytes {
+			if err := c.trimHead(ctx, tx, &o, o.st.bytes-opts.MaxBytes, cutoff); err != nil {
+				return o, err
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// appendAll inserts the batch's appends in order, refusing those the policy
+// or the size bound does not admit.
+func (c *committer) appendAll(ctx context.Context, tx *sql.Tx, batch []*request, now time.Time, o *outcome) error {
+	opts := &c.b.opts
+	enq := now.UnixNano()
+	ins := tx.StmtContext(ctx, c.insert)
+	first := o.st.lastSeq + 1
+	for i, r := range batch {
+		if r.kind != opAppend {
+			continue
+		}
+		size := entrySize(r.msg)
+		if opts.MaxBytes > 0 && size > opts.MaxBytes {
+			o.errs[i] = fmt.Errorf("%w: a message of %d bytes does not fit in max_bytes %d", ErrFull, size, opts.MaxBytes)
+			o.refused++
+			continue
+		}
+		if opts.MaxBytes > 0 && opts.WhenFull == Reject && o.st.bytes+size > opts.MaxBytes {
+			o.errs[i] = fmt.Errorf("%w: %d of max_bytes %d used", ErrFull, o.st.bytes, opts.MaxBytes)
+			o.refused++
+			continue
+		}
+		payload := r.msg.Payload
+		if payload == nil {
+			payload = []byte{} // NOT NULL: an empty payload is a valid MQTT message
+		}
+		seq := o.st.lastSeq + 1
+		if _, err := ins.ExecContext(ctx, seq, enq, r.msg.Topic, payload, int64(r.msg.QoS), r.msg.Retain, size); err != nil {
+			return err
+		}
+		if o.st.messages == 0 {
+			o.st.oldestSeq, o.st.oldestEnq = seq, enq
+		}
+		o.st.lastSeq = seq
+		o.st.messages++
+		o.st.bytes += size
+		o.appended++
+	}
+	if o.st.lastSeq >= first {
+		// Remember the high-water mark, so seqs are not reused after the
+		// queue has been emptied: the bridge reads "after" the last one.
+		if _, err := tx.StmtContext(ctx, c.setLast).ExecContext(ctx, o.st.lastSeq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// trimHead deletes entries from the head of the queue while they are older
+// than cutoff (expired) or until need bytes have been freed (dropped).
+func (c *committer) trimHead(ctx context.Context, tx *sql.Tx, o *outcome, need, cutoff int64) error {
+	head := tx.StmtContext(ctx, c.head)
+	var (
+		after, upTo, freed int64
+		done               bool
+	)
+	for !done {
+		rows, err := head.QueryContext(ctx, after, headChunk)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for rows.Next() {
+			var seq, enq, size int64
+			if err := rows.Scan(&seq, &enq, &size); err != nil {
+				rows.Close()
+				return err
+			}
+			n++
+			expired := cutoff != 0 && enq < cutoff
+			if !expired && freed >= need {
+				done = true
+				break
+			}
+			upTo, after = seq, seq
+			freed += size
+			o.st.messages--
+			o.st.bytes -= size
+			if expired {
+				o.expired++
+			} else {
+				o.dropped++
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return err
+		}
+		if n < headChunk {
+			done = true
+		}
+	}
+	if upTo == 0 {
+		return nil
+	}
+	if _, err := tx.StmtContext(ctx, c.delTo).ExecContext(ctx, upTo); err != nil {
+		return err
+	}
+	return c.refreshOldest(ctx, tx, &o.st)
+}
+
+// refreshOldest reads the head of the queue after deletions.
+func (c *committer) refreshOldest(ctx context.Context, tx *sql.Tx, st *state) error {
+	err := tx.StmtContext(ctx, c.oldest).QueryRowContext(ctx).Scan(&st.oldestSeq, &st.oldestEnq)
+	if errors.Is(err, sql.ErrNoRows) {
+		st.oldestSeq, st.oldestEnq = 0, 0
+		if st.messages != 0 || st.bytes != 0 {
+			// The running totals drifted from the table (they cannot, short
+			// of a bug); the table is the truth.
+			c.b.log.Error("buffer totals drifted; resetting", "messages", st.messages, "bytes", st.bytes)
+			st.messages, st.bytes = 0, 0
+		}
+		return nil
+	}
+	return err
+}

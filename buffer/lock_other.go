@@ -1,0 +1,6 @@
+//go:build !unix
+
+package buffer
+
+// lockFile is a no-op where flock is not available; edged targets Linux.
+func lockFile(string) (func(), error) { return func() {}, nil }

@@ -1,0 +1,306 @@
+package buffer
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS queue (
+	seq      INTEGER PRIMARY KEY,
+	enqueued INTEGER NOT NULL, -- unix nanoseconds
+	topic    TEXT    NOT NULL,
+	payload  BLOB    NOT NULL,
+	qos      INTEGER NOT NULL,
+	retain   INTEGER NOT NULL,
+	size     INTEGER NOT NULL  -- what the entry counts towards max_bytes
+);
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT PRIMARY KEY,
+	value INTEGER NOT NULL
+) WITHOUT ROWID;
+`
+
+// The statements the committer runs; prepared once on the writer.
+const (
+	sqlInsert    = `INSERT INTO queue(seq, enqueued, topic, payload, qos, retain, size) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	sqlDeleteSeq = `DELETE FROM queue WHERE seq = ? RETURNING size`
+	sqlHead      = `SELECT seq, enqueued, size FROM queue WHERE seq > ? ORDER BY seq LIMIT ?`
+	sqlDeleteTo  = `DELETE FROM queue WHERE seq <= ?`
+	sqlOldest    = `SELECT seq, enqueued FROM queue ORDER BY seq LIMIT 1`
+	sqlSetLast   = `INSERT INTO meta(key, value) VALUES ('last_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`
+	sqlRead      = `SELECT seq, enqueued, topic, payload, qos, retain FROM queue WHERE seq > ? ORDER BY seq LIMIT ?`
+
+	// sqlLoad recomputes the running totals at Open in one pass.
+	sqlLoad = `SELECT count(*), coalesce(sum(size), 0), coalesce(max(seq), 0),
+		(SELECT seq FROM queue ORDER BY seq LIMIT 1),
+		(SELECT enqueued FROM queue ORDER BY seq LIMIT 1),
+		coalesce((SELECT value FROM meta WHERE key = 'last_seq'), 0)
+		FROM queue`
+)
+
+// Tuning. The page cache is per connection; 2 MB each keeps a gateway with
+// 100 000 buffered messages well under its memory budget while still holding
+// the hot end of the queue. The autocheckpoint is raised from SQLite's 1000
+// pages so that checkpoints (and with them the database fsync) happen a few
+// times less often under a sustained burst; the WAL is truncated back to this
+// size after each one.
+const (
+	cacheSizeKiB      = 2000
+	walAutocheckpoint = 4000   // pages
+	walSizeLimit      = 16 << 20 // bytes kept after a checkpoint
+	busyTimeoutMS     = 2000
+)
+
+// Open opens (or creates) the buffer at opts.Path and starts its committer.
+// A file that is not a readable SQLite database is moved aside as
+// <path>.corrupt-<UTC time>, logged at Error level, and an empty buffer is
+// started in its place. Any other problem (permissions, a missing disk) is
+// returned as it is.
+func Open(opts Options) (*Buffer, error) {
+	if opts.Path == "" {
+		return nil, errors.New("buffer: no path")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "buffer", "path", opts.Path)
+
+	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o750); err != nil {
+		return nil, fmt.Errorf("buffer: %w", err)
+	}
+	// Open the file ourselves first: SQLite reports a permission problem as
+	// "unable to open database file", which hides the reason.
+	f, err := os.OpenFile(opts.Path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("buffer: %w", err)
+	}
+	f.Close()
+	unlock, err := lockFile(opts.Path + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("buffer %s: %w", opts.Path, err)
+	}
+
+	b := &Buffer{
+		opts:   opts,
+		log:    log,
+		now:    opts.Now,
+		unlock: unlock,
+		reqs:   make(chan *request, 4096),
+		notify: make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+	st, err := b.openWriter()
+	if isCorrupt(err) {
+		aside, merr := moveAside(opts.Path, opts.Now().UTC())
+		if merr != nil {
+			unlock()
+			return nil, fmt.Errorf("buffer %s: corrupt (%v) and cannot be moved aside: %w", opts.Path, err, merr)
+		}
+		log.Error("buffer file is corrupt; moved it aside and started an empty buffer; the messages in it are not forwarded",
+			"err", err, "moved_to", aside)
+		st, err = b.openWriter()
+	}
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	if err := b.openReader(); err != nil {
+		b.wdb.Close()
+		unlock()
+		return nil, err
+	}
+	b.stats.Messages = st.messages
+	b.stats.Bytes = st.bytes
+	if st.messages > 0 {
+		b.stats.Oldest = time.Unix(0, st.oldestEnq)
+	}
+	c, err := newCommitter(b, st)
+	if err != nil {
+		b.closeDB()
+		return nil, err
+	}
+	go c.run()
+	log.Info("buffer open", "messages", st.messages, "bytes", st.bytes,
+		"durability", opts.Durability.String(), "when_full", opts.WhenFull.String())
+	return b, nil
+}
+
+// dsn builds a modernc DSN for the plain path with the given pragmas.
+func dsn(path string, pragmas []string, extra url.Values) string {
+	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	for k, v := range extra {
+		q[k] = v
+	}
+	return path + "?" + q.Encode()
+}
+
+// openWriter opens the writing connection, makes sure the schema exists and
+// loads the running totals. On error nothing is left open.
+func (b *Buffer) openWriter() (state, error) {
+	sync := "NORMAL"
+	if b.opts.Durability == Full {
+		sync = "FULL"
+	}
+	name := dsn(b.opts.Path, []string{
+		fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS),
+		"journal_mode(WAL)",
+		"synchronous(" + sync + ")",
+		fmt.Sprintf("cache_size(-%d)", cacheSizeKiB),
+		fmt.Sprintf("wal_autocheckpoint(%d)", walAutocheckpoint),
+		fmt.Sprintf("journal_size_limit(%d)", walSizeLimit),
+	}, url.Values{"_txlock": {"immediate"}})
+	db, err := sql.Open("sqlite", name)
+	if err != nil {
+		return state{}, fmt.Errorf("buffer %s: %w", b.opts.Path, err)
+	}
+	// One connection: the committer is the only writer, and prepared
+	// statements stay on it.
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+
+	st, err := setup(db)
+	if err != nil {
+		db.Close()
+		return state{}, fmt.Errorf("buffer %s: %w", b.opts.Path, err)
+	}
+	b.wdb = db
+	return st, nil
+}
+
+func setup(db *sql.DB) (state, error) {
+	ctx := context.Background()
+	if err := db.PingContext(ctx); err != nil {
+		return state{}, err
+	}
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return state{}, err
+	}
+	if mode != "wal" {
+		return state{}, fmt.Errorf("journal mode is %q, not wal", mode)
+	}
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		return state{}, fmt.Errorf("schema: %w", err)
+	}
+	var (
+		st          state
+		maxSeq      int64
+		first, fenq sql.NullInt64
+	)
+	err := db.QueryRowContext(ctx, sqlLoad).Scan(&st.messages, &st.bytes, &maxSeq, &first, &fenq, &st.lastSeq)
+	if err != nil {
+		return state{}, fmt.Errorf("load totals: %w", err)
+	}
+	st.lastSeq = max(st.lastSeq, maxSeq)
+	st.oldestSeq, st.oldestEnq = first.Int64, fenq.Int64
+	return st, nil
+}
+
+func (b *Buffer) openReader() error {
+	name := dsn(b.opts.Path, []string{
+		fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS),
+		fmt.Sprintf("cache_size(-%d)", cacheSizeKiB),
+		"query_only(1)",
+	}, nil)
+	db, err := sql.Open("sqlite", name)
+	if err != nil {
+		return fmt.Errorf("buffer %s: reader: %w", b.opts.Path, err)
+	}
+	// Reads come from the bridge's drain loop, one at a time; a second
+	// connection covers a status query meanwhile.
+	db.SetMaxOpenConns(2)
+	db.SetMaxIdleConns(2)
+	db.SetConnMaxIdleTime(0)
+	stmt, err := db.Prepare(sqlRead)
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("buffer %s: reader: %w", b.opts.Path, err)
+	}
+	b.rdb, b.readStmt = db, stmt
+	return nil
+}
+
+// closeDB closes both connections (checkpointing the WAL into the database
+// on the way, which SQLite does when the last connection closes) and
+// releases the file lock.
+func (b *Buffer) closeDB() error {
+	var errs []error
+	if b.readStmt != nil {
+		b.readStmt.Close()
+	}
+	if b.rdb != nil {
+		if err := b.rdb.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if b.wdb != nil {
+		if err := b.wdb.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if b.unlock != nil {
+		b.unlock()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("buffer %s: close: %w", b.opts.Path, err)
+	}
+	return nil
+}
+
+// sqliteCode returns the primary SQLite result code in err, or 0.
+func sqliteCode(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() & 0xff
+	}
+	return 0
+}
+
+func isCorrupt(err error) bool {
+	c := sqliteCode(err)
+	return c == sqlite3.SQLITE_CORRUPT || c == sqlite3.SQLITE_NOTADB
+}
+
+func isBusy(err error) bool {
+	c := sqliteCode(err)
+	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+}
+
+func isDiskFull(err error) bool { return sqliteCode(err) == sqlite3.SQLITE_FULL }
+
+// moveAside renames a corrupt database (and its WAL, which belongs to it and
+// must not be replayed into a fresh file) to <path>.corrupt-<stamp>. The
+// shared-memory index is rebuilt by SQLite, so it is removed.
+func moveAside(path string, now time.Time) (string, error) {
+	aside := path + ".corrupt-" + now.Format("20060102T150405.000000000Z")
+	if err := os.Rename(path, aside); err != nil {
+		return "", err
+	}
+	if err := os.Rename(path+"-wal", aside+"-wal"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return aside, err
+	}
+	if err := os.Remove(path + "-shm"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return aside, err
+	}
+	return aside, nil
+}
