@@ -37,8 +37,11 @@ const (
 // committer is the single goroutine that writes. It owns the writer
 // connection and its prepared statements.
 type committer struct {
-	b  *Buffer
-	st state
+	b   *Buffer
+	st  state
+	res *reserve
+	// lastReserveTry rate-limits attempts to re-create a released reserve.
+	lastReserveTry time.Time
 
 	insert, delSeq, head, delTo, oldest, setLast *sql.Stmt
 
@@ -48,12 +51,17 @@ type committer struct {
 	rejecting      bool
 	rejectedInEp   uint64
 	diskFull       bool
+	fullCap        int64 // while diskFull: the bytes appends may fill
 	lastExpiredLog time.Time
 	expiredSince   uint64
 }
 
 func newCommitter(b *Buffer, st state) (*committer, error) {
-	c := &committer{b: b, st: st}
+	c := &committer{b: b, st: st, res: &reserve{path: b.opts.Path + ".reserve"}}
+	if !c.res.ensure() {
+		b.log.Warn("cannot set aside the disk reserve; on a full disk acknowledgements may fail until space is freed",
+			"reserve", c.res.path, "bytes", reserveSize)
+	}
 	for _, p := range []struct {
 		s   **sql.Stmt
 		sql string
@@ -137,12 +145,40 @@ func (c *committer) commit(batch []*request) {
 	}
 	if isDiskFull(err) {
 		// A full disk behaves like reject: refuse the appends, but still
-		// apply the acks, which are what frees space.
+		// apply the acks, which are what frees space. The reserve is given
+		// up so that they can, and until the disk has room again appends are
+		// held to nine tenths of what fitted, so they resume once acks have
+		// freed pages and cannot eat the room the acks need.
+		limit := c.st.bytes - c.st.bytes/10
 		if !c.diskFull {
 			c.diskFull = true
-			c.b.log.Error("disk full: refusing new messages until space is freed", "err", err)
+			c.fullCap = limit
+			c.b.log.Error("disk full: refusing new messages until acknowledgements or the disk free space",
+				"err", err, "bytes", c.st.bytes)
+		}
+		c.fullCap = min(c.fullCap, limit)
+		if c.res.release() {
+			c.b.log.Warn("released the disk reserve so acknowledgements can free space", "bytes", reserveSize)
 		}
 		o, err = c.tx(batch, now, true)
+	}
+	if c.diskFull && err == nil {
+		// With no room to grow, the WAL must be checkpointed and reused
+		// from its start; the automatic checkpoint waits for a size it
+		// cannot reach now.
+		if _, cerr := c.b.wdb.Exec("PRAGMA wal_checkpoint(PASSIVE)"); cerr != nil {
+			c.b.log.Debug("checkpoint on a full disk failed", "err", cerr)
+		}
+	}
+	if !c.res.held && time.Since(c.lastReserveTry) > 10*time.Second {
+		c.lastReserveTry = time.Now()
+		if c.res.ensure() {
+			c.b.log.Info("disk reserve set aside again", "bytes", reserveSize)
+			if c.diskFull {
+				c.diskFull = false
+				c.b.log.Warn("disk has space again; accepting messages")
+			}
+		}
 	}
 	if err != nil {
 		c.b.log.Error("commit failed", "requests", len(batch), "err", err)
@@ -207,10 +243,6 @@ func (c *committer) logEpisodes(o outcome) {
 	} else if c.rejecting && o.appended > 0 {
 		log.Warn("buffer accepting messages again", "rejected", c.rejectedInEp)
 		c.rejecting, c.rejectedInEp = false, 0
-	}
-	if c.diskFull && o.appended > 0 {
-		log.Warn("disk has space again; accepting messages")
-		c.diskFull = false
 	}
 	if o.expired > 0 {
 		c.expiredSince += o.expired
@@ -326,6 +358,11 @@ func (c *committer) appendAll(ctx context.Context, tx *sql.Tx, batch []*request,
 		size := entrySize(r.msg)
 		if opts.MaxBytes > 0 && size > opts.MaxBytes {
 			o.errs[i] = fmt.Errorf("%w: a message of %d bytes does not fit in max_bytes %d", ErrFull, size, opts.MaxBytes)
+			o.refused++
+			continue
+		}
+		if c.diskFull && o.st.bytes+size > c.fullCap {
+			o.errs[i] = errDiskFull
 			o.refused++
 			continue
 		}

@@ -57,7 +57,7 @@ const (
 // size after each one.
 const (
 	cacheSizeKiB      = 2000
-	walAutocheckpoint = 4000   // pages
+	walAutocheckpoint = 4000     // pages
 	walSizeLimit      = 16 << 20 // bytes kept after a checkpoint
 	busyTimeoutMS     = 2000
 )

@@ -27,3 +27,13 @@ func lockFile(path string) (unlock func(), err error) {
 	}
 	return func() { f.Close() }, nil
 }
+
+// freeBytes reports the space available to us on the filesystem holding
+// path; ok is false when it cannot be told.
+func freeBytes(path string) (n int64, ok bool) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, false
+	}
+	return int64(st.Bavail) * int64(st.Bsize), true
+}
