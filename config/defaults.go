@@ -1,0 +1,243 @@
+package config
+
+import (
+	"strings"
+	"time"
+
+	"github.com/edged/edged/telemetry"
+)
+
+// Defaults that more than one section or the documentation refers to.
+const (
+	DefaultStateDir      = "/var/lib/edged"
+	DefaultListenAddress = "127.0.0.1:1883"
+)
+
+// applyDefaults fills in every key the file left out. It is the only place
+// defaults are set. isSet reports whether a key path was written in the
+// file: a number the user wrote as 0 is kept (and rejected by validation
+// where 0 makes no sense) rather than silently replaced.
+func applyDefaults(c *Config, isSet func(path string) bool, hostname string) {
+	if c.Gateway.ID == "" {
+		c.Gateway.ID = sanitizeHostname(hostname)
+	}
+	if c.Gateway.StateDir == "" {
+		c.Gateway.StateDir = DefaultStateDir
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	defaultBroker(&c.Broker, isSet)
+	for i := range c.Modbus {
+		defaultBus(&c.Modbus[i], index("modbus", i), isSet)
+	}
+	for i := range c.Serial {
+		defaultSerial(&c.Serial[i], index("serial", i), isSet)
+	}
+	for i := range c.AT {
+		defaultAT(&c.AT[i], index("at", i), isSet)
+	}
+	if c.Uplink != nil {
+		defaultUplink(c.Uplink, c.Gateway.ID, isSet)
+	}
+	b := &c.Buffer
+	setSize(&b.MaxBytes, 256<<20, isSet("buffer.max_bytes"))
+	setDur(&b.MaxAge, 168*time.Hour, isSet("buffer.max_age"))
+	setStr(&b.WhenFull, "drop-oldest")
+	setStr(&b.Durability, "normal")
+}
+
+func defaultBroker(b *Broker, isSet func(string) bool) {
+	// An explicit `listener = []` means no sockets at all (in-process only).
+	if len(b.Listeners) == 0 && !isSet("broker.listener") {
+		b.Listeners = []Listener{{Type: "tcp", Address: DefaultListenAddress}}
+	}
+	for i := range b.Listeners {
+		l := &b.Listeners[i]
+		setStr(&l.Type, "tcp")
+		if l.Address == "" {
+			switch l.Type {
+			case "tls":
+				l.Address = "127.0.0.1:8883"
+			case "ws":
+				l.Address = "127.0.0.1:8080"
+			default:
+				l.Address = DefaultListenAddress
+			}
+		}
+		if l.AllowAnonymous == nil {
+			// Anonymous access is the default only where nobody else can
+			// reach the socket.
+			anon := l.UsersFile == "" && isLoopbackAddress(l.Address)
+			l.AllowAnonymous = &anon
+		}
+	}
+	setSize(&b.MaxPacketSize, 1<<20, isSet("broker.max_packet_size"))
+	setInt(&b.MaxClients, 1000, isSet("broker.max_clients"))
+	setInt(&b.MaxInflight, 64, isSet("broker.max_inflight"))
+	setInt(&b.MaxQueued, 1000, isSet("broker.max_queued"))
+	setDur(&b.SessionExpiry, 168*time.Hour, isSet("broker.session_expiry"))
+	setDur(&b.MessageExpiry, 168*time.Hour, isSet("broker.message_expiry"))
+	if b.Persist == nil {
+		t := true
+		b.Persist = &t
+	}
+}
+
+func defaultBus(b *Bus, path string, isSet func(string) bool) {
+	if b.Transport == "" {
+		switch {
+		case b.Port != "" && b.Address == "":
+			b.Transport = "rtu"
+		case b.Address != "" && b.Port == "":
+			b.Transport = "tcp"
+		}
+	}
+	if b.Transport == "rtu" {
+		// Serial line settings mean nothing on TCP; leaving them unset
+		// there lets validation tell the user they were ignored.
+		setInt(&b.Baud, 9600, isSet(path+".baud"))
+		setStr(&b.Parity, "E") // the Modbus serial line standard's default
+		setInt(&b.DataBits, 8, isSet(path+".data_bits"))
+		setInt(&b.StopBits, 1, isSet(path+".stop_bits"))
+	}
+	setDur(&b.Timeout, time.Second, isSet(path+".timeout"))
+	if b.MaxGap == nil {
+		g := 10
+		b.MaxGap = &g
+	}
+	setInt(&b.MaxRegs, 125, isSet(path+".max_registers"))
+	setInt(&b.MaxBits, 2000, isSet(path+".max_bits"))
+	for j := range b.Devices {
+		d := &b.Devices[j]
+		dp := index(path+".device", j)
+		setInt(&d.Unit, 1, isSet(dp+".unit"))
+		setDur(&d.Interval, 10*time.Second, isSet(dp+".interval"))
+		setDur(&d.Timeout, b.Timeout.Duration, isSet(dp+".timeout"))
+		setStr(&d.Topic, telemetry.DefaultTemplate)
+		setStr(&d.Payload, "json")
+		if d.MaxGap == nil {
+			g := *b.MaxGap
+			d.MaxGap = &g
+		}
+		setInt(&d.MaxRegs, b.MaxRegs, isSet(dp+".max_registers"))
+		setInt(&d.MaxBits, b.MaxBits, isSet(dp+".max_bits"))
+		for k := range d.Points {
+			defaultPoint(&d.Points[k])
+		}
+	}
+}
+
+func defaultPoint(p *Point) {
+	if p.Type == "" && (p.Table == "coil" || p.Table == "discrete") {
+		p.Type = "bool" // the only type a coil or discrete input has
+	}
+	setStr(&p.Order, "ABCD")
+	if p.Scale == nil {
+		s := 1.0
+		p.Scale = &s
+	}
+	if p.QoS == nil {
+		q := 0
+		p.QoS = &q
+	}
+}
+
+func defaultSerialPort(s *SerialPort, path string, baud int, isSet func(string) bool) {
+	setInt(&s.Baud, baud, isSet(path+".baud"))
+	setStr(&s.Parity, "N")
+	setInt(&s.DataBits, 8, isSet(path+".data_bits"))
+	setInt(&s.StopBits, 1, isSet(path+".stop_bits"))
+}
+
+func defaultSerial(s *Serial, path string, isSet func(string) bool) {
+	defaultSerialPort(&s.SerialPort, path, 9600, isSet)
+	setSize(&s.MaxFrame, 4096, isSet(path+".max_frame"))
+	if s.Request != "" {
+		setDur(&s.Interval, 10*time.Second, isSet(path+".interval"))
+	}
+	setStr(&s.Topic, telemetry.DefaultTemplate)
+	setStr(&s.Payload, "json")
+}
+
+func defaultAT(a *ATDev, path string, isSet func(string) bool) {
+	defaultSerialPort(&a.SerialPort, path, 115200, isSet)
+	setDur(&a.Interval, 30*time.Second, isSet(path+".interval"))
+	setDur(&a.Timeout, 2*time.Second, isSet(path+".timeout"))
+	for i := range a.Queries {
+		setDur(&a.Queries[i].Timeout, a.Timeout.Duration, isSet(index(path+".queries", i)+".timeout"))
+	}
+	setInt(&a.ResetAfter, 3, isSet(path+".reset_after"))
+	if a.RawCommands == nil {
+		t := true // the local broker is on loopback by default
+		a.RawCommands = &t
+	}
+	setStr(&a.Topic, telemetry.DefaultTemplate)
+	setStr(&a.Payload, "json")
+}
+
+func defaultUplink(u *Uplink, gateway string, isSet func(string) bool) {
+	setStr(&u.ClientID, gateway)
+	setDur(&u.Keepalive, 30*time.Second, isSet("uplink.keepalive"))
+	setDur(&u.MaxBackoff, 30*time.Second, isSet("uplink.max_backoff"))
+	setInt(&u.Inflight, 64, isSet("uplink.inflight"))
+	for i := range u.Forward {
+		if u.Forward[i].QoS == nil {
+			q := 1
+			u.Forward[i].QoS = &q
+		}
+	}
+	for i := range u.Downlink {
+		if u.Downlink[i].QoS == nil {
+			q := 1
+			u.Downlink[i].QoS = &q
+		}
+	}
+}
+
+func setStr(s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+}
+
+func setInt(n *int, def int, set bool) {
+	if *n == 0 && !set {
+		*n = def
+	}
+}
+
+func setDur(d *Duration, def time.Duration, set bool) {
+	if d.Duration == 0 && !set {
+		d.Duration = def
+	}
+}
+
+func setSize(s *Size, def Size, set bool) {
+	if *s == 0 && !set {
+		*s = def
+	}
+}
+
+// sanitizeHostname turns a host name into a valid topic level: anything
+// but letters, digits, '.', '_' and '-' becomes '-'.
+func sanitizeHostname(h string) string {
+	h = strings.ToLower(strings.TrimSpace(h))
+	var b strings.Builder
+	for _, r := range h {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	s := strings.Trim(b.String(), "-.")
+	if s == "" {
+		return "edged"
+	}
+	return s
+}

@@ -1,0 +1,125 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Options changes how a config is loaded.
+type Options struct {
+	// ProfileDirs are searched in order for profiles/NAME.toml when a
+	// Modbus device says profile = "NAME".
+	ProfileDirs []string
+}
+
+// DefaultProfileDirs returns where profiles are looked for, first match
+// wins: the administrator's /etc/edged/profiles, the packaged
+// /usr/share/edged/profiles, then configs/profiles next to the binary and in
+// the working directory (a source checkout).
+func DefaultProfileDirs() []string {
+	dirs := []string{"/etc/edged/profiles", "/usr/share/edged/profiles"}
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "configs", "profiles"))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		dirs = append(dirs, filepath.Join(wd, "configs", "profiles"))
+	}
+	out := dirs[:0]
+	for _, d := range dirs {
+		if !containsString(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Load reads, checks and completes the config file at path, looking for
+// profiles in DefaultProfileDirs. On failure the error is an *Errors listing
+// every problem in the file.
+func Load(path string) (*Config, error) {
+	return LoadWith(path, Options{ProfileDirs: DefaultProfileDirs()})
+}
+
+// LoadWith is Load with options.
+func LoadWith(path string, opts Options) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf("cannot read config: %v", unwrapPathError(err)), err: err}}}
+	}
+	return ParseWith(path, data, opts)
+}
+
+// unwrapPathError drops the path from an *os.PathError, since the message
+// already starts with the file name.
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Parse checks and completes a config held in memory; name is used as the
+// file name in errors. Profiles are looked for in DefaultProfileDirs.
+func Parse(name string, data []byte) (*Config, error) {
+	return ParseWith(name, data, Options{ProfileDirs: DefaultProfileDirs()})
+}
+
+// ParseWith is Parse with options.
+func ParseWith(name string, data []byte, opts Options) (*Config, error) {
+	doc, ix, synErr := parseTOML(name, data)
+	if synErr != nil {
+		return nil, &Errors{List: []*Error{synErr}}
+	}
+	var cfg Config
+	d := newDecoder(name, ix)
+	d.table("", doc, reflect.ValueOf(&cfg).Elem())
+	cfg.File = name
+
+	host, _ := os.Hostname()
+	// A value the decoder refused counts as absent, so that its default
+	// stands in and nothing inherits the refused zero.
+	applyDefaults(&cfg, func(p string) bool { return d.set[p] && !d.bad[p] }, host)
+
+	v := newValidator(name, ix, d.set, d.bad, opts.ProfileDirs)
+	v.config(&cfg)
+
+	all := append(d.errs, v.errs...)
+	if len(all) > 0 {
+		return nil, &Errors{List: sortErrors(name, all)}
+	}
+	v.mergeProfiles(&cfg)
+	return &cfg, nil
+}
+
+// parseTOML parses the text into a generic map and indexes its lines. A
+// syntax error stops everything: nothing after it can be trusted.
+func parseTOML(name string, data []byte) (map[string]any, lineIndex, *Error) {
+	var doc map[string]any
+	if _, err := toml.Decode(string(data), &doc); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, nil, &Error{File: name, Line: pe.Position.Line, Msg: "TOML syntax: " + strings.TrimSuffix(pe.Message, "."), err: err}
+		}
+		return nil, nil, &Error{File: name, Msg: "TOML syntax: " + err.Error(), err: err}
+	}
+	if doc == nil {
+		doc = map[string]any{}
+	}
+	return doc, indexLines(string(data)), nil
+}

@@ -1,0 +1,286 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/edged/edged/telemetry"
+)
+
+// validator checks a decoded, defaulted config section by section. Each
+// section has its own method and every message names its key path.
+type validator struct {
+	file string
+	ix   lineIndex
+	set  map[string]bool // key paths written in the file
+	bad  map[string]bool // key paths the decoder already reported
+	dirs []string        // profile search path
+	errs []*Error
+
+	deviceNames map[string]string // device name → path that first used it
+	profiles    map[string]profileResult
+}
+
+type profileResult struct {
+	p   *Profile
+	err error
+}
+
+func newValidator(file string, ix lineIndex, set, bad map[string]bool, dirs []string) *validator {
+	return &validator{
+		file: file, ix: ix, set: set, bad: bad, dirs: dirs,
+		deviceNames: map[string]string{},
+		profiles:    map[string]profileResult{},
+	}
+}
+
+// errorf records a problem at path, unless the decoder already reported
+// that value or one it is part of (a value of the wrong type is left zero,
+// and "0 is out of range" on top of "expected an integer" is noise).
+func (v *validator) errorf(path, format string, args ...any) {
+	for _, p := range pathParents(path) {
+		if v.bad[p] {
+			return
+		}
+	}
+	v.errs = append(v.errs, &Error{File: v.file, Line: v.ix.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// required reports whether a string key has a value, recording a problem
+// when it does not. what says what the key is for.
+func (v *validator) required(path, val, what string) bool {
+	if val != "" {
+		return true
+	}
+	if v.set[path] {
+		v.errorf(path, "must not be empty (%s)", what)
+	} else {
+		v.errorf(path, "missing (%s)", what)
+	}
+	return false
+}
+
+// oneOf checks an enumeration.
+func (v *validator) oneOf(path, val string, options ...string) bool {
+	for _, o := range options {
+		if val == o {
+			return true
+		}
+	}
+	v.errorf(path, "%q is not one of %s", val, strings.Join(options, ", "))
+	return false
+}
+
+// positive checks a count or limit that must be at least 1.
+func (v *validator) positive(path string, n int) {
+	if n <= 0 {
+		v.errorf(path, "must be at least 1, got %d", n)
+	}
+}
+
+// positiveDur checks a duration that must be longer than zero.
+func (v *validator) positiveDur(path string, d Duration) {
+	if d.Duration <= 0 {
+		v.errorf(path, "must be longer than 0s")
+	}
+}
+
+// inRange checks lo <= n <= hi.
+func (v *validator) inRange(path string, n, lo, hi int) bool {
+	if n < lo || n > hi {
+		v.errorf(path, "%d is out of range %d..%d", n, lo, hi)
+		return false
+	}
+	return true
+}
+
+// finite checks a float that must be a real number (TOML allows nan and inf).
+func (v *validator) finite(path string, f float64) bool {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		v.errorf(path, "must be a finite number, got %v", f)
+		return false
+	}
+	return true
+}
+
+// config runs every section.
+func (v *validator) config(c *Config) {
+	v.gateway(&c.Gateway)
+	v.log(&c.Log)
+	v.broker(&c.Broker)
+	v.modbus(c.Modbus)
+	v.serial(c.Serial)
+	v.at(c.AT)
+	if c.Uplink != nil {
+		v.uplink(c.Uplink)
+	}
+	v.buffer(&c.Buffer)
+}
+
+// levelProblem says why s cannot be one level of an MQTT topic, or "".
+func levelProblem(s string) string {
+	switch {
+	case s == "":
+		return "is empty"
+	case strings.Contains(s, "/"):
+		return `contains "/"`
+	case strings.Contains(s, "+"):
+		return `contains the wildcard "+"`
+	case strings.Contains(s, "#"):
+		return `contains the wildcard "#"`
+	case strings.ContainsRune(s, 0):
+		return "contains a NUL character"
+	case strings.HasPrefix(s, "$"):
+		return `starts with "$" (reserved for broker topics)`
+	}
+	return ""
+}
+
+// claimDevice records a device name, which is a topic level and so must
+// be unique across every [[modbus.device]], [[serial]] and [[at]].
+func (v *validator) claimDevice(path, name string) {
+	if name == "" {
+		return
+	}
+	if prob := levelProblem(name); prob != "" {
+		v.errorf(path, "%q cannot be a topic level: it %s", name, prob)
+		return
+	}
+	if first, ok := v.deviceNames[name]; ok {
+		v.errorf(path, "%q is already used by %s (device names are topic levels and must be unique)", name, strings.TrimSuffix(first, ".name"))
+		return
+	}
+	v.deviceNames[name] = path
+}
+
+// topicTemplate checks a device's topic template and payload format.
+func (v *validator) topicAndPayload(path, topic, payload string) {
+	if err := telemetry.Template(topic).Validate(); err != nil {
+		v.errorf(path+".topic", "%v", err)
+	} else if !strings.Contains(topic, "{point}") {
+		v.errorf(path+".topic", "%q has no {point}: every value of the device would publish on the same topic", topic)
+	}
+	v.oneOf(path+".payload", payload, "json", "value")
+}
+
+func (v *validator) gateway(g *Gateway) {
+	if prob := levelProblem(g.ID); prob != "" {
+		v.errorf("gateway.id", "%q cannot be a topic level: it %s", g.ID, prob)
+	}
+	if !filepath.IsAbs(g.StateDir) {
+		v.errorf("gateway.state_dir", "%q is not an absolute path", g.StateDir)
+	}
+}
+
+func (v *validator) log(l *Log) {
+	v.oneOf("log.level", l.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", l.Format, "text", "json")
+}
+
+// mqttMaxPacket is the largest packet MQTT's length encoding allows.
+const mqttMaxPacket = 268435455
+
+func (v *validator) broker(b *Broker) {
+	type bound struct {
+		path string
+		host string
+		port int
+	}
+	var seen []bound
+	for i := range b.Listeners {
+		l := &b.Listeners[i]
+		p := index("broker.listener", i)
+		v.oneOf(p+".type", l.Type, "tcp", "tls", "ws")
+		host, port, prob := splitHostPort(l.Address, false)
+		if prob != "" {
+			v.errorf(p+".address", "%q %s (e.g. %q)", l.Address, prob, DefaultListenAddress)
+		}
+		if l.Type == "tls" {
+			v.required(p+".cert_file", l.CertFile, "a tls listener needs cert_file and key_file")
+			v.required(p+".key_file", l.KeyFile, "a tls listener needs cert_file and key_file")
+		} else {
+			for _, k := range []struct{ key, val string }{{"cert_file", l.CertFile}, {"key_file", l.KeyFile}, {"client_ca_file", l.ClientCAFile}} {
+				if k.val != "" {
+					v.errorf(p+"."+k.key, `only a listener with type = "tls" uses %s`, k.key)
+				}
+			}
+		}
+		if prob == "" && !isLoopbackHost(host) && l.UsersFile == "" && (l.AllowAnonymous == nil || !*l.AllowAnonymous) {
+			v.errorf(p, "address %q is not loopback: set users_file (clients log in) or allow_anonymous = true (anyone on the network may connect)", l.Address)
+		}
+		if prob == "" {
+			for _, s := range seen {
+				if s.port == port && (s.host == host || isWildcardHost(s.host) || isWildcardHost(host)) {
+					v.errorf(p+".address", "%q overlaps %s.address (same port %d)", l.Address, s.path, port)
+					break
+				}
+			}
+			seen = append(seen, bound{p, host, port})
+		}
+	}
+	if b.MaxPacketSize <= 0 || b.MaxPacketSize > mqttMaxPacket {
+		v.errorf("broker.max_packet_size", "must be between 1 and %d bytes (MQTT's limit), got %d", mqttMaxPacket, b.MaxPacketSize)
+	}
+	v.positive("broker.max_clients", b.MaxClients)
+	if b.MaxInflight > 65535 {
+		v.errorf("broker.max_inflight", "must be at most 65535 (MQTT's receive maximum), got %d", b.MaxInflight)
+	} else {
+		v.positive("broker.max_inflight", b.MaxInflight)
+	}
+	v.positive("broker.max_queued", b.MaxQueued)
+	v.positiveDur("broker.session_expiry", b.SessionExpiry)
+	v.positiveDur("broker.message_expiry", b.MessageExpiry)
+}
+
+// splitHostPort parses host:port. It returns a problem phrase or "".
+// needHost requires a host (a client's destination, not a listener).
+func splitHostPort(addr string, needHost bool) (string, int, string) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, "is not host:port"
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, "has no valid port (1..65535)"
+	}
+	if needHost && host == "" {
+		return "", 0, "has no host"
+	}
+	return strings.ToLower(host), port, ""
+}
+
+// isLoopbackAddress reports whether host:port names a loopback socket.
+func isLoopbackAddress(addr string) bool {
+	host, _, prob := splitHostPort(addr, false)
+	return prob == "" && isLoopbackHost(host)
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	h, _, _ := strings.Cut(host, "%") // IPv6 zone
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+func isWildcardHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+func (v *validator) buffer(b *Buffer) {
+	if b.MaxBytes <= 0 {
+		v.errorf("buffer.max_bytes", "must be more than 0 bytes")
+	}
+	v.positiveDur("buffer.max_age", b.MaxAge)
+	v.oneOf("buffer.when_full", b.WhenFull, "drop-oldest", "reject")
+	v.oneOf("buffer.durability", b.Durability, "normal", "full")
+}

@@ -1,0 +1,159 @@
+package config
+
+import (
+	"net/url"
+	"strings"
+)
+
+var uplinkSchemes = []string{"mqtt", "mqtts", "ws", "wss"}
+
+func (v *validator) uplink(u *Uplink) {
+	switch {
+	case u.URL != "" && len(u.URLs) > 0:
+		v.errorf("uplink.urls", "set url or urls, not both")
+	case u.URL == "" && len(u.URLs) == 0 && !v.bad["uplink.url"] && !v.bad["uplink.urls"]:
+		v.errorf("uplink.url", `missing (the upstream broker, e.g. "mqtts://cloud.example.com:8883"; or urls = [...] for several)`)
+	}
+	tls := false
+	if u.URL != "" {
+		tls = v.brokerURL("uplink.url", u.URL)
+	}
+	for i, s := range u.URLs {
+		if v.brokerURL(index("uplink.urls", i), s) {
+			tls = true
+		}
+	}
+	if u.ClientID != "" && strings.ContainsAny(u.ClientID, "+#/") {
+		// Brokers substitute the client id into ACL patterns (%c); a
+		// wildcard there would widen them.
+		v.errorf("uplink.client_id", "%q must not contain +, # or /", u.ClientID)
+	}
+	if u.Password != "" && u.PasswordFile != "" {
+		v.errorf("uplink.password_file", "set password or password_file, not both")
+	}
+	if (u.Password != "" || u.PasswordFile != "") && u.Username == "" {
+		v.errorf("uplink.username", "missing (a password needs a username)")
+	}
+	if u.CertFile != "" && u.KeyFile == "" {
+		v.errorf("uplink.key_file", "missing (cert_file and key_file go together for mutual TLS)")
+	}
+	if u.KeyFile != "" && u.CertFile == "" {
+		v.errorf("uplink.cert_file", "missing (cert_file and key_file go together for mutual TLS)")
+	}
+	if !tls {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"ca_file", u.CAFile != ""}, {"cert_file", u.CertFile != ""}, {"key_file", u.KeyFile != ""}, {"server_name", u.ServerName != ""}, {"insecure_skip_verify", u.InsecureSkipVerify}} {
+			if k.set {
+				v.errorf("uplink."+k.key, "is a TLS setting, but no url uses TLS (mqtts:// or wss://)")
+			}
+		}
+	}
+	v.positiveDur("uplink.keepalive", u.Keepalive)
+	v.positiveDur("uplink.max_backoff", u.MaxBackoff)
+	v.inRange("uplink.inflight", u.Inflight, 1, 65535)
+
+	for i := range u.Forward {
+		f := &u.Forward[i]
+		p := index("uplink.forward", i)
+		if v.required(p+".local", f.Local, `a local topic filter, e.g. "pi-01/#"`) {
+			if prob := filterProblem(f.Local); prob != "" {
+				v.errorf(p+".local", "%q is not a valid topic filter: %s", f.Local, prob)
+			}
+		}
+		v.topicPrefix(p+".remote_prefix", f.RemotePrefix)
+		if f.QoS != nil && *f.QoS != 0 && *f.QoS != 1 {
+			v.errorf(p+".qos", "%d is not one of 0, 1", *f.QoS)
+		}
+	}
+	for i := range u.Downlink {
+		d := &u.Downlink[i]
+		p := index("uplink.downlink", i)
+		if v.required(p+".remote", d.Remote, `a remote topic filter, e.g. "sites/a/pi-01/+/+/set"`) {
+			if prob := filterProblem(d.Remote); prob != "" {
+				v.errorf(p+".remote", "%q is not a valid topic filter: %s", d.Remote, prob)
+			} else if d.StripPrefix != "" && !prefixCanMatch(d.Remote, d.StripPrefix) {
+				v.errorf(p+".strip_prefix", "%q can never be a prefix of a topic matching %q", d.StripPrefix, d.Remote)
+			}
+		}
+		v.topicPrefix(p+".strip_prefix", d.StripPrefix)
+		v.topicPrefix(p+".local_prefix", d.LocalPrefix)
+		if d.QoS != nil && *d.QoS != 0 && *d.QoS != 1 {
+			v.errorf(p+".qos", "%d is not one of 0, 1", *d.QoS)
+		}
+	}
+}
+
+// brokerURL checks one upstream address and reports whether it uses TLS.
+func (v *validator) brokerURL(path, s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		v.errorf(path, `%q is not a broker URL (e.g. "mqtts://cloud.example.com:8883")`, s)
+		return false
+	}
+	switch u.Scheme {
+	case "mqtt", "mqtts", "ws", "wss":
+	case "tcp":
+		v.errorf(path, `scheme "tcp" is not one of %s (write mqtt:// for plain TCP)`, strings.Join(uplinkSchemes, ", "))
+		return false
+	case "ssl", "tls":
+		v.errorf(path, `scheme %q is not one of %s (write mqtts:// for TLS)`, u.Scheme, strings.Join(uplinkSchemes, ", "))
+		return false
+	default:
+		v.errorf(path, "scheme %q is not one of %s", u.Scheme, strings.Join(uplinkSchemes, ", "))
+		return false
+	}
+	if p := u.Port(); p != "" {
+		if _, _, prob := splitHostPort(u.Host, true); prob != "" {
+			v.errorf(path, "%q %s", u.Host, prob)
+		}
+	}
+	if u.User != nil {
+		v.errorf(path, "must not hold credentials: use username and password_file")
+	}
+	return u.Scheme == "mqtts" || u.Scheme == "wss"
+}
+
+// topicPrefix checks text that is glued before or cut from a topic: it
+// may be empty but must hold no wildcard.
+func (v *validator) topicPrefix(path, s string) {
+	if strings.ContainsAny(s, "+#") {
+		v.errorf(path, "%q must not contain the wildcards + or #", s)
+	} else if strings.ContainsRune(s, 0) {
+		v.errorf(path, "must not contain a NUL character")
+	}
+}
+
+// filterProblem says why f is not a valid MQTT topic filter, or "".
+func filterProblem(f string) string {
+	if f == "" {
+		return "it is empty"
+	}
+	if strings.ContainsRune(f, 0) {
+		return "it contains a NUL character"
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		switch {
+		case strings.Contains(l, "#") && (l != "#" || i != len(levels)-1):
+			return `"#" must be a whole level and the last one`
+		case strings.Contains(l, "+") && l != "+":
+			return `"+" must be a whole level`
+		}
+	}
+	return ""
+}
+
+// prefixCanMatch reports whether some topic matching filter starts with
+// prefix, comparing up to the first wildcard.
+func prefixCanMatch(filter, prefix string) bool {
+	lit := filter
+	if i := strings.IndexAny(filter, "+#"); i >= 0 {
+		lit = filter[:i]
+	}
+	if len(prefix) <= len(lit) {
+		return strings.HasPrefix(lit, prefix)
+	}
+	return strings.HasPrefix(prefix, lit) && strings.IndexAny(filter, "+#") >= 0
+}
