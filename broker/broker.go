@@ -108,7 +108,7 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 	if err := b.srv.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	b.auth = NewAuthHook(byListener, log.With("hook", "auth"))
+	b.auth = NewAuthHook(byListener, log)
 	if err := b.srv.AddHook(b.auth, nil); err != nil {
 		return nil, fmt.Errorf("broker: auth: %w", err)
 	}
@@ -116,7 +116,7 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 		if err := os.MkdirAll(stateDir, 0o750); err != nil {
 			return nil, fmt.Errorf("broker: state_dir: %w", err)
 		}
-		st, err := NewStore(filepath.Join(stateDir, "broker.db"), log.With("hook", "store"))
+		st, err := NewStore(filepath.Join(stateDir, "broker.db"), log)
 		if err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
 		}
