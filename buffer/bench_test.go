@@ -92,3 +92,60 @@ func BenchmarkBufferedMemory(b *testing.B) {
 		b.ReportMetric(float64(vals["commits"]), "commits")
 	}
 }
+
+// BenchmarkDrain measures the buffer's side of draining: Read a window of 64,
+// Ack it, repeat, over 10 000 stored messages (no network), so the bridge's
+// drain time can be split into buffer and upstream.
+func BenchmarkDrain(b *testing.B) {
+	const stored, window = 10000, 64
+	payload := []byte(strings.Repeat("x", 64))
+	for _, d := range []Durability{Normal, Full} {
+		b.Run("durability="+d.String(), func(b *testing.B) {
+			var elapsed time.Duration
+			for range b.N {
+				b.StopTimer()
+				buf, err := Open(Options{Path: filepath.Join(b.TempDir(), "buffer.db"), Durability: d})
+				if err != nil {
+					b.Fatal(err)
+				}
+				var wg sync.WaitGroup
+				for g := range 100 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						m := telemetry.Message{Topic: fmt.Sprintf("pi-01/meter%d/voltage", g), Payload: payload, QoS: 1}
+						for range stored / 100 {
+							if err := buf.Append(context.Background(), m); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				b.StartTimer()
+				start := time.Now()
+				after, n := int64(0), 0
+				for n < stored {
+					es, err := buf.Read(after, window)
+					if err != nil || len(es) == 0 {
+						b.Fatalf("Read after %d: %d entries, %v", after, len(es), err)
+					}
+					seqs := make([]int64, len(es))
+					for i, e := range es {
+						seqs[i] = e.Seq
+					}
+					if err := buf.Ack(seqs...); err != nil {
+						b.Fatal(err)
+					}
+					after, n = seqs[len(seqs)-1], n+len(es)
+				}
+				elapsed += time.Since(start)
+				b.StopTimer()
+				buf.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.N*stored)/elapsed.Seconds(), "msgs/s")
+		})
+	}
+}

@@ -124,6 +124,7 @@ func (c *committer) headExpired(now time.Time) bool {
 type outcome struct {
 	st                                         state
 	errs                                       []error // per request, aligned with the batch
+	committed                                  bool    // a transaction ran (false: all refused up front)
 	appended, acked, dropped, expired, refused uint64
 }
 
@@ -209,7 +210,9 @@ func (c *committer) apply(o outcome) {
 	s.DroppedFull += o.dropped
 	s.Expired += o.expired
 	s.Rejected += o.refused
-	s.Commits++
+	if o.committed {
+		s.Commits++
+	}
 	c.b.statsMu.Unlock()
 
 	if o.appended > 0 {
@@ -341,6 +344,7 @@ func (c *committer) tx(batch []*request, now time.Time, refuseAppends bool) (o o
 	if err := tx.Commit(); err != nil {
 		return o, err
 	}
+	o.committed = true
 	return o, nil
 }
 
