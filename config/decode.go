@@ -265,6 +265,10 @@ func suggest(key string, known []string) string {
 		if len(k) >= 3 && len(n) >= 3 && (strings.HasPrefix(k, n) || strings.HasPrefix(n, k)) {
 			dist = min(dist, 2)
 		}
+		// So does one that shares most of its start (max_regs).
+		if cp := commonPrefix(k, n); cp >= 4 && 3*cp >= 2*len(k) {
+			dist = min(dist, 2)
+		}
 		if dist < bestD {
 			best, bestD = c, dist
 		}
@@ -276,26 +280,40 @@ func suggest(key string, known []string) string {
 	return ""
 }
 
-// editDistance is the Levenshtein distance between two strings' bytes.
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// editDistance is the edit distance between two strings' bytes, counting
+// a swap of neighbours (nmae) as one edit.
 func editDistance(a, b string) int {
 	if len(a) > 64 || len(b) > 64 {
 		return math.MaxInt / 2 // no real key is that long; skip the work
 	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	// d[i][j] is the distance between a[:i] and b[:j].
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }

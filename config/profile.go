@@ -47,13 +47,33 @@ func LoadProfile(name string, dirs []string) (*Profile, string, error) {
 		return p, path, err
 	}
 	if len(dirs) == 0 {
-		return nil, "", fmt.Errorf("profile %q not found: no profile directories to look in: %w", name, fs.ErrNotExist)
+		return nil, "", notFound(fmt.Sprintf("profile %q not found: no profile directories to look in", name))
 	}
 	hint := ""
-	if s := suggest(name, profileNames(dirs)); s != "" {
+	if s := suggestProfile(name, profileNames(dirs)); s != "" {
 		hint = fmt.Sprintf(" (did you mean %q?)", s)
 	}
-	return nil, "", fmt.Errorf("profile %q not found in %s%s: %w", name, strings.Join(dirs, ", "), hint, fs.ErrNotExist)
+	return nil, "", notFound(fmt.Sprintf("profile %q not found in %s%s", name, strings.Join(dirs, ", "), hint))
+}
+
+// notFound is an error that reads as itself and matches fs.ErrNotExist.
+type notFound string
+
+func (e notFound) Error() string { return string(e) }
+func (e notFound) Unwrap() error { return fs.ErrNotExist }
+
+// suggestProfile is suggest, plus names that contain the one asked for
+// (sdm120 for eastron-sdm120).
+func suggestProfile(name string, names []string) string {
+	if s := suggest(name, names); s != "" {
+		return s
+	}
+	for _, n := range names {
+		if len(name) >= 3 && strings.Contains(strings.ToLower(n), strings.ToLower(name)) {
+			return n
+		}
+	}
+	return ""
 }
 
 // profileNames lists the profiles present in dirs, for suggestions.

@@ -250,7 +250,11 @@ func splitHostPort(addr string, needHost bool) (string, int, string) {
 	if needHost && host == "" {
 		return "", 0, "has no host"
 	}
-	return strings.ToLower(host), port, ""
+	host = strings.ToLower(host)
+	if host == "localhost" {
+		host = "127.0.0.1" // what Go binds for it, so overlaps are seen
+	}
+	return host, port, ""
 }
 
 // isLoopbackAddress reports whether host:port names a loopback socket.
