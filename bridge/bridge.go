@@ -1,0 +1,326 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edged/edged/buffer"
+	"github.com/edged/edged/config"
+	"github.com/edged/edged/telemetry"
+)
+
+// Buffer is what the bridge needs of the durable queue (*buffer.Buffer).
+type Buffer interface {
+	Append(ctx context.Context, m telemetry.Message) error
+	Read(after int64, n int) ([]buffer.Entry, error)
+	Ack(seq ...int64) error
+	Notify() <-chan struct{}
+	Stats() buffer.Stats
+}
+
+// Local is what the bridge needs of the local broker (*broker.Broker):
+// publishing downlink messages and its own status in-process.
+type Local interface {
+	Publish(topic string, payload []byte, qos byte, retain bool) error
+}
+
+// ErrRefused is wrapped by Intercept's error when a message that must be
+// buffered could not be (the buffer is full under the reject policy, or the
+// disk is full). The daemon maps it to the broker's quota-exceeded refusal.
+var ErrRefused = errors.New("bridge: message refused: buffer full")
+
+const (
+	defaultKeepalive  = 30 * time.Second
+	defaultMaxBackoff = 30 * time.Second
+	defaultInflight   = 64
+	// appendTimeout bounds how long a local publisher waits for its message
+	// to be committed before it is refused.
+	appendTimeout = 30 * time.Second
+	// statusEvery is how often the status topic is refreshed without a change.
+	statusEvery = 10 * time.Second
+	// directQueue holds QoS 0 messages on their way upstream while connected;
+	// beyond it they are dropped (counted) rather than stall a local publisher.
+	directQueue = 1024
+)
+
+// Bridge is the uplink: it forwards matching local messages upstream
+// (through the buffer), brings downlink topics into the local broker, and
+// owns the connection to the upstream broker.
+type Bridge struct {
+	cfg      config.Uplink
+	buf      Buffer
+	local    Local
+	log      *slog.Logger
+	gateway  string
+	servers  []server
+	forward  []forwardRule
+	downlink []downlinkRule
+
+	clientID   string
+	password   string
+	keepalive  time.Duration
+	maxBackoff time.Duration
+	inflight   int
+
+	statusTopic string // upstream will/online
+	uplinkTopic string // local retained status JSON
+
+	rnd func() float64 // jitter source, replaceable in tests
+
+	connected atomic.Bool
+	direct    chan telemetry.Message
+	self      selfMarks
+	changed   chan struct{}
+
+	// resendUpTo is the highest sequence number ever handed to paho; an
+	// entry at or below it that is published again may be a duplicate.
+	// Owned by the goroutine running Run.
+	resendUpTo int64
+
+	mu sync.Mutex
+	st Stats // connection fields; counters below are atomic
+
+	delivered, sentQoS0, droppedQoS0, refused      atomic.Uint64
+	notForwarded, duplicates, downlinked, dlDrops atomic.Uint64
+	connects, connectFailures                      atomic.Uint64
+}
+
+// Stats describe the uplink now and what it did since New.
+type Stats struct {
+	Connected bool
+	Server    string    // the server of the current or last connection (attempt)
+	Since     time.Time // when Connected last changed
+	LastError string    // why the last connection ended or attempt failed
+
+	Connects        uint64 // connections made
+	ConnectFailures uint64 // attempts that failed
+
+	Delivered          uint64 // buffered messages confirmed by the upstream (PUBACK)
+	SentQoS0           uint64 // QoS 0 messages sent without the buffer
+	DroppedQoS0        uint64 // QoS 0 messages dropped: disconnected, or the send queue full
+	Refused            uint64 // messages refused because the buffer was full
+	NotForwarded       uint64 // messages that came down (or are the bridge's own) not sent back up
+	DuplicatesPossible uint64 // messages sent again after a connection ended before their PUBACK
+	Downlinked         uint64 // messages from upstream published locally
+	DownlinkDropped    uint64 // messages from upstream no rule could map, or the local broker refused
+
+	Buffer buffer.Stats
+}
+
+// New validates cfg and prepares a bridge; it does not connect. gateway is
+// the gateway id ({gateway} in topics); local receives downlink messages
+// and the status topic. A CA, certificate or password file that cannot be
+// read is an error here (and again at every reconnect).
+func New(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.Logger) (*Bridge, error) {
+	if buf == nil || local == nil {
+		return nil, errors.New("uplink: a buffer and a local broker are required")
+	}
+	if gateway == "" || strings.ContainsAny(gateway, "+#/\x00") {
+		return nil, fmt.Errorf("uplink: gateway id %q is empty or not a single topic level", gateway)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	br := &Bridge{
+		cfg: cfg, buf: buf, local: local, gateway: gateway,
+		log:         log,
+		clientID:    cfg.ClientID,
+		password:    cfg.Password,
+		keepalive:   cfg.Keepalive.Duration,
+		maxBackoff:  cfg.MaxBackoff.Duration,
+		inflight:    cfg.Inflight,
+		statusTopic: gateway + "/status",
+		uplinkTopic: gateway + "/edged/uplink",
+		rnd:         rand.Float64,
+		direct:      make(chan telemetry.Message, directQueue),
+		changed:     make(chan struct{}, 1),
+	}
+	var err error
+	if br.servers, err = parseServers(cfg); err != nil {
+		return nil, err
+	}
+	if br.forward, err = parseForward(cfg.Forward); err != nil {
+		return nil, err
+	}
+	if br.downlink, err = parseDownlink(cfg.Downlink); err != nil {
+		return nil, err
+	}
+	if br.clientID == "" {
+		br.clientID = gateway
+	}
+	if br.keepalive <= 0 {
+		br.keepalive = defaultKeepalive
+	}
+	if br.maxBackoff <= 0 {
+		br.maxBackoff = defaultMaxBackoff
+	}
+	if br.inflight <= 0 {
+		br.inflight = defaultInflight
+	}
+	if br.inflight > 65535 {
+		return nil, fmt.Errorf("uplink.inflight: %d is more than MQTT packet ids allow (65535)", br.inflight)
+	}
+	if cfg.Password != "" && cfg.PasswordFile != "" {
+		return nil, errors.New("uplink: set password or password_file, not both")
+	}
+	if cfg.PasswordFile != "" {
+		b, err := os.ReadFile(cfg.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("uplink.password_file: %w", err)
+		}
+		br.password = strings.TrimRight(string(b), "\r\n")
+	}
+	anyTLS := false
+	for _, s := range br.servers {
+		anyTLS = anyTLS || s.tls
+	}
+	if anyTLS {
+		if _, err := tlsConfig(cfg); err != nil {
+			return nil, err
+		}
+	} else if cfg.CAFile != "" || cfg.CertFile != "" || cfg.InsecureSkipVerify {
+		log.Warn("uplink TLS settings are ignored: no url uses mqtts:// or wss://")
+	}
+	br.st.Server = br.servers[0].display
+	return br, nil
+}
+
+// Intercept is the local broker's interceptor: it sees every local publish
+// before the publisher is acknowledged. A message no forward rule matches
+// costs a few string comparisons and is let through. A matching message is
+// forwarded at the rule's QoS, or QoS 1 when it was published with QoS 1 or
+// more, so the durability promise holds whatever the rule says. QoS 1 (and
+// QoS 0 with buffer_qos0) is committed to the buffer before Intercept
+// returns; an error wrapping ErrRefused means it could not be, and the
+// publisher must not be acknowledged. Other QoS 0 messages are sent straight
+// away while connected and dropped (counted) while not. Messages the bridge
+// published locally itself (downlink, status) are never sent back up.
+func (br *Bridge) Intercept(m telemetry.Message, fromClient string) error {
+	r := forwardFor(br.forward, m.Topic)
+	if r == nil {
+		return nil
+	}
+	if fromClient == "" && br.self.has(m.Payload) {
+		br.notForwarded.Add(1)
+		return nil
+	}
+	qos := r.qos
+	if m.QoS > 0 {
+		qos = 1
+	}
+	out := telemetry.Message{
+		Topic:   r.prefix + m.Topic,
+		Payload: append([]byte(nil), m.Payload...),
+		QoS:     qos,
+		Retain:  m.Retain,
+	}
+	if qos == 1 || br.cfg.BufferQoS0 {
+		// Whatever waits in the buffer goes up at QoS 1: it leaves the
+		// buffer only on a PUBACK, which QoS 0 would never bring.
+		out.QoS = 1
+		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+		defer cancel()
+		if err := br.buf.Append(ctx, out); err != nil {
+			br.refused.Add(1)
+			if errors.Is(err, buffer.ErrFull) {
+				return fmt.Errorf("%w: %s: %w", ErrRefused, m.Topic, err)
+			}
+			return fmt.Errorf("bridge: buffering %s: %w", m.Topic, err)
+		}
+		return nil
+	}
+	if !br.connected.Load() {
+		br.droppedQoS0.Add(1)
+		return nil
+	}
+	select {
+	case br.direct <- out:
+	default:
+		br.droppedQoS0.Add(1)
+	}
+	return nil
+}
+
+// Stats returns the uplink's state and counters.
+func (br *Bridge) Stats() Stats {
+	br.mu.Lock()
+	s := br.st
+	br.mu.Unlock()
+	s.Connects = br.connects.Load()
+	s.ConnectFailures = br.connectFailures.Load()
+	s.Delivered = br.delivered.Load()
+	s.SentQoS0 = br.sentQoS0.Load()
+	s.DroppedQoS0 = br.droppedQoS0.Load()
+	s.Refused = br.refused.Load()
+	s.NotForwarded = br.notForwarded.Load()
+	s.DuplicatesPossible = br.duplicates.Load()
+	s.Downlinked = br.downlinked.Load()
+	s.DownlinkDropped = br.dlDrops.Load()
+	s.Buffer = br.buf.Stats()
+	return s
+}
+
+// publishLocal publishes into the local broker, marked so that Intercept
+// recognises the message as the bridge's own and never forwards it.
+func (br *Bridge) publishLocal(topic string, payload []byte, qos byte, retain bool) error {
+	p := br.self.mark(payload)
+	defer br.self.unmark(p)
+	return br.local.Publish(topic, p, qos, retain)
+}
+
+// selfMarks recognises the bridge's own local publishes when the broker
+// hands them back to Intercept. The broker calls the interceptor
+// synchronously, inside Publish, with the very payload slice it was given;
+// a fresh copy's backing array is therefore a marker no other publisher can
+// hold, unlike the topic or the (empty) client id, which an adapter
+// publishing concurrently on the same topic would share.
+type selfMarks struct {
+	n  atomic.Int32 // marks held: lets has skip the lock in the common case
+	mu sync.Mutex
+	m  map[*byte]int
+}
+
+// mark returns a copy of payload (with capacity for at least one byte, so
+// that even an empty payload has an address of its own) and records it.
+func (s *selfMarks) mark(payload []byte) []byte {
+	p := make([]byte, len(payload), len(payload)+1)
+	copy(p, payload)
+	k := &p[:1][0]
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = map[*byte]int{}
+	}
+	s.m[k]++
+	s.mu.Unlock()
+	s.n.Add(1)
+	return p
+}
+
+func (s *selfMarks) unmark(p []byte) {
+	k := &p[:1][0]
+	s.mu.Lock()
+	if s.m[k]--; s.m[k] <= 0 {
+		delete(s.m, k)
+	}
+	s.mu.Unlock()
+	s.n.Add(-1)
+}
+
+func (s *selfMarks) has(payload []byte) bool {
+	if s.n.Load() == 0 || cap(payload) == 0 {
+		return false
+	}
+	k := &payload[:1][0]
+	s.mu.Lock()
+	_, ok := s.m[k]
+	s.mu.Unlock()
+	return ok
+}

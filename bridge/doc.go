@@ -1,0 +1,31 @@
+// Package bridge is edged's uplink: the connection to an upstream MQTT
+// broker (github.com/eclipse/paho.mqtt.golang, MQTT 3.1.1) over TCP, TLS,
+// mutual TLS or WebSocket.
+//
+// Forward rules pick local topics to send upstream. The bridge sees every
+// local publish through Intercept, which the local broker calls before it
+// acknowledges the publisher; a QoS 1 message a rule matches is committed to
+// the buffer first, so the publisher's PUBACK means "on disk". A drainer
+// sends the buffer in sequence order with a window of QoS 1 publishes in
+// flight and removes an entry only when the upstream's PUBACK confirmed it.
+// After a dropped connection everything unconfirmed is sent again, in the
+// original order, from the buffer: paho's own reconnection and resending are
+// switched off because paho can complete a publish without a PUBACK when the
+// connection drops (paho #563) and does not keep order when it resends
+// (#731). Messages sent again are counted as possible duplicates.
+//
+// The upstream session is persistent (clean session off). The will message
+// is a retained "offline" on {gateway}/status, and a retained "online"
+// follows each connection. Downlink rules bring upstream topics into the
+// local broker; those messages, like the bridge's own status on
+// {gateway}/edged/uplink, are never forwarded back up even when a forward
+// rule matches them.
+//
+// Effective QoS of a forwarded message: the rule's qos, raised to 1 when the
+// local publish was QoS 1 or 2, because the durability promise covers every
+// local QoS 1 message a forward rule matches.
+//
+// The package deliberately does not store anything itself (the buffer does)
+// and does not speak to the local broker's network side: it gets a Publish
+// function and is installed as the broker's interceptor by the daemon.
+package bridge
