@@ -88,9 +88,9 @@ type Bridge struct {
 	mu sync.Mutex
 	st Stats // connection fields; counters below are atomic
 
-	delivered, sentQoS0, droppedQoS0, refused      atomic.Uint64
+	delivered, sentQoS0, droppedQoS0, refused     atomic.Uint64
 	notForwarded, duplicates, downlinked, dlDrops atomic.Uint64
-	connects, connectFailures                      atomic.Uint64
+	connects, connectFailures                     atomic.Uint64
 }
 
 // Stats describe the uplink now and what it did since New.
