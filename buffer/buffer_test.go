@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -556,16 +558,61 @@ func TestLifecycle(t *testing.T) {
 
 func TestOpenErrors(t *testing.T) {
 	t.Run("a permission problem reads as itself", func(t *testing.T) {
-		if os.Geteuid() == 0 {
-			t.Skip("running as root: file permissions do not apply")
+		dir := t.TempDir()
+		for _, d := range []string{filepath.Dir(dir), dir} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
 		}
-		dir := filepath.Join(t.TempDir(), "ro")
-		if err := os.Mkdir(dir, 0o500); err != nil {
+		// A directory the opener may not write, and a database file it may
+		// not read: both must say "permission denied", not SQLite's
+		// "unable to open database file".
+		roDir := filepath.Join(dir, "ro")
+		if err := os.Mkdir(roDir, 0o555); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Open(Options{Path: filepath.Join(dir, "buffer.db")})
-		if !errors.Is(err, os.ErrPermission) {
-			t.Fatalf("err = %v, want a permission error", err)
+		lockedFile := filepath.Join(dir, "locked", "buffer.db")
+		if err := os.MkdirAll(filepath.Dir(lockedFile), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Dir(lockedFile), 0o777)
+		writeFile(t, lockedFile, nil)
+		if err := os.Chmod(lockedFile, 0o000); err != nil {
+			t.Fatal(err)
+		}
+
+		if os.Geteuid() != 0 {
+			for _, p := range []string{filepath.Join(roDir, "buffer.db"), lockedFile} {
+				if _, err := Open(Options{Path: p}); !errors.Is(err, os.ErrPermission) {
+					t.Errorf("Open(%s): %v, want a permission error", p, err)
+				}
+			}
+			return
+		}
+		// As root permissions do not apply, so run the opener as nobody:
+		// a copy of this test binary where nobody can execute it.
+		bin := filepath.Join(dir, "buffer.test")
+		data, err := os.ReadFile(os.Args[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{filepath.Join(roDir, "buffer.db"), lockedFile} {
+			cmd := exec.Command(bin)
+			cmd.Env = append(os.Environ(), helperEnv+"=open", helperPathEnv+"="+p)
+			cmd.Dir = dir
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Skipf("cannot run the opener as nobody: %v: %s", err, out)
+			}
+			got := string(out)
+			t.Logf("Open(%s) as nobody: %s", filepath.Base(filepath.Dir(p)), strings.TrimSpace(got))
+			if !strings.HasPrefix(got, "permission=true") || !strings.Contains(got, "permission denied") {
+				t.Errorf("Open(%s) as nobody: %q, want a permission error that says so", p, got)
+			}
 		}
 	})
 
