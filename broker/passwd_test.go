@@ -13,20 +13,20 @@ import (
 	"github.com/edged/edged/internal/testpeer"
 )
 
-// sha512Line builds a Mosquitto 1.x "$6$" line by hand. Mosquitto 1.x
+// authSHA512Line builds a Mosquitto 1.x "$6$" line by hand. Mosquitto 1.x
 // (pw__digest in mosquitto_passwd.c) hashes the password bytes followed by
 // the raw salt bytes with one SHA-512, and writes base64(salt) and
 // base64(digest). This is computed here with crypto/sha512 directly, not
 // through the package's own hashing; TestSHA512LinesAreAcceptedByMosquitto
 // shows that real Mosquitto agrees with it.
-func sha512Line(user, password string, salt []byte) string {
+func authSHA512Line(user, password string, salt []byte) string {
 	sum := sha512.Sum512(append([]byte(password), salt...))
 	return user + ":$6$" + base64.StdEncoding.EncodeToString(salt) + "$" + base64.StdEncoding.EncodeToString(sum[:])
 }
 
-var testSalt = []byte("edged-salt12") // 12 bytes, like mosquitto_passwd's
+var authSalt = []byte("edged-salt12") // 12 bytes, like mosquitto_passwd's
 
-func writeTemp(t *testing.T, name, content string) string {
+func authTempFile(t *testing.T, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
@@ -67,7 +67,7 @@ func TestUsersFromMosquittoPasswd(t *testing.T) {
 }
 
 func TestSHA512Lines(t *testing.T) {
-	path := writeTemp(t, "users", "# made by mosquitto 1.x\n\n"+sha512Line("carol", "old-pass", testSalt)+"\r\n")
+	path := authTempFile(t, "users", "# made by mosquitto 1.x\n\n"+authSHA512Line("carol", "old-pass", authSalt)+"\r\n")
 	u, err := LoadUsers(path)
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +81,8 @@ func TestSHA512Lines(t *testing.T) {
 }
 
 func TestMalformedUserLinesAreErrors(t *testing.T) {
-	good := sha512Line("ok", "pw", testSalt)
-	h7 := "$7$101$" + base64.StdEncoding.EncodeToString(testSalt) + "$" + base64.StdEncoding.EncodeToString(make([]byte, 64))
+	good := authSHA512Line("ok", "pw", authSalt)
+	h7 := "$7$101$" + base64.StdEncoding.EncodeToString(authSalt) + "$" + base64.StdEncoding.EncodeToString(make([]byte, 64))
 	cases := []struct{ name, line, want string }{
 		{"a line with only a user name", "mallory", "no ':'"},
 		{"a user with an empty hash", "mallory:", "has no password hash"},
@@ -93,12 +93,12 @@ func TestMalformedUserLinesAreErrors(t *testing.T) {
 		{"a $7$ hash with zero iterations", "mallory:$7$0$" + strings.TrimPrefix(h7, "$7$101$"), "iteration count"},
 		{"a $7$ hash with a non-number for iterations", "mallory:$7$x$" + strings.TrimPrefix(h7, "$7$101$"), "iteration count"},
 		{"a salt that is not base64", "mallory:$7$101$!!!$" + base64.StdEncoding.EncodeToString(make([]byte, 64)), "salt is not valid base64"},
-		{"a hash that is too short", "mallory:$6$" + base64.StdEncoding.EncodeToString(testSalt) + "$AAAA", "is 3 bytes, want 64"},
+		{"a hash that is too short", "mallory:$6$" + base64.StdEncoding.EncodeToString(authSalt) + "$AAAA", "is 3 bytes, want 64"},
 		{"a user defined twice", good, "defined twice"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			path := writeTemp(t, "users", good+"\n"+c.line+"\n")
+			path := authTempFile(t, "users", good+"\n"+c.line+"\n")
 			u, err := LoadUsers(path)
 			if err == nil {
 				t.Fatalf("loaded %d users, want an error", u.Len())
@@ -109,7 +109,7 @@ func TestMalformedUserLinesAreErrors(t *testing.T) {
 		})
 	}
 	t.Run("every bad line is reported at once", func(t *testing.T) {
-		path := writeTemp(t, "users", "a\nb\n"+good+"\nc:\n")
+		path := authTempFile(t, "users", "a\nb\n"+good+"\nc:\n")
 		_, err := LoadUsers(path)
 		for _, n := range []string{":1: ", ":2: ", ":4: "} {
 			if err == nil || !strings.Contains(err.Error(), path+n) {
@@ -120,7 +120,7 @@ func TestMalformedUserLinesAreErrors(t *testing.T) {
 }
 
 func TestEmptyUsersFileHasNoUsers(t *testing.T) {
-	u, err := LoadUsers(writeTemp(t, "users", ""))
+	u, err := LoadUsers(authTempFile(t, "users", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,14 +152,14 @@ func TestSetPassword(t *testing.T) {
 		}
 	})
 	t.Run("an existing user is updated and other lines are kept", func(t *testing.T) {
-		old := "# users\n" + sha512Line("bob", "b", testSalt) + "\n" + sha512Line("alice", "old", testSalt) + "\n"
-		path := writeTemp(t, "users", old)
+		old := "# users\n" + authSHA512Line("bob", "b", authSalt) + "\n" + authSHA512Line("alice", "old", authSalt) + "\n"
+		path := authTempFile(t, "users", old)
 		if err := SetPassword(path, "alice", "new"); err != nil {
 			t.Fatal(err)
 		}
 		data, _ := os.ReadFile(path)
 		lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
-		if len(lines) != 3 || lines[0] != "# users" || lines[1] != sha512Line("bob", "b", testSalt) || !strings.HasPrefix(lines[2], "alice:$7$") {
+		if len(lines) != 3 || lines[0] != "# users" || lines[1] != authSHA512Line("bob", "b", authSalt) || !strings.HasPrefix(lines[2], "alice:$7$") {
 			t.Fatalf("file is now %q", data)
 		}
 		u, err := LoadUsers(path)
@@ -171,7 +171,7 @@ func TestSetPassword(t *testing.T) {
 		}
 	})
 	t.Run("a new user is appended", func(t *testing.T) {
-		path := writeTemp(t, "users", sha512Line("bob", "b", testSalt)) // no final newline
+		path := authTempFile(t, "users", authSHA512Line("bob", "b", authSalt)) // no final newline
 		if err := SetPassword(path, "carol", "c"); err != nil {
 			t.Fatal(err)
 		}
@@ -205,7 +205,7 @@ func TestPasswordFilesWorkInMosquitto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _ = f.WriteString(sha512Line("carol", "old-pass", testSalt) + "\n")
+	_, _ = f.WriteString(authSHA512Line("carol", "old-pass", authSalt) + "\n")
 	_ = f.Close()
 	// "user root": started as root, mosquitto would otherwise drop to its
 	// own user, which cannot read the test's private temporary directory.
@@ -234,7 +234,7 @@ func TestPasswordFilesWorkInMosquitto(t *testing.T) {
 func FuzzLoadUsers(f *testing.F) {
 	f.Add([]byte(""))
 	f.Add([]byte("# comment\n\n"))
-	f.Add([]byte(sha512Line("carol", "pw", testSalt) + "\n"))
+	f.Add([]byte(authSHA512Line("carol", "pw", authSalt) + "\n"))
 	f.Add([]byte("alice:$7$101$JqDIptdqIB7qG9ze$Mjnf5GoEDfZeKItWU1SRLK7sPWU5O6f3MqT5FLgPyY5FvdipHT1Ek3FIQ0chCuydte9dJ0etKn4o3+woeD0UkQ==\n"))
 	f.Add([]byte("alice\n:x\nb:$7$$$\nc:$6$$\n"))
 	f.Add([]byte("a:$7$99999999999999999999$AA==$AA==\n"))
