@@ -70,7 +70,8 @@ type Options struct {
 	WhenFull Policy
 	// Durability chooses between surviving process crashes and power loss.
 	Durability Durability
-	// Log receives the buffer's log lines; nil discards them.
+	// Log receives the buffer's log lines, each with the path; pass the
+	// component logger (log.With("component", "buffer")). nil discards them.
 	Log *slog.Logger
 	// Now is the clock used for enqueue times and expiry; nil means time.Now.
 	Now func() time.Time

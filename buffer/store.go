@@ -78,7 +78,7 @@ func Open(opts Options) (*Buffer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("component", "buffer", "path", opts.Path)
+	log = log.With("path", opts.Path)
 
 	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o750); err != nil {
 		return nil, fmt.Errorf("buffer: %w", err)
