@@ -104,6 +104,14 @@ func (d *decoder) value(path string, v any, rv reflect.Value) {
 			for i := range x {
 				elems[i] = x[i]
 			}
+		case map[string]any:
+			if t.Elem().Kind() == reflect.Struct {
+				// [modbus] where [[modbus]] was meant.
+				d.fail(path, "expected an array, got a table (write [[%s]] for each entry)", stripIndexes(path))
+				return
+			}
+			d.fail(path, "expected an array, got a table")
+			return
 		default:
 			d.fail(path, "expected an array, got %s", describe(v))
 			return
@@ -221,6 +229,24 @@ func (d *decoder) unknown(path, key string, fields []field) {
 		return
 	}
 	d.fail(path, "unknown key (known keys here: %s)", strings.Join(names, ", "))
+}
+
+// stripIndexes turns modbus[0].device into modbus.device, the header name
+// of an array of tables.
+func stripIndexes(path string) string {
+	var b strings.Builder
+	skip := false
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; {
+		case c == '[':
+			skip = true
+		case c == ']':
+			skip = false
+		case !skip:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // describe names a TOML value for an error message: its type, and the

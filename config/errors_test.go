@@ -74,6 +74,13 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			want: []string{`edged.toml:5: modbus[0].baud: expected an integer, got the string "9600"`},
 		},
 		{
+			name: "a single table where an array of tables belongs says how to write it",
+			text: bus + "\n  [modbus.device]\n  name = \"m\"\n",
+			want: []string{
+				`edged.toml:6: modbus[0].device: expected an array, got a table (write [[modbus.device]] for each entry)`,
+			},
+		},
+		{
 			name: "a table where a string belongs is a wrong type",
 			text: "[gateway]\nid = { name = \"x\" }\n",
 			want: []string{`edged.toml:2: gateway.id: expected a string, got a table`},

@@ -270,7 +270,7 @@ func (l *locator) value(path string, depth int) {
 	}
 }
 
-// multiline consumes a """ or ''' string after its opening quotes. The
+// multiline consumes a """ or ”' string after its opening quotes. The
 // closing quotes may be followed by up to two more quote characters that
 // belong to the content.
 func (l *locator) multiline(q byte) {

@@ -44,7 +44,7 @@ type Broker struct {
 // Listener is one socket of the embedded broker.
 type Listener struct {
 	Type           string `toml:"type"`            // tcp (default) | tls | ws
-	Address        string `toml:"address"`         // host:port; default 127.0.0.1:1883 (tcp), :8883 (tls), :8080 (ws) on loopback
+	Address        string `toml:"address"`         // host:port; default 127.0.0.1:1883 (tcp), 127.0.0.1:8883 (tls), 127.0.0.1:8080 (ws)
 	CertFile       string `toml:"cert_file"`       // tls: server certificate (PEM)
 	KeyFile        string `toml:"key_file"`        // tls: its private key (PEM)
 	ClientCAFile   string `toml:"client_ca_file"`  // tls: require client certificates signed by this CA
@@ -56,33 +56,33 @@ type Listener struct {
 // Bus is one Modbus bus: a serial line (RTU) or a TCP endpoint.
 type Bus struct {
 	Name      string   `toml:"name"`
-	Transport string   `toml:"transport"` // rtu (when port is set) | tcp (when address is set) | rtu-over-tcp
-	Port      string   `toml:"port"`      // serial device, e.g. /dev/ttyUSB0
-	Address   string   `toml:"address"`   // host:port for tcp and rtu-over-tcp
-	Baud      int      `toml:"baud"`      // default 9600
-	Parity    string   `toml:"parity"`    // N | E (default) | O
-	DataBits  int      `toml:"data_bits"` // default 8
-	StopBits  int      `toml:"stop_bits"` // default 1
-	Timeout   Duration `toml:"timeout"`   // default 1s
-	MaxGap    *int     `toml:"max_gap"`   // registers a merged read may skip, default 10
-	MaxRegs   int      `toml:"max_registers"`
-	MaxBits   int      `toml:"max_bits"`
+	Transport string   `toml:"transport"`     // rtu (when port is set) | tcp (when address is set) | rtu-over-tcp
+	Port      string   `toml:"port"`          // serial device, e.g. /dev/ttyUSB0
+	Address   string   `toml:"address"`       // host:port for tcp and rtu-over-tcp
+	Baud      int      `toml:"baud"`          // default 9600
+	Parity    string   `toml:"parity"`        // N | E (default) | O
+	DataBits  int      `toml:"data_bits"`     // default 8
+	StopBits  int      `toml:"stop_bits"`     // default 1
+	Timeout   Duration `toml:"timeout"`       // default 1s
+	MaxGap    *int     `toml:"max_gap"`       // registers a merged read may skip, default 10
+	MaxRegs   int      `toml:"max_registers"` // registers per read, 1..125, default 125
+	MaxBits   int      `toml:"max_bits"`      // coils/discrete inputs per read, 1..2000, default 2000
 	Devices   []Device `toml:"device"`
 }
 
 // Device is one Modbus slave on a bus.
 type Device struct {
 	Name     string   `toml:"name"`
-	Unit     int      `toml:"unit"`     // slave id, 0..247 (default 1)
-	Interval Duration `toml:"interval"` // default 10s
-	Timeout  Duration `toml:"timeout"`  // default: the bus timeout
-	Topic    string   `toml:"topic"`    // default {gateway}/{device}/{point}
-	Payload  string   `toml:"payload"`  // json (default) | value
-	Profile  string   `toml:"profile"`  // register map from profiles/NAME.toml
-	MaxGap   *int     `toml:"max_gap"`  // default: the bus's
-	MaxRegs  int      `toml:"max_registers"`
-	MaxBits  int      `toml:"max_bits"`
-	Points   []Point  `toml:"points"`
+	Unit     int      `toml:"unit"`          // slave id, 1..247 on a serial line, 0..255 on TCP (default 1)
+	Interval Duration `toml:"interval"`      // default 10s
+	Timeout  Duration `toml:"timeout"`       // default: the bus timeout
+	Topic    string   `toml:"topic"`         // default {gateway}/{device}/{point}
+	Payload  string   `toml:"payload"`       // json (default) | value
+	Profile  string   `toml:"profile"`       // register map from profiles/NAME.toml
+	MaxGap   *int     `toml:"max_gap"`       // default: the bus's
+	MaxRegs  int      `toml:"max_registers"` // default: the bus's
+	MaxBits  int      `toml:"max_bits"`      // default: the bus's
+	Points   []Point  `toml:"points"`        // the profile's points come first when Load returns
 }
 
 // Point is one register, coil or value of a Modbus device.
@@ -90,7 +90,7 @@ type Point struct {
 	Name      string   `toml:"name"`
 	Table     string   `toml:"table"`   // holding | input | coil | discrete
 	Address   int      `toml:"address"` // 0-based protocol address
-	Type      string   `toml:"type"`    // bool | int16 | uint16 | int32 | uint32 | int64 | uint64 | float32 | float64 | string
+	Type      string   `toml:"type"`    // bool (default for coil, discrete) | int16 | uint16 | int32 | uint32 | int64 | uint64 | float32 | float64 | string
 	Bit       *int     `toml:"bit"`     // bool from bit N (0..15) of a register
 	Length    int      `toml:"length"`  // string: length in registers
 	Order     string   `toml:"order"`   // ABCD (default) | CDAB | BADC | DCBA
@@ -130,7 +130,7 @@ type Serial struct {
 	Patterns  []string `toml:"patterns"`  // regexps with named groups
 	Raw       bool     `toml:"raw"`       // publish unmatched frames on {gateway}/{device}/raw
 	Request   string   `toml:"request"`   // sent every interval, escapes allowed
-	Interval  Duration `toml:"interval"`  // with request
+	Interval  Duration `toml:"interval"`  // with request, default 10s
 	Writable  bool     `toml:"writable"`  // {gateway}/{device}/tx is written to the port
 	Topic     string   `toml:"topic"`     // default {gateway}/{device}/{point}
 	Payload   string   `toml:"payload"`   // json (default) | value
@@ -148,15 +148,15 @@ type ATDev struct {
 	Reset       string    `toml:"reset"`        // e.g. AT+RST
 	ResetAfter  int       `toml:"reset_after"`  // consecutive timeouts, default 3
 	RawCommands *bool     `toml:"raw_commands"` // {gateway}/{device}/at, default true
-	Topic       string    `toml:"topic"`
-	Payload     string    `toml:"payload"`
+	Topic       string    `toml:"topic"`        // default {gateway}/{device}/{point}
+	Payload     string    `toml:"payload"`      // json (default) | value
 }
 
 // ATQuery is a command sent every interval and the pattern its reply is parsed with.
 type ATQuery struct {
 	Command string   `toml:"command"`
 	Pattern string   `toml:"pattern"`
-	Timeout Duration `toml:"timeout"`
+	Timeout Duration `toml:"timeout"` // default: the device's timeout
 }
 
 // ATURC is an unsolicited result code to recognise.
@@ -166,13 +166,13 @@ type ATURC struct {
 
 // Uplink is the connection to the upstream broker.
 type Uplink struct {
-	URL                string     `toml:"url"`
-	URLs               []string   `toml:"urls"`
+	URL                string     `toml:"url"`       // mqtt:// | mqtts:// | ws:// | wss://
+	URLs               []string   `toml:"urls"`      // instead of url: servers tried in turn
 	ClientID           string     `toml:"client_id"` // default: gateway id
 	Username           string     `toml:"username"`
 	Password           string     `toml:"password"`
 	PasswordFile       string     `toml:"password_file"`
-	CAFile             string     `toml:"ca_file"`
+	CAFile             string     `toml:"ca_file"` // default: the system's roots
 	CertFile           string     `toml:"cert_file"`
 	KeyFile            string     `toml:"key_file"`
 	ServerName         string     `toml:"server_name"`
