@@ -26,7 +26,7 @@ const (
 	// busyRetries bounds the retries of a transaction that met SQLITE_BUSY
 	// (another process holding the file, WAL recovery) after SQLite's own
 	// busy_timeout has already waited.
-	busyRetries = 6
+	busyRetries = 3
 	// expiryEvery is how often the committer looks for expired entries at the
 	// head when nothing else makes it commit.
 	expiryEvery = time.Minute

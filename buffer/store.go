@@ -59,7 +59,7 @@ const (
 	cacheSizeKiB      = 2000
 	walAutocheckpoint = 4000     // pages
 	walSizeLimit      = 16 << 20 // bytes kept after a checkpoint
-	busyTimeoutMS     = 2000
+	busyTimeoutMS     = 1000
 )
 
 // Open opens (or creates) the buffer at opts.Path and starts its committer.
