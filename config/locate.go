@@ -270,9 +270,9 @@ func (l *locator) value(path string, depth int) {
 	}
 }
 
-// multiline consumes a """ or ”' string after its opening quotes. The
-// closing quotes may be followed by up to two more quote characters that
-// belong to the content.
+// multiline consumes a triple-quoted string (basic or literal) after its
+// opening quotes. The closing quotes may be followed by up to two more quote
+// characters that belong to the content.
 func (l *locator) multiline(q byte) {
 	for !l.eof() {
 		c := l.src[l.pos]

@@ -8,8 +8,8 @@ import (
 )
 
 // Unescape decodes the escapes allowed in delimiter, start, end and
-// request: \r \n \t \xNN (any byte) and \\. Everything else is taken as
-// written. In a TOML basic string ("...") TOML decodes its own escapes
+// request: \r \n \t \0 (NUL), \xNN (any byte) and \\. Any other escape is
+// refused. In a TOML basic string ("...") TOML decodes its own escapes
 // first, and there \xNN means a Unicode character, not a byte: write byte
 // sequences in a literal string ('\x02') so that they reach Unescape.
 func Unescape(s string) ([]byte, error) {
@@ -31,6 +31,8 @@ func Unescape(s string) ([]byte, error) {
 			out = append(out, '\n')
 		case 't':
 			out = append(out, '\t')
+		case '0':
+			out = append(out, 0)
 		case '\\':
 			out = append(out, '\\')
 		case 'x':
@@ -46,7 +48,7 @@ func Unescape(s string) ([]byte, error) {
 			return nil, fmt.Errorf(`\x must be followed by two hex digits, as in \x02`)
 		default:
 			r, _ := utf8.DecodeRuneInString(s[i:])
-			return nil, fmt.Errorf(`unknown escape "\%c" (use \r, \n, \t, \xNN or \\)`, r)
+			return nil, fmt.Errorf(`unknown escape "\%c" (use \r, \n, \t, \0, \xNN or \\)`, r)
 		}
 	}
 	return out, nil

@@ -23,7 +23,8 @@ func (v *validator) uplink(u *Uplink) {
 			tls = true
 		}
 	}
-	if u.ClientID != "" && strings.ContainsAny(u.ClientID, "+#/") {
+	// An unset client_id is the gateway id, which gateway() checks.
+	if v.set["uplink.client_id"] && strings.ContainsAny(u.ClientID, "+#/") {
 		// Brokers substitute the client id into ACL patterns (%c); a
 		// wildcard there would widen them.
 		v.errorf("uplink.client_id", "%q must not contain +, # or /", u.ClientID)
