@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -164,7 +165,7 @@ func startUpstream(t testing.TB, mutual bool) *upstream {
 	}
 	// Nothing may be dropped or held back at the upstream: what the test
 	// counts is what the bridge delivered.
-	conf += "max_queued_messages 0\nmax_inflight_messages 0\n"
+	conf += "max_queued_messages 0\nmax_inflight_messages 0\n" + asRoot()
 	conf += fmt.Sprintf("listener %d 127.0.0.1\n", testpeer.Port(t, u.plain))
 	u.m = testpeer.StartMosquitto(t, conf)
 	u.tlsAddr = u.m.Addr
@@ -172,10 +173,20 @@ func startUpstream(t testing.TB, mutual bool) *upstream {
 	return u
 }
 
+// asRoot keeps mosquitto from dropping to the mosquitto user when the
+// tests run as root: it could not read the certificates in the test's
+// private temporary directory.
+func asRoot() string {
+	if os.Geteuid() == 0 {
+		return "user root\n"
+	}
+	return ""
+}
+
 // collector is a paho subscriber on the upstream counting what arrives.
 type collector struct {
 	mu   sync.Mutex
-	msgs []mqtt.Message
+	msgs []mqttMessage
 	c    mqtt.Client
 	kick chan struct{}
 }
@@ -206,14 +217,14 @@ func collect(t testing.TB, addr, filter string) *collector {
 	return col
 }
 
-func (c *collector) all() []mqtt.Message {
+func (c *collector) all() []mqttMessage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]mqtt.Message(nil), c.msgs...)
+	return append([]mqttMessage(nil), c.msgs...)
 }
 
 // waitFor waits until cond holds for what has arrived, or fails after limit.
-func (c *collector) waitFor(t testing.TB, limit time.Duration, what string, cond func([]mqtt.Message) bool) []mqtt.Message {
+func (c *collector) waitFor(t testing.TB, limit time.Duration, what string, cond func([]mqttMessage) bool) []mqttMessage {
 	t.Helper()
 	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
@@ -238,7 +249,7 @@ type tally struct {
 	firstOutOfOrder string
 }
 
-func count(msgs []mqtt.Message, topic string) tally {
+func count(msgs []mqttMessage, topic string) tally {
 	seen := map[int]bool{}
 	tl := tally{inOrder: true}
 	last := -1
@@ -323,3 +334,6 @@ func newBridge(t testing.TB, cfg config.Uplink, bo buffer.Options) (*Bridge, *te
 }
 
 func connected(br *Bridge) func() bool { return func() bool { return br.Stats().Connected } }
+
+// mqttMessage is paho's received message.
+type mqttMessage = mqtt.Message
