@@ -21,6 +21,7 @@ import (
 
 // authServer starts a mochi server with the given hooks and one TCP
 // listener per id on a free loopback port; it returns the addresses by id.
+// The server is closed when the test ends or by authClose.
 func authServer(t *testing.T, hooks []mqtt.Hook, ids ...string) (*mqtt.Server, map[string]string) {
 	t.Helper()
 	s := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
@@ -39,11 +40,20 @@ func authServer(t *testing.T, hooks []mqtt.Hook, ids ...string) (*mqtt.Server, m
 	if err := s.Serve(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
+	t.Cleanup(func() { authClose(s) })
 	for _, a := range addrs {
 		testpeer.WaitListening(t, a, 10*time.Second)
 	}
 	return s, addrs
+}
+
+var authClosed sync.Map // *mqtt.Server -> struct{}; mochi's Close is not idempotent
+
+// authClose closes s once.
+func authClose(s *mqtt.Server) {
+	if _, done := authClosed.LoadOrStore(s, struct{}{}); !done {
+		_ = s.Close()
+	}
 }
 
 // authPaho connects a paho client; user "" connects without credentials.

@@ -1,0 +1,258 @@
+package broker
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edged/edged/internal/testpeer"
+)
+
+// storeServer opens the store at path and starts a mochi server on it with
+// one listener "tcp". stop closes the server, then the store, as the broker
+// does at shutdown.
+func storeServer(t *testing.T, path string) (srv *mqtt.Server, st *Store, addr string, stop func()) {
+	t.Helper()
+	st, err := NewStore(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := NewAuthHook(map[string]ListenerAuth{"tcp": {AllowAnonymous: true}}, nil)
+	srv, addrs := authServer(t, []mqtt.Hook{open, st}, "tcp")
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		authClose(srv)
+		if err := st.Close(); err != nil {
+			t.Errorf("store close: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return srv, st, addrs["tcp"], stop
+}
+
+// storeClient connects a paho MQTT 3.1.1 client whose every incoming
+// message, subscribed now or restored from its session, goes to in.
+func storeClient(t *testing.T, addr, id string, clean bool, in *authInbox) paho.Client {
+	t.Helper()
+	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).
+		SetCleanSession(clean).SetAutoReconnect(false).SetConnectRetry(false).
+		SetConnectTimeout(5 * time.Second).SetProtocolVersion(4).
+		SetDefaultPublishHandler(in.handler)
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect %s: %v", id, tok.Error())
+	}
+	t.Cleanup(func() {
+		if c.IsConnected() {
+			c.Disconnect(100)
+		}
+	})
+	return c
+}
+
+func storeWait(t *testing.T, tok paho.Token, what string) {
+	t.Helper()
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("%s: %v", what, tok.Error())
+	}
+}
+
+func TestStoreKeepsRetainedAndSessionsAcrossARestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "broker.db")
+
+	srv, _, addr, stop := storeServer(t, path)
+	sub := storeClient(t, addr, "sub", false, &authInbox{})
+	storeWait(t, sub.Subscribe("q/#", 1, nil), "subscribe")
+	sub.Disconnect(100)
+	testpeer.Eventually(t, 10*time.Second, "the subscriber to go offline", func() bool {
+		cl, ok := srv.Clients.Get("sub")
+		return ok && cl.Closed()
+	})
+	pub := storeClient(t, addr, "pub", true, &authInbox{})
+	storeWait(t, pub.Publish("r/status", 1, true, "online"), "publish retained")
+	storeWait(t, pub.Publish("r/gone", 1, true, "soon deleted"), "publish retained")
+	storeWait(t, pub.Publish("r/gone", 1, true, ""), "delete retained")
+	storeWait(t, pub.Publish("q/1", 1, false, "queued"), "publish for the offline session")
+	// mochi acknowledges a QoS 1 publish before it fans it out: wait for the
+	// message to sit in the offline session before stopping.
+	testpeer.Eventually(t, 10*time.Second, "the message queued for the offline session", func() bool {
+		cl, ok := srv.Clients.Get("sub")
+		return ok && cl.State.Inflight.Len() == 1
+	})
+	if err := srv.Publish("r/inline", []byte("from inside"), true, 0); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Eventually(t, 10*time.Second, "three retained topics", func() bool { return srv.Topics.Retained.Len() >= 3 })
+	stop()
+
+	_, _, addr, _ = storeServer(t, path)
+	t.Run("retained messages are delivered after the restart", func(t *testing.T) {
+		in := &authInbox{}
+		c := storeClient(t, addr, "late", true, in)
+		storeWait(t, c.Subscribe("r/#", 1, in.handler), "subscribe")
+		testpeer.Eventually(t, 10*time.Second, "the retained messages", func() bool {
+			return in.has("r/status online") && in.has("r/inline from inside")
+		})
+		if in.has("r/gone soon deleted") {
+			t.Fatal("a deleted retained message came back")
+		}
+	})
+	in := &authInbox{}
+	sub = storeClient(t, addr, "sub", false, in)
+	t.Run("a persistent session gets the message queued before the restart", func(t *testing.T) {
+		testpeer.Eventually(t, 10*time.Second, "the queued message", func() bool { return in.has("q/1 queued") })
+	})
+	t.Run("a persistent session's subscription survives the restart", func(t *testing.T) {
+		pub := storeClient(t, addr, "pub2", true, &authInbox{})
+		storeWait(t, pub.Publish("q/2", 1, false, "after restart"), "publish")
+		testpeer.Eventually(t, 10*time.Second, "a new message on the old subscription", func() bool { return in.has("q/2 after restart") })
+	})
+}
+
+func TestStoreKeepsOnlyWhatOutlivesAConnection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "broker.db")
+	srv, st, addr, stop := storeServer(t, path)
+	clean := storeClient(t, addr, "clean", true, &authInbox{})
+	storeWait(t, clean.Subscribe("a/#", 1, nil), "subscribe")
+	keep := storeClient(t, addr, "keep", false, &authInbox{})
+	storeWait(t, keep.Subscribe("b/#", 1, nil), "subscribe")
+	again := storeClient(t, addr, "again", false, &authInbox{})
+	storeWait(t, again.Subscribe("c/#", 1, nil), "subscribe")
+	again.Disconnect(100)
+	testpeer.Eventually(t, 10*time.Second, "client 'again' to go offline", func() bool {
+		cl, ok := srv.Clients.Get("again")
+		return ok && cl.Closed()
+	})
+	// Coming back with a clean session discards the stored one.
+	again = storeClient(t, addr, "again", true, &authInbox{})
+	if err := srv.Subscribe("inline/#", 7, func(*mqtt.Client, packets.Subscription, packets.Packet) {}); err != nil {
+		t.Fatal(err)
+	}
+	clients, err := st.StoredClients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs, err := st.StoredSubscriptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids, filters []string
+	for _, c := range clients {
+		ids = append(ids, c.ID)
+	}
+	for _, s := range subs {
+		filters = append(filters, s.Client+" "+s.Filter)
+	}
+	if strings.Join(ids, ",") != "keep" {
+		t.Errorf("stored clients %v, want only the persistent one [keep]", ids)
+	}
+	if strings.Join(filters, ",") != "keep b/#" {
+		t.Errorf("stored subscriptions %v, want only [keep b/#]", filters)
+	}
+	stop()
+}
+
+func TestStoreMovesACorruptFileAside(t *testing.T) {
+	cases := []struct {
+		name  string
+		spoil func(t *testing.T, path string)
+	}{
+		{"a file that is not a database", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, bytes.Repeat([]byte("not a database "), 1000), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a database with damaged pages", func(t *testing.T, path string) {
+			_, _, addr, stop := storeServer(t, path)
+			pub := storeClient(t, addr, "pub", true, &authInbox{})
+			for i := 0; i < 200; i++ {
+				storeWait(t, pub.Publish("r/"+strings.Repeat("x", i), 1, true, strings.Repeat("payload ", 50)), "publish")
+			}
+			stop()
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			st, _ := f.Stat()
+			if st.Size() < 3*4096 {
+				t.Fatalf("database only %d bytes", st.Size())
+			}
+			if _, err := f.WriteAt(bytes.Repeat([]byte{0xa5}, int(st.Size())-4096), 4096); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name+" is moved aside and the store starts empty", func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "broker.db")
+			c.spoil(t, path)
+			var logs authLines
+			st, err := NewStore(path, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			aside, _ := filepath.Glob(path + ".corrupt-*")
+			if len(aside) == 0 {
+				t.Fatalf("nothing moved aside; files: %v", storeLs(dir))
+			}
+			if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "corrupt") {
+				t.Fatalf("no loud log line: %s", logs.String())
+			}
+			ret, err := st.StoredRetainedMessages()
+			if err != nil || len(ret) != 0 {
+				t.Fatalf("a fresh store holds %d retained messages (err %v)", len(ret), err)
+			}
+		})
+	}
+	t.Run("a missing directory is an error, not corruption", func(t *testing.T) {
+		dir := t.TempDir()
+		_, err := NewStore(filepath.Join(dir, "no", "such", "broker.db"), nil)
+		if err == nil {
+			t.Fatal("no error")
+		}
+		if names := storeLs(dir); len(names) != 0 {
+			t.Fatalf("files appeared: %v", names)
+		}
+	})
+}
+
+func storeLs(dir string) []string {
+	es, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func TestStoreCloseIsIdempotentAndLaterEventsAreIgnored(t *testing.T) {
+	st, err := NewStore(filepath.Join(t.TempDir(), "broker.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	st.OnRetainedExpired("a/b") // must not panic or block
+	if _, err := st.StoredClients(); err == nil {
+		t.Fatal("loading from a closed store did not fail")
+	}
+}
