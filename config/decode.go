@@ -151,7 +151,7 @@ func (d *decoder) value(path string, v any, rv reflect.Value) {
 		case float64:
 			rv.SetFloat(x)
 		case int64:
-			if x < -(1<<53) || x > 1<<53 {
+			if x < -(1<<53-1) || x > 1<<53-1 {
 				d.fail(path, "%d is too large to be exact as a number with a fraction", x)
 				return
 			}

@@ -2,6 +2,16 @@
 // checked, and every mistake in a file is reported at once with its file,
 // line and key path. Defaults are applied in one place, applyDefaults.
 //
+// Loading goes in four steps. The TOML library parses the text into a
+// generic map (a syntax error stops here, with its line). A decoder walks
+// that map against the toml tags of Config, filling the structs and
+// recording unknown keys (with the key probably meant) and values of the
+// wrong type without stopping at the first. applyDefaults fills what the
+// file left out. Finally each section is validated by its own method. A
+// small line index of the text gives every problem its line. Modbus devices
+// that name a profile get the profile's points, from the first profile
+// directory that has it; a profile is checked as strictly as the config.
+//
 // It does not open ports, files named by the config or sockets: that is the
 // job of the part that uses them.
 package config

@@ -88,3 +88,12 @@ func TestPathParentsUnderstandQuotedKeys(t *testing.T) {
 		t.Errorf("pathParents = %q, want %q", got, want)
 	}
 }
+
+func TestLinesWithCRLFAndAByteOrderMark(t *testing.T) {
+	text := "\ufeff[gateway]\r\nid = \"pi-01\"\r\n\r\n[log]\r\nlevel = \"loud\"\r\n"
+	_, err := ParseWith("edged.toml", []byte(text), Options{})
+	want := `edged.toml:5: log.level: "loud" is not one of debug, info, warn, error`
+	if err == nil || err.Error() != want {
+		t.Errorf("error = %v, want %s", err, want)
+	}
+}
