@@ -65,6 +65,7 @@ check_eq() {
 	fi
 }
 have() { command -v "$1" >/dev/null 2>&1; }
+section() { echo "# $* (at $(($(date +%s) - started)) s)"; }
 
 tmp=$(mktemp -d /var/tmp/edged-deb-test.XXXXXX)
 chroot_dir=''
@@ -86,7 +87,7 @@ finish() {
 }
 
 # ---------------------------------------------------------------- version
-echo "# Debian version from git describe"
+section "Debian version from git describe"
 while read -r describe want; do
 	check_eq "git describe '$describe' becomes Debian version '$want'" "$want" \
 		"$(packaging/build-deb.sh --deb-version "$describe" 1795000000 2>&1)"
@@ -117,7 +118,7 @@ EOF
 fi
 
 # ---------------------------------------------------------------- build
-echo "# build"
+section "build"
 for tool in go dpkg-deb; do
 	if ! have "$tool"; then
 		not_ok "$tool is needed to build the packages"
@@ -126,8 +127,11 @@ for tool in go dpkg-deb; do
 done
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
-export VERSION COMMIT
-deb_version=$(packaging/build-deb.sh --deb-version "$VERSION" "$(git log -1 --format=%ct 2>/dev/null || echo 0)")
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+# Fixed once, so every build below agrees even if HEAD moves meanwhile.
+DEB_VERSION=${DEB_VERSION:-$(packaging/build-deb.sh --deb-version "$VERSION" "$SOURCE_DATE_EPOCH")}
+export VERSION COMMIT SOURCE_DATE_EPOCH DEB_VERSION
+deb_version=$DEB_VERSION
 build_start=$(date +%s)
 if ! DIST=$tmp/dist packaging/build-deb.sh | tee "$tmp/build.log"; then
 	not_ok "packaging/build-deb.sh builds arm64, armhf and amd64"
@@ -255,7 +259,7 @@ EOF
 done
 
 # ---------------------------------------------------------------- unit
-echo "# systemd unit"
+section "systemd unit"
 unit=packaging/edged.service
 while read -r line; do
 	check "unit says $line" grep -qxF "$line" "$unit"
@@ -285,7 +289,7 @@ check "unit grants no capability and no device beyond serial ports" \
 	bash -c '! grep -E "^(CapabilityBoundingSet|AmbientCapabilities)=.+|^DeviceAllow=(/dev/|block-)|^PrivateDevices=yes" "$1"' _ "$unit"
 
 # ---------------------------------------------------------------- run binaries
-echo "# edged version / edged check on every architecture"
+section "edged version / edged check on every architecture"
 declare -A runner=([amd64]='' [arm64]=qemu-aarch64-static [armhf]=qemu-arm-static)
 for arch in amd64 arm64 armhf; do
 	bin=$tmp/x-$arch/usr/bin/edged
@@ -311,7 +315,7 @@ for arch in amd64 arm64 armhf; do
 done
 
 # ---------------------------------------------------------------- install
-echo "# install into a Debian bookworm root"
+section "install into a Debian bookworm root"
 if [[ $(id -u) -ne 0 ]]; then
 	skip "install, upgrade, remove and purge in a Debian root" "needs root (debootstrap, chroot)"
 	echo "sizes:$sizes"
@@ -454,6 +458,12 @@ if have systemd-analyze; then
 		verify_quiet systemd-analyze verify --root="$chroot_dir" /lib/systemd/system/edged.service
 else
 	skip "systemd-analyze verify accepts the installed unit" "systemd-analyze not installed (apt-get install systemd)"
+fi
+if have systemd-analyze; then
+	exposure=$(systemd-analyze security --offline=yes --root="$chroot_dir" /lib/systemd/system/edged.service 2>&1 |
+		sed -n 's/.*Overall exposure level for edged.service: \([0-9.]*\).*/\1/p')
+	check "systemd-analyze security rates the unit's exposure ${exposure:-?} (at most 2.0)" \
+		systemd-analyze security --offline=yes --threshold=20 --root="$chroot_dir" /lib/systemd/system/edged.service
 fi
 check "bookworm's own systemd-analyze verify accepts the unit without a warning" \
 	verify_quiet in_root systemd-analyze verify /lib/systemd/system/edged.service
