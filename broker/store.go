@@ -187,6 +187,17 @@ func storeOpen(path string, log *slog.Logger) (s *Store, err error) {
 	if _, err := db.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, storeSchemaVersion)); err != nil {
 		return nil, err
 	}
+	// Rows of sessions that no longer exist would never be loaded (mochi
+	// drops them) but would stay forever; a few paths in mochi forget an
+	// in-flight message without telling the hooks.
+	for _, q := range []string{
+		`DELETE FROM subscriptions WHERE client NOT IN (SELECT id FROM clients)`,
+		`DELETE FROM inflight WHERE client NOT IN (SELECT id FROM clients)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			return nil, fmt.Errorf("tidy: %w", err)
+		}
+	}
 	s = &Store{path: path, log: log, db: db}
 	for k, qs := range storeSQL {
 		for _, q := range qs {

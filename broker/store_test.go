@@ -256,3 +256,27 @@ func TestStoreCloseIsIdempotentAndLaterEventsAreIgnored(t *testing.T) {
 		t.Fatal("loading from a closed store did not fail")
 	}
 }
+
+// BenchmarkStoreRetainedWrites measures the hook's cost per retained
+// message, including its commit to disk.
+func BenchmarkStoreRetainedWrites(b *testing.B) {
+	st, err := NewStore(filepath.Join(b.TempDir(), "broker.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
+	cl := srv.NewClient(nil, "tcp", "bench", false)
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true, Qos: 1},
+		Payload: []byte(`{"value": 230.5, "unit": "V", "ts": "2026-11-22T10:00:00.123Z"}`)}
+	topics := make([]string, 100)
+	for i := range topics {
+		topics[i] = "pi-01/meter1/point" + strings.Repeat("x", i%7) + string(rune('a'+i%26))
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		pk.TopicName = topics[i%len(topics)]
+		st.OnRetainMessage(cl, pk, 1)
+	}
+	st.flush()
+}
