@@ -157,7 +157,7 @@ func defaultSerial(s *Serial, path string, isSet func(string) bool) {
 	defaultSerialPort(&s.SerialPort, path, 9600, isSet)
 	setSize(&s.MaxFrame, 4096, isSet(path+".max_frame"))
 	if s.Request != "" {
-		setDur(&s.Interval, 10*time.Second, isSet(path+".interval"))
+		setDur(&s.Interval, 30*time.Second, isSet(path+".interval"))
 	}
 	setStr(&s.Topic, telemetry.DefaultTemplate)
 	setStr(&s.Payload, "json")

@@ -178,7 +178,7 @@ url = "mqtt://broker.local"
 		{"serial data bits", s.DataBits, 8},
 		{"serial stop bits", s.StopBits, 1},
 		{"serial max frame", s.MaxFrame, Size(4096)},
-		{"serial interval with request", s.Interval.Duration, 10 * time.Second},
+		{"serial interval with request", s.Interval.Duration, 30 * time.Second},
 		{"at baud", a.Baud, 115200},
 		{"at interval", a.Interval.Duration, 30 * time.Second},
 		{"at timeout", a.Timeout.Duration, 2 * time.Second},

@@ -130,7 +130,7 @@ type Serial struct {
 	Patterns  []string `toml:"patterns"`  // regexps with named groups
 	Raw       bool     `toml:"raw"`       // publish unmatched frames on {gateway}/{device}/raw
 	Request   string   `toml:"request"`   // sent every interval, escapes allowed
-	Interval  Duration `toml:"interval"`  // with request, default 10s
+	Interval  Duration `toml:"interval"`  // with request, default 30s
 	Writable  bool     `toml:"writable"`  // {gateway}/{device}/tx is written to the port
 	Topic     string   `toml:"topic"`     // default {gateway}/{device}/{point}
 	Payload   string   `toml:"payload"`   // json (default) | value
