@@ -119,7 +119,7 @@ func New(cfg config.Serial, gateway string, pub Publisher, sub Subscriber, log *
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	if cfg.Request != "" {
-		if d.request, err = unescape(cfg.Request); err != nil {
+		if d.request, err = config.Unescape(cfg.Request); err != nil {
 			return nil, fmt.Errorf("%s: request: %w", where, err)
 		}
 	}
@@ -157,13 +157,13 @@ func Output(topic, payload string) (telemetry.Template, telemetry.PayloadFormat,
 func frameSpec(cfg config.Serial) (FrameSpec, error) {
 	var s FrameSpec
 	var err error
-	if s.Delimiter, err = unescape(cfg.Delimiter); err != nil {
+	if s.Delimiter, err = config.Unescape(cfg.Delimiter); err != nil {
 		return s, fmt.Errorf("delimiter: %w", err)
 	}
-	if s.Start, err = unescape(cfg.Start); err != nil {
+	if s.Start, err = config.Unescape(cfg.Start); err != nil {
 		return s, fmt.Errorf("start: %w", err)
 	}
-	if s.End, err = unescape(cfg.End); err != nil {
+	if s.End, err = config.Unescape(cfg.End); err != nil {
 		return s, fmt.Errorf("end: %w", err)
 	}
 	if cfg.MaxFrame < 0 || int64(cfg.MaxFrame) > 1<<24 {

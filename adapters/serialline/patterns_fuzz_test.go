@@ -3,7 +3,6 @@ package serialline
 import (
 	"encoding/json"
 	"math"
-	"strings"
 	"testing"
 	"time"
 
@@ -34,23 +33,6 @@ func FuzzParseValue(f *testing.F) {
 		p := telemetry.Point{Name: "x", Value: v, Time: time.Unix(0, 0)}.Payload(telemetry.PayloadJSON)
 		if !json.Valid(p) {
 			t.Fatalf("payload %q for %q is not JSON", p, s)
-		}
-	})
-}
-
-// FuzzUnescape checks that escapes in config strings never panic and that
-// text without backslashes is kept as is.
-func FuzzUnescape(f *testing.F) {
-	for _, s := range []string{`READ\r\n`, `\x02`, `\x`, `\`, `a\\b`, `\q`, "plain"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		b, err := unescape(s)
-		if !strings.Contains(s, `\`) && (err != nil || string(b) != s) {
-			t.Fatalf("unescape(%q) = %q, %v", s, b, err)
-		}
-		if err == nil && len(b) > len(s) {
-			t.Fatalf("unescape(%q) grew to %d bytes", s, len(b))
 		}
 	})
 }

@@ -71,32 +71,3 @@ func TestCompilePatternsRefusesUselessOnes(t *testing.T) {
 		t.Error("a broken pattern was accepted")
 	}
 }
-
-func TestUnescape(t *testing.T) {
-	cases := []struct {
-		name, in, want string
-		bad            bool
-	}{
-		{name: "CR LF become bytes", in: `READ\r\n`, want: "READ\r\n"},
-		{name: "hex bytes", in: `\x02x\x03`, want: "\x02x\x03"},
-		{name: "a doubled backslash is one", in: `a\\b`, want: `a\b`},
-		{name: "tab and NUL", in: `\t\0`, want: "\t\x00"},
-		{name: "a lone trailing backslash is refused", in: `a\`, bad: true},
-		{name: "a short hex escape is refused", in: `\x2`, bad: true},
-		{name: "an unknown escape is refused", in: `\q`, bad: true},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := unescape(tc.in)
-			if tc.bad {
-				if err == nil {
-					t.Errorf("unescape(%q) = %q, want an error", tc.in, got)
-				}
-				return
-			}
-			if err != nil || string(got) != tc.want {
-				t.Errorf("unescape(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-			}
-		})
-	}
-}
