@@ -175,9 +175,8 @@ func New(cfg config.ATDev, gateway string, pub Publisher, sub Subscriber, log *s
 			if mq.re, err = regexp.Compile(q.Pattern); err != nil {
 				return nil, fmt.Errorf("%s: queries[%d].pattern: %w", where, i, err)
 			}
-			if mq.names = serialline.GroupNames(mq.re); len(mq.names) == 0 {
-				return nil, fmt.Errorf("%s: queries[%d].pattern %q has no named group; write (?P<name>...) for each value", where, i, q.Pattern)
-			}
+			// A pattern without named groups only checks the reply's shape.
+			mq.names = serialline.GroupNames(mq.re)
 		}
 		m.queries = append(m.queries, mq)
 	}

@@ -384,7 +384,6 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		edit func(*config.ATDev)
 	}{
 		{"a query pattern that does not compile", func(c *config.ATDev) { c.Queries[0].Pattern = "(?P<x>" }},
-		{"a query pattern without named groups", func(c *config.ATDev) { c.Queries[0].Pattern = `\+CSQ` }},
 		{"an empty query command", func(c *config.ATDev) { c.Queries[0].Command = "" }},
 		{"an init command of two lines", func(c *config.ATDev) { c.Init = []string{"ATE0\r\nAT"} }},
 		{"an empty URC pattern", func(c *config.ATDev) { c.URCs = []config.ATURC{{}} }},

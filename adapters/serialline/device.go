@@ -115,7 +115,7 @@ func New(cfg config.Serial, gateway string, pub Publisher, sub Subscriber, log *
 	if _, err := NewFramer(d.spec); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	if d.pats, err = CompilePatterns(cfg.Patterns, true); err != nil {
+	if d.pats, err = CompilePatterns(cfg.Patterns, !cfg.Raw); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	if cfg.Request != "" {

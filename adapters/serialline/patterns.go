@@ -20,6 +20,7 @@ type Patterns struct {
 
 // CompilePatterns compiles exprs. With needGroups set, a pattern without a
 // named group is refused: it could match but would never produce a point.
+// (Without it, such a pattern marks frames as known, keeping them off /raw.)
 func CompilePatterns(exprs []string, needGroups bool) (*Patterns, error) {
 	p := &Patterns{}
 	for i, e := range exprs {
