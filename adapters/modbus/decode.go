@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -213,7 +214,7 @@ func decodeRegisters(typ Type, order Order, bit int, wire []byte, length int) (a
 	case Uint64:
 		return binary.BigEndian.Uint64(be), nil
 	case Float32:
-		return float64(math.Float32frombits(binary.BigEndian.Uint32(be))), nil
+		return float32Value(math.Float32frombits(binary.BigEndian.Uint32(be))), nil
 	case Float64:
 		return math.Float64frombits(binary.BigEndian.Uint64(be)), nil
 	}
@@ -229,13 +230,31 @@ func applyScale(raw any, scale, offset float64) any {
 	}
 	switch v := raw.(type) {
 	case int64:
-		return float64(v)*scale + offset
+		return tidy(float64(v)*scale + offset)
 	case uint64:
-		return float64(v)*scale + offset
+		return tidy(float64(v)*scale + offset)
 	case float64:
-		return v*scale + offset
+		return tidy(v*scale + offset)
 	}
 	return raw // bool and string are not scaled
+}
+
+// float32Value widens a float32 register to the float64 with the same
+// shortest decimal, so 228.8575 is published as 228.8575 and not as
+// 228.85751342773438, a precision the device never had.
+func float32Value(f float32) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(f), 'g', -1, 32), 64)
+	return v
+}
+
+// tidy drops the binary noise scaling adds (2351 × 0.1 = 235.10000000000002)
+// by keeping 15 significant digits, all a float64 carries reliably.
+func tidy(v float64) float64 {
+	t, err := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 15, 64), 64)
+	if err != nil {
+		return v
+	}
+	return t
 }
 
 // decodePoint decodes and scales the value of p from the bytes of a read that

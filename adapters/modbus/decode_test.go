@@ -47,8 +47,8 @@ func TestDecodeRegisters(t *testing.T) {
 		{"float32 230.5 low word first", Float32, CDAB, -1, 0, words(0x8000, 0x4366), 230.5},
 		{"float32 negative zero", Float32, ABCD, -1, 0, words(0x8000, 0x0000), negZero},
 		{"float32 infinity", Float32, ABCD, -1, 0, words(0x7f80, 0x0000), math.Inf(1)},
-		{"float32 largest", Float32, ABCD, -1, 0, words(0x7f7f, 0xffff), float64(math.MaxFloat32)},
-		{"float32 smallest subnormal", Float32, ABCD, -1, 0, words(0x0000, 0x0001), float64(math.SmallestNonzeroFloat32)},
+		{"float32 largest", Float32, ABCD, -1, 0, words(0x7f7f, 0xffff), 3.4028235e+38}, // the shortest decimal of the float32, not its binary widening
+		{"float32 smallest subnormal", Float32, ABCD, -1, 0, words(0x0000, 0x0001), 1e-45},
 		{"float64 one in DCBA", Float64, DCBA, -1, 0, words(0, 0, 0, 0xf03f), 1.0},
 		{"float64 negative infinity", Float64, ABCD, -1, 0, words(0xfff0, 0, 0, 0), math.Inf(-1)},
 		{"bool from bit 0", Bool, ABCD, 0, 0, words(0x0001), true},

@@ -1,18 +1,24 @@
-// Command edged is the edge gateway daemon: see the README for its use.
+// Command edged is the edge gateway daemon: it polls serial and Modbus
+// devices, publishes every reading to its embedded MQTT broker and forwards
+// chosen topics upstream through a store-and-forward buffer.
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
-// Set at build time by the Makefile.
+// Set at build time by the Makefile (-X main.version=... -X main.commit=...).
 var (
 	version = "dev"
 	commit  = "unknown"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "edged", version, commit)
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/edged/edged/adapters/at"
+	"github.com/edged/edged/adapters/modbus"
+	"github.com/edged/edged/adapters/serialline"
+	"github.com/edged/edged/bridge"
+	"github.com/edged/edged/broker"
+	"github.com/edged/edged/buffer"
+	"github.com/edged/edged/config"
+	"github.com/edged/edged/telemetry"
+)
+
+// stopLimit is how long the parts get to stop after SIGTERM; systemd's
+// default stop timeout is far longer, but a gateway should restart fast.
+const stopLimit = 4500 * time.Millisecond
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := newFlags("run", "[-c FILE]", `
+Run the gateway: open the broker's listeners, poll the configured devices
+and, when [uplink] is set, forward topics upstream through the buffer.
+Stops cleanly on SIGTERM or SIGINT. Under systemd (Type=notify) it reports
+READY=1 once the listeners are open and pings the watchdog.`, stderr)
+	path := configFlag(fs)
+	if code := parse(fs, args, 0); code >= 0 {
+		return code
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitError
+	}
+	return daemon(ctx, cfg, stderr, nil)
+}
+
+// daemon runs every configured part until ctx ends or one of them fails.
+// ready, when not nil, is called once the broker's listeners are open.
+func daemon(ctx context.Context, cfg *config.Config, stderr io.Writer, ready func(*broker.Broker)) int {
+	notify := newNotifier(os.Getenv)
+	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format, os.Getenv("JOURNAL_STREAM") != "")
+	log.Info("edged starting", "version", version, "config", cfg.File, "gateway", cfg.Gateway.ID)
+	if err := serve(ctx, cfg, log, notify, ready); err != nil {
+		log.Error("edged stopped", "err", err)
+		return exitError
+	}
+	log.Info("edged stopped")
+	return exitOK
+}
+
+// part is a long-running piece of the gateway: it blocks until ctx ends.
+type part interface {
+	Run(ctx context.Context) error
+}
+
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *notifier, ready func(*broker.Broker)) error {
+	if err := os.MkdirAll(cfg.Gateway.StateDir, 0o750); err != nil {
+		return fmt.Errorf("state_dir: %w", err)
+	}
+	brk, err := broker.New(cfg.Broker, cfg.Gateway.StateDir, log.With("component", "broker"))
+	if err != nil {
+		return err
+	}
+
+	var buf *buffer.Buffer
+	var parts []part
+	if cfg.Uplink != nil {
+		buf, err = openBuffer(cfg, log)
+		if err != nil {
+			return err
+		}
+		defer buf.Close()
+		br, err := bridge.New(*cfg.Uplink, buf, cfg.Gateway.ID, brk, log.With("component", "uplink"))
+		if err != nil {
+			return err
+		}
+		brk.SetInterceptor(func(m telemetry.Message, from string) error {
+			if err := br.Intercept(m, from); err != nil {
+				if errors.Is(err, bridge.ErrRefused) {
+					return broker.ErrQuotaExceeded
+				}
+				return err
+			}
+			return nil
+		})
+		parts = append(parts, br)
+	}
+	adapters, err := newAdapters(cfg, brk, log)
+	if err != nil {
+		return err
+	}
+	parts = append(parts, adapters...)
+
+	// runCtx ends on a signal or when any part fails; the broker outlives the
+	// others so their last publishes land.
+	g, runCtx := errgroup.WithContext(ctx)
+	brkCtx, stopBroker := context.WithCancel(context.Background())
+	defer stopBroker()
+	brkDone := make(chan struct{})
+	var brkErr error
+	go func() { brkErr = brk.Run(brkCtx); close(brkDone) }()
+
+	select {
+	case <-brk.Ready():
+	case <-brkDone:
+		return fmt.Errorf("broker: %w", brkErr)
+	case <-ctx.Done():
+		stopBroker()
+		<-brkDone
+		return nil
+	}
+	for _, a := range brk.Addrs() {
+		log.Info("broker listening", "address", a.String())
+	}
+	g.Go(func() error {
+		select {
+		case <-brkDone:
+			return fmt.Errorf("broker stopped: %v", brkErr)
+		case <-runCtx.Done():
+			return nil
+		}
+	})
+	for _, p := range parts {
+		g.Go(func() error { return p.Run(runCtx) })
+	}
+	if err := notify.send("READY=1"); err != nil {
+		log.Warn("systemd notify failed", "err", err)
+	}
+	if ready != nil {
+		ready(brk)
+	}
+	g.Go(func() error {
+		notify.pingWatchdog(runCtx, func() bool { return runCtx.Err() == nil })
+		return nil
+	})
+
+	<-runCtx.Done()
+	_ = notify.send("STOPPING=1")
+	done := make(chan error, 1)
+	go func() {
+		err := g.Wait()
+		stopBroker()
+		<-brkDone
+		if err == nil && brkErr != nil {
+			err = fmt.Errorf("broker: %w", brkErr)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(stopLimit):
+		return fmt.Errorf("parts did not stop within %v", stopLimit)
+	}
+}
+
+func openBuffer(cfg *config.Config, log *slog.Logger) (*buffer.Buffer, error) {
+	opts := buffer.Options{
+		Path:     filepath.Join(cfg.Gateway.StateDir, "buffer.db"),
+		MaxBytes: int64(cfg.Buffer.MaxBytes),
+		MaxAge:   cfg.Buffer.MaxAge.Duration,
+		Log:      log.With("component", "buffer"),
+	}
+	if cfg.Buffer.WhenFull == "reject" {
+		opts.WhenFull = buffer.Reject
+	}
+	if cfg.Buffer.Durability == "full" {
+		opts.Durability = buffer.Full
+	}
+	return buffer.Open(opts)
+}
+
+func newAdapters(cfg *config.Config, brk *broker.Broker, log *slog.Logger) ([]part, error) {
+	var parts []part
+	gw := cfg.Gateway.ID
+	for _, bus := range cfg.Modbus {
+		p, err := modbus.New(bus, gw, brk, brk, log) // it names itself: adapter=modbus bus=NAME
+		if err != nil {
+			return nil, fmt.Errorf("modbus bus %q: %w", bus.Name, err)
+		}
+		parts = append(parts, p)
+	}
+	for _, s := range cfg.Serial {
+		p, err := serialline.New(s, gw, brk, brk, log.With("adapter", "serial", "device", s.Name))
+		if err != nil {
+			return nil, fmt.Errorf("serial device %q: %w", s.Name, err)
+		}
+		parts = append(parts, p)
+	}
+	for _, a := range cfg.AT {
+		p, err := at.New(a, gw, brk, brk, log.With("adapter", "at", "device", a.Name))
+		if err != nil {
+			return nil, fmt.Errorf("at device %q: %w", a.Name, err)
+		}
+		parts = append(parts, p)
+	}
+	return parts, nil
+}
