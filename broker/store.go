@@ -100,6 +100,11 @@ type Store struct {
 	ops    chan storeOp
 	wdone  chan struct{} // closed when the writer has exited
 
+	// sessMu makes "is this connection still the session's owner?" and the
+	// write that follows one step, so that a late disconnect of a replaced
+	// connection cannot overwrite what its successor stored.
+	sessMu sync.Mutex
+
 	sysMu sync.Mutex
 	sys   *system.Info // the last $SYS snapshot, written at Stop
 
@@ -440,6 +445,8 @@ func (s *Store) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if cl.Net.Inline {
 		return
 	}
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
 	if !storePersistent(cl) {
 		s.enqueue(opDelClient, cl.ID)
 		return
@@ -461,7 +468,14 @@ func (s *Store) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 // one that does not. A connection replaced by a new one for the same client
 // id leaves the record to the new one.
 func (s *Store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
-	if cl.Net.Inline || cl.IsTakenOver() || errors.Is(cl.StopCause(), packets.ErrSessionTakenOver) {
+	if cl.Net.Inline {
+		return
+	}
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	// mochi marks the old connection taken over before it announces the
+	// new session, so under sessMu this check cannot go stale.
+	if cl.IsTakenOver() || errors.Is(cl.StopCause(), packets.ErrSessionTakenOver) {
 		return
 	}
 	if expire || !storePersistent(cl) {
