@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -279,4 +281,49 @@ func BenchmarkStoreRetainedWrites(b *testing.B) {
 		st.OnRetainMessage(cl, pk, 1)
 	}
 	st.flush()
+}
+
+// TestStoreKeepsMQTT5SessionsWithAnExpiry uses mosquitto_sub as an MQTT 5
+// client: a session expiry above zero makes the session persistent, zero
+// does not.
+func TestStoreKeepsMQTT5SessionsWithAnExpiry(t *testing.T) {
+	subBin := testpeer.Need(t, "mosquitto_sub", "mosquitto-clients")
+	path := filepath.Join(t.TempDir(), "broker.db")
+	srv, st, addr, stop := storeServer(t, path)
+	port := strconv.Itoa(testpeer.Port(t, addr))
+	subscribe := func(id, expiry string, extra ...string) *exec.Cmd {
+		args := append([]string{"-h", "127.0.0.1", "-p", port, "-V", "5", "-c", "-x", expiry, "-i", id, "-q", "1", "-t", "q/#"}, extra...)
+		return exec.Command(subBin, args...)
+	}
+	for _, c := range []struct{ id, expiry string }{{"v5-keep", "3600"}, {"v5-drop", "0"}} {
+		if out, err := subscribe(c.id, c.expiry, "-E").CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_sub %s: %v: %s", c.id, err, out)
+		}
+	}
+	testpeer.Eventually(t, 10*time.Second, "v5-keep to go offline", func() bool {
+		cl, ok := srv.Clients.Get("v5-keep")
+		return ok && cl.Closed()
+	})
+	pub := storeClient(t, addr, "pub", true, &authInbox{})
+	storeWait(t, pub.Publish("q/5", 1, false, "for v5"), "publish")
+	testpeer.Eventually(t, 10*time.Second, "the message queued for v5-keep", func() bool {
+		cl, ok := srv.Clients.Get("v5-keep")
+		return ok && cl.State.Inflight.Len() == 1
+	})
+	clients, err := st.StoredClients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(clients) != 1 || clients[0].ID != "v5-keep" {
+		t.Fatalf("stored clients %+v, want only v5-keep", clients)
+	}
+	stop()
+
+	_, _, addr, _ = storeServer(t, path)
+	port = strconv.Itoa(testpeer.Port(t, addr))
+	cmd := subscribe("v5-keep", "3600", "-C", "1", "-W", "10", "-v")
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "q/5 for v5" {
+		t.Fatalf("after restart mosquitto_sub got %q (err %v), want the queued message", out, err)
+	}
 }
