@@ -467,6 +467,74 @@ if have systemd-analyze; then
 fi
 check "bookworm's own systemd-analyze verify accepts the unit without a warning" \
 	verify_quiet in_root systemd-analyze verify /lib/systemd/system/edged.service
+# run_daemon starts the installed daemon the way the unit does (user edged,
+# group dialout, the shipped config) in its own network namespace, with a
+# notify socket and a 1 s watchdog, and checks it reports READY=1 and pings
+# WATCHDOG=1 (what Type=notify and WatchdogSec= rely on), then stops on
+# SIGTERM.
+run_daemon() {
+	local sock=/run/edged-test-notify.sock lpid dpid i
+	if ! have python3 || ! have ip || ! unshare -n true 2>/dev/null; then
+		skip "the installed daemon starts and speaks sd_notify" "needs python3, ip and unshare -n"
+		return
+	fi
+	mkdir -p "$chroot_dir/run"
+	python3 - "$chroot_dir$sock" >"$tmp/notify.log" 2>&1 <<'EOF' &
+import os, socket, sys, time
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+os.chmod(path, 0o666)
+print("listening", flush=True)
+want, seen, deadline = {"READY=1", "WATCHDOG=1"}, set(), time.monotonic() + 30
+while not want <= seen:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        sys.exit(f"timed out; saw {sorted(seen)}")
+    s.settimeout(left)
+    try:
+        msg = s.recv(4096).decode()
+    except socket.timeout:
+        continue
+    for line in msg.splitlines():
+        print(line, flush=True)
+        seen.add(line)
+EOF
+	lpid=$!
+	for ((i = 0; i < 100; i++)); do
+		[[ -S $chroot_dir$sock ]] && break
+		sleep 0.1
+	done
+	unshare -n sh -c 'ip link set lo up && exec chroot --userspec=edged:edged --groups=dialout "$1" \
+		env -i NOTIFY_SOCKET="$2" WATCHDOG_USEC=1000000 /usr/bin/edged run -c /etc/edged/edged.toml' \
+		_ "$chroot_dir" "$sock" >"$tmp/daemon.log" 2>&1 &
+	dpid=$!
+	if wait "$lpid"; then
+		ok "the installed daemon, as user edged with the shipped config, sends READY=1 and WATCHDOG=1"
+	else
+		not_ok "the installed daemon, as user edged with the shipped config, sends READY=1 and WATCHDOG=1"
+		sed 's/^/       notify: /' "$tmp/notify.log" | tail -n 10
+		sed 's/^/       daemon: /' "$tmp/daemon.log" | tail -n 20
+	fi
+	kill -TERM "$dpid" 2>/dev/null
+	for ((i = 0; i < 150; i++)); do
+		kill -0 "$dpid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$dpid" 2>/dev/null; then
+		kill -KILL "$dpid"
+		not_ok "the daemon stops within 15 s of SIGTERM"
+	else
+		wait "$dpid"
+		check_eq "the daemon exits 0 on SIGTERM" 0 "$?"
+		sed 's/^/       daemon: /' "$tmp/daemon.log" | head -n 8
+	fi
+	check "the daemon kept its state under /var/lib/edged, owned by edged" \
+		bash -c '[[ -n $(chroot "$1" find /var/lib/edged -mindepth 1 -user edged) ]]' _ "$chroot_dir"
+	rm -f "$chroot_dir$sock"
+}
+run_daemon
+
 in_root dpkg -P edged >/dev/null 2>&1
 
 if in_root dpkg --purge --force-depends adduser >"$tmp/adduser.log" 2>&1; then
