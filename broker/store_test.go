@@ -139,6 +139,8 @@ func TestStoreKeepsOnlyWhatOutlivesAConnection(t *testing.T) {
 	})
 	// Coming back with a clean session discards the stored one.
 	again = storeClient(t, addr, "again", true, &authInbox{})
+	// mochi announces a session only after CONNACK; a SUBACK comes after.
+	storeWait(t, again.Subscribe("d/#", 1, nil), "subscribe")
 	if err := srv.Subscribe("inline/#", 7, func(*mqtt.Client, packets.Subscription, packets.Packet) {}); err != nil {
 		t.Fatal(err)
 	}
