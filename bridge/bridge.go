@@ -84,6 +84,7 @@ type Bridge struct {
 	// entry at or below it that is published again may be a duplicate.
 	// Owned by the goroutine running Run.
 	resendUpTo int64
+	pubs       sync.WaitGroup // publishers of sessions, see drain
 
 	mu sync.Mutex
 	st Stats // connection fields; counters below are atomic
@@ -99,6 +100,9 @@ type Stats struct {
 	Server    string    // the server of the current or last connection (attempt)
 	Since     time.Time // when Connected last changed
 	LastError string    // why the last connection ended or attempt failed
+	// Subscribed is true once the upstream acknowledged every downlink
+	// subscription of the current connection.
+	Subscribed bool
 
 	Connects        uint64 // connections made
 	ConnectFailures uint64 // attempts that failed

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edged/edged/buffer"
 )
 
 const (
@@ -38,6 +40,7 @@ func (br *Bridge) Run(ctx context.Context) error {
 	defer func() {
 		stopStatus()
 		wg.Wait()
+		br.pubs.Wait() // a publisher of a lost connection may still be in paho
 	}()
 
 	failures := 0 // rounds through every server that all failed
@@ -175,16 +178,20 @@ func (s *session) run(ctx context.Context) error {
 	br.setConnected(s.srv)
 	// Not waited for: a PUBACK for "online" would only delay draining.
 	s.client.Publish(br.statusTopic, 1, true, "online")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
 	if len(br.downlink) > 0 {
 		filters := make(map[string]byte, len(br.downlink))
 		for _, r := range br.downlink {
 			filters[r.raw] = r.qos
 		}
-		go s.subscribed(s.client.SubscribeMultiple(filters, nil))
+		tok := s.client.SubscribeMultiple(filters, nil)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.subscribed(tok)
+		}()
 	}
-
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -192,6 +199,14 @@ func (s *session) run(ctx context.Context) error {
 	}()
 	err := s.drain(ctx)
 	br.connected.Store(false)
+	if errors.Is(err, errLost) {
+		// The window saw the loss first; paho's reason follows shortly.
+		select {
+		case <-s.lost:
+			err = s.lostErr
+		case <-time.After(time.Second):
+		}
+	}
 	close(stop)
 	wg.Wait()
 
@@ -221,8 +236,14 @@ func (s *session) subscribed(tok mqtt.Token) {
 		for f, code := range st.Result() {
 			if code >= 0x80 {
 				s.br.log.Warn("uplink: the server refused a downlink subscription", "filter", f, "server", s.srv.display)
+				return
 			}
 		}
+	}
+	if s.up() {
+		s.br.mu.Lock()
+		s.br.st.Subscribed = true
+		s.br.mu.Unlock()
 	}
 }
 
@@ -250,21 +271,34 @@ type flight struct {
 // buffer only once the upstream's PUBACK has confirmed them, in order. It
 // starts from the head of the buffer, so whatever an earlier connection
 // left unconfirmed is sent again first.
+//
+// paho's Publish is called from a goroutine of its own (publisher): when
+// the connection drops, a Publish already under way can block for the whole
+// write timeout, and drain must notice the loss and end at once.
 func (s *session) drain(ctx context.Context) error {
 	br := s.br
 	acks := newAcker(br)
 	defer acks.close() // waits, so the next session reads a settled buffer
 
+	toSend := make(chan buffer.Entry, br.inflight)
+	sent := make(chan flight, br.inflight)
+	br.pubs.Add(1)
+	go func() {
+		defer br.pubs.Done()
+		s.publisher(toSend, sent)
+	}()
+	defer close(toSend)
+
 	var (
-		last      int64 // highest seq handed to paho
+		last      int64 // highest seq handed to the publisher
 		win       []flight
+		pending   int  // handed to the publisher, not yet back in win
 		exhausted bool // the last Read came back short: wait for Notify
 	)
 	notify := br.buf.Notify()
 	for {
-		if !exhausted && len(win) < br.inflight {
-			want := br.inflight - len(win)
-			es, err := br.buf.Read(last, want)
+		if room := br.inflight - len(win) - pending; !exhausted && room > 0 {
+			es, err := br.buf.Read(last, room)
 			if err != nil {
 				return fmt.Errorf("reading the buffer: %w", err)
 			}
@@ -272,15 +306,12 @@ func (s *session) drain(ctx context.Context) error {
 				if e.Seq <= br.resendUpTo {
 					br.duplicates.Add(1)
 				}
-				tok := s.client.Publish(e.Msg.Topic, 1, e.Msg.Retain, e.Msg.Payload)
-				win = append(win, flight{seq: e.Seq, tok: tok})
+				toSend <- e // never blocks: at most inflight are outstanding
+				pending++
 				last = e.Seq
 				br.resendUpTo = max(br.resendUpTo, last)
 			}
-			exhausted = len(es) < want
-			if !exhausted && len(win) < br.inflight {
-				continue
-			}
+			exhausted = len(es) < room
 		}
 		var head <-chan struct{}
 		if len(win) > 0 {
@@ -297,6 +328,9 @@ func (s *session) drain(ctx context.Context) error {
 			return s.lostErr
 		case <-more:
 			exhausted = false
+		case f := <-sent:
+			pending--
+			win = append(win, f)
 		case <-head:
 			n, err := s.confirmed(win)
 			acks.add(win[:n])
@@ -305,6 +339,17 @@ func (s *session) drain(ctx context.Context) error {
 			}
 			win = append(win[:0], win[n:]...)
 		}
+	}
+}
+
+// publisher hands entries to paho in order and passes the tokens back.
+// After the connection is gone paho refuses the rest at once; sent has room
+// for every outstanding entry, so it never blocks and always ends when
+// toSend is closed.
+func (s *session) publisher(toSend <-chan buffer.Entry, sent chan<- flight) {
+	for e := range toSend {
+		tok := s.client.Publish(e.Msg.Topic, 1, e.Msg.Retain, e.Msg.Payload)
+		sent <- flight{seq: e.Seq, tok: tok}
 	}
 }
 

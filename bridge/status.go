@@ -28,6 +28,7 @@ func (br *Bridge) setDisconnected(srv server, err error, shutdown bool) {
 	}
 	br.mu.Lock()
 	br.st.Connected = false
+	br.st.Subscribed = false
 	br.st.Since = time.Now()
 	br.st.LastError = why
 	br.mu.Unlock()
