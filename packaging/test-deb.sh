@@ -19,10 +19,12 @@
 #
 # Needs: go, dpkg-deb (dpkg); for the rest: root, debootstrap, systemd
 # (systemd-analyze), qemu-user-static, python3.
+# Checks pass their arguments to `bash -c '...' _ ARGS` on purpose, and some
+# functions are only called through check:
+# shellcheck disable=SC2016,SC2317
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
-root=$PWD
+cd "$(dirname "$0")/.." || exit 1
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 export LC_ALL=C
 cache=${EDGED_TEST_CACHE:-/var/cache/edged-test}
@@ -139,6 +141,7 @@ if ! DIST=$tmp/dist packaging/build-deb.sh | tee "$tmp/build.log"; then
 fi
 ok "packaging/build-deb.sh builds arm64, armhf and amd64 in $(($(date +%s) - build_start)) s"
 if DIST=$tmp/dist2 packaging/build-deb.sh amd64 >/dev/null; then
+	# (Fails also when someone edits the tree between the two builds.)
 	check "a second build of the same tree gives the same amd64 package bytes" \
 		cmp "$tmp/dist/edged_${deb_version}_amd64.deb" "$tmp/dist2/edged_${deb_version}_amd64.deb"
 else
@@ -304,14 +307,14 @@ for arch in amd64 arm64 armhf; do
 		continue
 	fi
 	label=$arch${r:+ (under $r)}
-	if out=$($r "$bin" version 2>&1); then
+	if out=$(${r:+"$r"} "$bin" version 2>&1); then
 		ok "$label: edged version exits 0 and prints: $(head -n1 <<<"$out")"
 		check "$label: edged version names version $VERSION" grep -qF -- "$VERSION" <<<"$out"
 	else
 		not_ok "$label: edged version exits 0"
 		printf '%s\n' "$out" | sed 's/^/       /' | head -n 20
 	fi
-	check "$label: edged check -c configs/edged.toml exits 0" $r "$bin" check -c configs/edged.toml
+	check "$label: edged check -c configs/edged.toml exits 0" ${r:+"$r"} "$bin" check -c configs/edged.toml
 done
 
 # ---------------------------------------------------------------- install
@@ -448,10 +451,11 @@ lifecycle adduser
 in_root dpkg -i /tmp/edged.deb >/dev/null 2>&1
 verify_quiet() {
 	local out
-	out=$("$@" 2>&1) && [[ -z $out ]] || {
-		printf '%s\n' "$out"
-		return 1
-	}
+	if out=$("$@" 2>&1) && [[ -z $out ]]; then
+		return 0
+	fi
+	printf '%s\n' "$out"
+	return 1
 }
 if have systemd-analyze; then
 	check "systemd-analyze verify accepts the installed unit without a warning" \
