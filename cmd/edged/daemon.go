@@ -74,12 +74,18 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 
 	var buf *buffer.Buffer
 	var parts []part
+	stats := &statsPublisher{
+		topic: cfg.Gateway.ID + "/edged/stats", started: time.Now(), publish: brk.Publish,
+		log:     log.With("component", "stats"),
+		sources: []statsSource{{section: "broker", stats: func() any { return brk.Stats() }}},
+	}
 	if cfg.Uplink != nil {
 		buf, err = openBuffer(cfg, log)
 		if err != nil {
 			return err
 		}
 		defer buf.Close()
+		stats.sources = append(stats.sources, statsSource{section: "buffer", stats: func() any { return buf.Stats() }})
 		br, err := bridge.New(*cfg.Uplink, buf, cfg.Gateway.ID, brk, log.With("component", "uplink"))
 		if err != nil {
 			return err
@@ -95,11 +101,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 		})
 		parts = append(parts, br)
 	}
-	adapters, err := newAdapters(cfg, brk, log)
+	adapters, sources, err := newAdapters(cfg, brk, log)
 	if err != nil {
 		return err
 	}
 	parts = append(parts, adapters...)
+	stats.sources = append(stats.sources, sources...)
+	parts = append(parts, stats)
 
 	// runCtx ends on a signal or when any part fails; the broker outlives the
 	// others so their last publishes land.
@@ -180,29 +188,33 @@ func openBuffer(cfg *config.Config, log *slog.Logger) (*buffer.Buffer, error) {
 	return buffer.Open(opts)
 }
 
-func newAdapters(cfg *config.Config, brk *broker.Broker, log *slog.Logger) ([]part, error) {
+func newAdapters(cfg *config.Config, brk *broker.Broker, log *slog.Logger) ([]part, []statsSource, error) {
 	var parts []part
+	var sources []statsSource
 	gw := cfg.Gateway.ID
 	for _, bus := range cfg.Modbus {
 		p, err := modbus.New(bus, gw, brk, brk, log) // it names itself: adapter=modbus bus=NAME
 		if err != nil {
-			return nil, fmt.Errorf("modbus bus %q: %w", bus.Name, err)
+			return nil, nil, fmt.Errorf("modbus bus %q: %w", bus.Name, err)
 		}
 		parts = append(parts, p)
+		sources = append(sources, statsSource{section: "modbus", name: bus.Name, stats: func() any { return p.Stats() }})
 	}
 	for _, s := range cfg.Serial {
 		p, err := serialline.New(s, gw, brk, brk, log.With("adapter", "serial", "device", s.Name))
 		if err != nil {
-			return nil, fmt.Errorf("serial device %q: %w", s.Name, err)
+			return nil, nil, fmt.Errorf("serial device %q: %w", s.Name, err)
 		}
 		parts = append(parts, p)
+		sources = append(sources, statsSource{section: "serial", name: s.Name, stats: func() any { return p.Stats() }})
 	}
 	for _, a := range cfg.AT {
 		p, err := at.New(a, gw, brk, brk, log.With("adapter", "at", "device", a.Name))
 		if err != nil {
-			return nil, fmt.Errorf("at device %q: %w", a.Name, err)
+			return nil, nil, fmt.Errorf("at device %q: %w", a.Name, err)
 		}
 		parts = append(parts, p)
+		sources = append(sources, statsSource{section: "at", name: a.Name, stats: func() any { return p.Stats() }})
 	}
-	return parts, nil
+	return parts, sources, nil
 }

@@ -332,12 +332,21 @@ func TestDemoPublishesSimulatedReadingsAndTakesWrites(t *testing.T) {
 	p.waitLine(t, "mosquitto_sub -h "+host+" -p "+port+" -v -t 'demo/#'", 15*time.Second)
 	sub := testpeer.StartMosquittoSub(t, "-h", host, "-p", port, "-t", "demo/#")
 	want := map[string]bool{"demo/meter/voltage": false, "demo/meter/total_active_energy": false,
-		"demo/weather/temperature": false, "demo/weather/humidity": false, "demo/meter/status": false}
+		"demo/weather/temperature": false, "demo/weather/humidity": false, "demo/meter/status": false,
+		"demo/edged/stats": false}
 	for missing := len(want); missing > 0; {
 		topic, payload, _ := strings.Cut(sub.Next(t, 15*time.Second), " ")
 		if seen, ok := want[topic]; ok && !seen {
-			if topic != "demo/meter/status" && !strings.Contains(payload, `"value":`) {
-				t.Fatalf("%s carries no value: %s", topic, payload)
+			switch topic {
+			case "demo/meter/status":
+			case "demo/edged/stats":
+				if !strings.Contains(payload, `"broker":{`) || !strings.Contains(payload, `"weather":{`) {
+					t.Fatalf("stats lack the broker or a device: %s", payload)
+				}
+			default:
+				if !strings.Contains(payload, `"value":`) {
+					t.Fatalf("%s carries no value: %s", topic, payload)
+				}
 			}
 			want[topic] = true
 			missing--
