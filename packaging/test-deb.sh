@@ -13,7 +13,10 @@
 #     group, dialout, no login, modes, the config readable as edged and not
 #     by others, enable state; an upgrade keeps an edited config; remove
 #     keeps config and user; purge removes state and user; all of it once
-#     with adduser and once with the useradd fallback.
+#     with adduser and once with the useradd fallback; the installed daemon
+#     runs as edged with the shipped config and sends READY=1 and WATCHDOG=1;
+#     with a (simulated) running systemd the scripts start, restart on
+#     upgrade, stop on remove, and a failed start does not fail dpkg.
 # Parts whose tools or privileges are missing are skipped with the reason;
 # with EDGED_REQUIRE_PEERS=1 a skip counts as a failure.
 #
@@ -540,6 +543,51 @@ EOF
 run_daemon
 
 in_root dpkg -P edged >/dev/null 2>&1
+
+# with_systemd_running plays a booted system: /run/systemd/system exists and
+# systemctl is a stand-in that logs its arguments and fails `start` when
+# /tmp/systemctl.fail exists, so the maintainer scripts take their "systemd
+# runs" branches.
+with_systemd_running() {
+	local sc=$chroot_dir/usr/bin/systemctl log=$chroot_dir/tmp/systemctl.log calls
+	mv "$sc" "$sc.real"
+	cat >"$sc" <<'EOF'
+#!/bin/sh
+echo "$*" >>/tmp/systemctl.log
+[ "$1" = start ] && [ -e /tmp/systemctl.fail ] && exit 1
+exit 0
+EOF
+	chmod 0755 "$sc"
+	mkdir -p "$chroot_dir/run/systemd/system"
+	: >"$log"
+
+	check "[systemd running] dpkg -i installs" in_root dpkg -i /tmp/edged.deb
+	# deb-systemd-helper may first ask `systemctl preset` (the admin's policy).
+	calls=$(tr '\n' ';' <"$log")
+	check "[systemd running] first install reloads systemd and starts edged (calls: $calls)" \
+		test "${calls#*preset edged.service;}" = "--system daemon-reload;start edged.service;"
+	: >"$log"
+	check "[systemd running] dpkg -i upgrades" in_root dpkg -i --force-confdef --force-confold /tmp/edged-up.deb
+	check_eq "[systemd running] the upgrade leaves edged running, then restarts it" "--system daemon-reload;restart edged.service;" "$(tr '\n' ';' <"$log")"
+	: >"$log"
+	check "[systemd running] dpkg -r removes" in_root dpkg -r edged
+	check_eq "[systemd running] remove stops edged, then reloads systemd" "stop edged.service;--system daemon-reload;" "$(tr '\n' ';' <"$log")"
+	in_root dpkg -P edged >/dev/null 2>&1
+	touch "$chroot_dir/tmp/systemctl.fail"
+	: >"$log"
+	check "[systemd running] a service that fails to start does not fail the install, and says where to look" \
+		bash -c 'chroot "$1" dpkg -i /tmp/edged.deb 2>&1 | tee /dev/stderr | grep -qF "journalctl -u edged"' _ "$chroot_dir"
+	check_eq "[systemd running] ...and the package is configured" "install ok installed" \
+		"$(in_root dpkg-query -W -f='${Status}' edged)"
+	in_root dpkg -P edged >/dev/null 2>&1
+
+	rm -f "$chroot_dir/tmp/systemctl.fail" "$log"
+	rmdir "$chroot_dir/run/systemd/system"
+	mv "$sc.real" "$sc"
+}
+if [[ -f $chroot_dir/tmp/edged-up.deb ]]; then
+	with_systemd_running
+fi
 
 if in_root dpkg --purge --force-depends adduser >"$tmp/adduser.log" 2>&1; then
 	check "the root has no adduser any more" bash -c '! chroot "$1" sh -c "command -v adduser || command -v deluser"' _ "$chroot_dir"
