@@ -2,12 +2,9 @@ package at
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -130,37 +127,22 @@ func (m *modem) count(cmd string) int {
 	return n
 }
 
-func startModule(t *testing.T, cfg config.ATDev, rec *recorder, tweaks ...func(*Module)) *Module {
+func startModule(t *testing.T, cfg config.ATDev, rec *testpeer.Recorder, tweaks ...func(*Module)) *Module {
 	t.Helper()
-	mod, err := New(cfg, gw, rec, rec, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})))
+	mod, err := New(cfg, gw, rec, rec, testpeer.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tw := range tweaks {
 		tw(mod)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mod.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v, want nil", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
+	testpeer.Go(t, mod.Run)
 	return mod
 }
 
-func waitStatus(t *testing.T, rec *recorder, want string) {
+func waitStatus(t *testing.T, rec *testpeer.Recorder, want string) {
 	t.Helper()
-	testpeer.Eventually(t, 15*time.Second, "status "+want, func() bool {
-		return rec.last(gw+"/wifi/status") == want
-	})
+	rec.WaitLast(t, 15*time.Second, gw+"/wifi/status", want)
 }
 
 func wifi(port string) config.ATDev {
@@ -188,8 +170,8 @@ type response struct {
 func TestModuleTalksToAScriptedModem(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
 	m := startModem(t, pair.B)
-	rec := newRecorder()
-	rec.retained[gw+"/wifi/at"] = []byte("AT+RST")
+	rec := testpeer.NewRecorder()
+	rec.Retain(gw+"/wifi/at", []byte("AT+RST"))
 	mod := startModule(t, wifi(pair.A), rec)
 	waitStatus(t, rec, "online")
 
@@ -200,21 +182,21 @@ func TestModuleTalksToAScriptedModem(t *testing.T) {
 		}
 	})
 	t.Run("a reply in chunks becomes points", func(t *testing.T) {
-		testpeer.Eventually(t, 10*time.Second, "rssi", func() bool { return rec.last(gw+"/wifi/rssi") != "" })
+		testpeer.Eventually(t, 10*time.Second, "rssi", func() bool { return rec.Last(gw+"/wifi/rssi") != "" })
 		var v struct{ Value any }
-		if err := json.Unmarshal([]byte(rec.last(gw+"/wifi/rssi")), &v); err != nil || v.Value != 21.0 {
-			t.Errorf("rssi payload %q, want value 21", rec.last(gw+"/wifi/rssi"))
+		if err := json.Unmarshal([]byte(rec.Last(gw+"/wifi/rssi")), &v); err != nil || v.Value != 21.0 {
+			t.Errorf("rssi payload %q, want value 21", rec.Last(gw+"/wifi/rssi"))
 		}
 	})
 	t.Run("a URC inside a reply becomes its own point", func(t *testing.T) {
-		testpeer.Eventually(t, 10*time.Second, "reg", func() bool { return rec.last(gw+"/wifi/reg") != "" })
-		if !strings.Contains(rec.last(gw+"/wifi/reg"), `"value":1`) {
-			t.Errorf("reg payload %q", rec.last(gw+"/wifi/reg"))
+		testpeer.Eventually(t, 10*time.Second, "reg", func() bool { return rec.Last(gw+"/wifi/reg") != "" })
+		if !strings.Contains(rec.Last(gw+"/wifi/reg"), `"value":1`) {
+			t.Errorf("reg payload %q", rec.Last(gw+"/wifi/reg"))
 		}
 	})
 	t.Run("+CME ERROR publishes a bad reading, never a value", func(t *testing.T) {
-		testpeer.Eventually(t, 10*time.Second, "sim", func() bool { return rec.last(gw+"/wifi/sim") != "" })
-		p := rec.last(gw + "/wifi/sim")
+		testpeer.Eventually(t, 10*time.Second, "sim", func() bool { return rec.Last(gw+"/wifi/sim") != "" })
+		p := rec.Last(gw + "/wifi/sim")
 		if !strings.Contains(p, `"quality":"bad"`) || !strings.Contains(p, "+CME ERROR: 10") || strings.Contains(p, `"value"`) {
 			t.Errorf("sim payload %q", p)
 		}
@@ -235,13 +217,13 @@ func TestModuleTalksToAScriptedModem(t *testing.T) {
 	}
 	for _, tc := range raw {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(rec.on(gw + "/wifi/at/response"))
-			rec.inject(t, gw+"/wifi/at", []byte(tc.send))
+			before := len(rec.On(gw + "/wifi/at/response"))
+			rec.Inject(t, gw+"/wifi/at", []byte(tc.send))
 			testpeer.Eventually(t, 10*time.Second, "a response", func() bool {
-				return len(rec.on(gw+"/wifi/at/response")) > before
+				return len(rec.On(gw+"/wifi/at/response")) > before
 			})
 			var got response
-			if err := json.Unmarshal([]byte(rec.last(gw+"/wifi/at/response")), &got); err != nil {
+			if err := json.Unmarshal([]byte(rec.Last(gw+"/wifi/at/response")), &got); err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
@@ -260,7 +242,7 @@ func TestModuleTalksToAScriptedModem(t *testing.T) {
 func TestModuleResetsAfterConsecutiveTimeouts(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
 	m := startModem(t, pair.B)
-	rec := newRecorder()
+	rec := testpeer.NewRecorder()
 	cfg := wifi(pair.A)
 	cfg.Queries = cfg.Queries[:1]
 	cfg.Timeout = config.Duration{Duration: 200 * time.Millisecond}
@@ -274,7 +256,7 @@ func TestModuleResetsAfterConsecutiveTimeouts(t *testing.T) {
 	waitStatus(t, rec, "offline")
 	testpeer.Eventually(t, 10*time.Second, "a reset command", func() bool { return m.count("AT+RST") > 0 })
 	testpeer.Eventually(t, 10*time.Second, "a bad rssi reading", func() bool {
-		return strings.Contains(rec.last(gw+"/wifi/rssi"), `"quality":"bad"`)
+		return strings.Contains(rec.Last(gw+"/wifi/rssi"), `"quality":"bad"`)
 	})
 	inits := m.count("ATE0")
 	m.setMute(false)
@@ -289,7 +271,7 @@ func TestModuleThatNeverAnswersIsResetDuringInit(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
 	m := startModem(t, pair.B)
 	m.setMute(true)
-	rec := newRecorder()
+	rec := testpeer.NewRecorder()
 	cfg := wifi(pair.A)
 	cfg.Init = []string{"ATE0", "AT"}
 	cfg.Queries = nil
@@ -299,7 +281,7 @@ func TestModuleThatNeverAnswersIsResetDuringInit(t *testing.T) {
 	mod := startModule(t, cfg, rec)
 
 	testpeer.Eventually(t, 10*time.Second, "two resets", func() bool { return m.count("AT+RST") >= 2 })
-	if got := rec.on(gw + "/wifi/status"); !slices.Equal(got, []string{"offline"}) {
+	if got := rec.On(gw + "/wifi/status"); !slices.Equal(got, []string{"offline"}) {
 		t.Errorf("status history = %q, want only offline", got)
 	}
 	m.setMute(false)
@@ -312,7 +294,7 @@ func TestModuleThatNeverAnswersIsResetDuringInit(t *testing.T) {
 func TestARawCommandThatTimesOutIsAnsweredAndDoesNotReset(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
 	m := startModem(t, pair.B)
-	rec := newRecorder()
+	rec := testpeer.NewRecorder()
 	cfg := wifi(pair.A)
 	cfg.Queries = nil
 	cfg.Reset = "AT+RST"
@@ -321,10 +303,10 @@ func TestARawCommandThatTimesOutIsAnsweredAndDoesNotReset(t *testing.T) {
 	waitStatus(t, rec, "online")
 
 	m.setMute(true)
-	rec.inject(t, gw+"/wifi/at", []byte("AT+CWJAP=\"slow\",\"net\""))
-	testpeer.Eventually(t, 10*time.Second, "a response", func() bool { return rec.last(gw+"/wifi/at/response") != "" })
+	rec.Inject(t, gw+"/wifi/at", []byte("AT+CWJAP=\"slow\",\"net\""))
+	testpeer.Eventually(t, 10*time.Second, "a response", func() bool { return rec.Last(gw+"/wifi/at/response") != "" })
 	var got response
-	if err := json.Unmarshal([]byte(rec.last(gw+"/wifi/at/response")), &got); err != nil {
+	if err := json.Unmarshal([]byte(rec.Last(gw+"/wifi/at/response")), &got); err != nil {
 		t.Fatal(err)
 	}
 	if got.Result != "" || !strings.Contains(got.Error, "no final result code") {
@@ -338,25 +320,25 @@ func TestARawCommandThatTimesOutIsAnsweredAndDoesNotReset(t *testing.T) {
 func TestModuleComesBackWhenThePortReturns(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
 	old := startModem(t, pair.B)
-	rec := newRecorder()
+	rec := testpeer.NewRecorder()
 	mod := startModule(t, wifi(pair.A), rec)
 	waitStatus(t, rec, "online")
 
 	pair.Stop()
 	old.stop()
 	waitStatus(t, rec, "offline")
-	rec.inject(t, gw+"/wifi/at", []byte("AT+GMR"))
+	rec.Inject(t, gw+"/wifi/at", []byte("AT+GMR"))
 	testpeer.Eventually(t, 10*time.Second, "a refusal while the port is gone", func() bool {
-		return strings.Contains(rec.last(gw+"/wifi/at/response"), "port not open")
+		return strings.Contains(rec.Last(gw+"/wifi/at/response"), "port not open")
 	})
 	pair.Start()
 	m := startModem(t, pair.B)
 	waitStatus(t, rec, "online")
-	if fds := staleTTYs(t); len(fds) > 0 {
+	if fds := testpeer.StaleTTYs(t); len(fds) > 0 {
 		t.Errorf("descriptors of the vanished port still open: %q", fds)
 	}
 	testpeer.Eventually(t, 10*time.Second, "init on the new port", func() bool { return m.count("ATE0") > 0 })
-	if got := rec.on(gw + "/wifi/status"); !slices.Equal(got, []string{"offline", "online", "offline", "online"}) {
+	if got := rec.On(gw + "/wifi/status"); !slices.Equal(got, []string{"offline", "online", "offline", "online"}) {
 		t.Errorf("status history = %q", got)
 	}
 	if st := mod.Stats(); st.Opens != 2 {
@@ -365,16 +347,14 @@ func TestModuleComesBackWhenThePortReturns(t *testing.T) {
 }
 
 func TestRawCommandsCanBeTurnedOff(t *testing.T) {
-	rec := newRecorder()
+	rec := testpeer.NewRecorder()
 	off := false
 	cfg := wifi(t.TempDir() + "/no-such-port")
 	cfg.RawCommands = &off
 	startModule(t, cfg, rec)
 	waitStatus(t, rec, "offline") // Run subscribes, if at all, before this
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if len(rec.subs) != 0 {
-		t.Errorf("subscribed to %v with raw_commands = false", rec.subs)
+	if f := rec.Filters(); len(f) != 0 {
+		t.Errorf("subscribed to %v with raw_commands = false", f)
 	}
 }
 
@@ -395,56 +375,29 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := wifi("/dev/null")
 			tc.edit(&cfg)
-			if _, err := New(cfg, gw, newRecorder(), newRecorder(), nil); err == nil {
+			if _, err := New(cfg, gw, testpeer.NewRecorder(), testpeer.NewRecorder(), nil); err == nil {
 				t.Error("accepted")
 			}
 		})
 	}
 }
 
-// staleTTYs lists this process's descriptors of pty devices that no longer
-// exist: a port that was not closed when it vanished.
-func staleTTYs(t *testing.T) []string {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("no /proc/self/fd: %v", err)
-	}
-	var stale []string
-	for _, e := range ents {
-		target, err := os.Readlink("/proc/self/fd/" + e.Name())
-		if err == nil && strings.HasPrefix(target, "/dev/pts/") && strings.HasSuffix(target, "(deleted)") {
-			stale = append(stale, target)
-		}
-	}
-	return stale
-}
-
 func TestRunLeavesNoGoroutinesBehind(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
 	startModem(t, pair.B)
-	rec := newRecorder()
+	rec := testpeer.NewRecorder()
 	mod, err := New(wifi(pair.A), gw, rec, rec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mod.Run(ctx) }()
+	stop := testpeer.Go(t, mod.Run)
 	waitStatus(t, rec, "online")
-	rec.inject(t, gw+"/wifi/at", []byte("nonsense")) // answered from a goroutine Run owns
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return")
+	rec.Inject(t, gw+"/wifi/at", []byte("nonsense")) // answered from a goroutine Run owns
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
-	testpeer.Eventually(t, 5*time.Second, "the adapter's goroutines to end", func() bool {
-		buf := make([]byte, 1<<20)
-		stacks := string(buf[:runtime.Stack(buf, true)])
-		return !strings.Contains(stacks, "adapters/serialline.runSession") && !strings.Contains(stacks, "adapters/at.(*")
-	})
-	if rec.last(gw+"/wifi/status") != "offline" {
-		t.Errorf("status after shutdown %q, want offline", rec.last(gw+"/wifi/status"))
+	testpeer.GoroutinesGone(t, 5*time.Second, "adapters/serialline.runSession", "adapters/at.(*")
+	if rec.Last(gw+"/wifi/status") != "offline" {
+		t.Errorf("status after shutdown %q, want offline", rec.Last(gw+"/wifi/status"))
 	}
 }

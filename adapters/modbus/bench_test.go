@@ -91,7 +91,7 @@ func BenchmarkPlan(b *testing.B) {
 	}{{"edged plan", defaultMaxGap}, {"one request per point", -1}} {
 		b.Run(mode.name, func(b *testing.B) {
 			cfg := config.Bus{Address: dev.Addr, Devices: []config.Device{{Name: "m", Unit: 1, Points: points, MaxGap: ptr(mode.maxGap)}}}
-			bus, err := New(cfg, "gw", newRecorder(), nil, nil)
+			bus, err := New(cfg, "gw", testpeer.NewRecorder(), nil, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -123,7 +123,7 @@ func BenchmarkPlan(b *testing.B) {
 func BenchmarkReadRate(b *testing.B) {
 	points := benchPoints(b)
 	dev := testpeer.StartPyModbus(b, testpeer.PyModbusOptions{Script: deviceScript, Map: benchDevice(points)})
-	bus, err := New(config.Bus{Address: dev.Addr, Devices: []config.Device{{Name: "m", Unit: 1, Points: points}}}, "gw", newRecorder(), nil, nil)
+	bus, err := New(config.Bus{Address: dev.Addr, Devices: []config.Device{{Name: "m", Unit: 1, Points: points}}}, "gw", testpeer.NewRecorder(), nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

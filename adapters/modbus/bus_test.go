@@ -43,7 +43,7 @@ func TestNewRejectsBadConfigNamingTheKey(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := New(c.bus, "gw", newRecorder(), nil, nil)
+			_, err := New(c.bus, "gw", testpeer.NewRecorder(), nil, nil)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err %v, want one containing %q", err, c.want)
 			}
@@ -57,7 +57,7 @@ func TestNewSurvivesZeroValues(t *testing.T) {
 		{Name: "a", Table: "holding", Type: "uint32"},
 		{Name: "b", Table: "holding", Address: 5, Type: "uint16"},
 	}}}}
-	b, err := New(bus, "gw", newRecorder(), nil, nil)
+	b, err := New(bus, "gw", testpeer.NewRecorder(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestNewSurvivesZeroValues(t *testing.T) {
 
 func TestScheduleKeepsAFixedRateAndCountsOverrunsOnce(t *testing.T) {
 	b, err := New(config.Bus{Address: "x:1", Devices: []config.Device{{Name: "d", Interval: dur(time.Second),
-		Points: []config.Point{{Name: "v", Table: "holding", Type: "uint16"}}}}}, "gw", newRecorder(), nil, nil)
+		Points: []config.Point{{Name: "v", Table: "holding", Type: "uint16"}}}}}, "gw", testpeer.NewRecorder(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestScheduleKeepsAFixedRateAndCountsOverrunsOnce(t *testing.T) {
 }
 
 func TestDeadbandAndHeartbeat(t *testing.T) {
-	rec := newRecorder()
+	rec := testpeer.NewRecorder()
 	b, err := New(config.Bus{Address: "x:1", Devices: []config.Device{{Name: "d", Points: []config.Point{
 		{Name: "t", Table: "holding", Type: "uint16", Deadband: 0.5, Heartbeat: dur(time.Minute)},
 		{Name: "every", Table: "holding", Address: 1, Type: "uint16"},
@@ -145,27 +145,27 @@ func TestDeadbandAndHeartbeat(t *testing.T) {
 		{65 * time.Second, 19.6, true, "a fall beyond the deadband"},
 	}
 	for _, s := range steps {
-		before := len(rec.on("gw/d/t"))
+		before := len(rec.On("gw/d/t"))
 		b.publishValue(d, p, s.v, t0.Add(s.at), false)
-		if got := len(rec.on("gw/d/t")) > before; got != s.want {
+		if got := len(rec.On("gw/d/t")) > before; got != s.want {
 			t.Fatalf("%s: published %v, want %v", s.why, got, s.want)
 		}
 	}
 	for i := 0; i < 3; i++ {
 		b.publishValue(d, every, uint64(7), t0, false)
 	}
-	if n := len(rec.on("gw/d/every")); n != 3 {
+	if n := len(rec.On("gw/d/every")); n != 3 {
 		t.Fatalf("without a deadband every reading is published; got %d of 3", n)
 	}
-	before := len(rec.on("gw/d/t"))
+	before := len(rec.On("gw/d/t"))
 	b.publishBad(d, p, errString("timeout"), t0)
 	b.publishBad(d, p, errString("timeout"), t0)
 	b.publishBad(d, p, errString("port gone"), t0)
-	if n := len(rec.on("gw/d/t")) - before; n != 1 {
+	if n := len(rec.On("gw/d/t")) - before; n != 1 {
 		t.Fatalf("a point going bad published %d times, want once", n)
 	}
 	b.publishValue(d, p, 19.9, t0, false)
-	msgs := rec.on("gw/d/t")
+	msgs := rec.On("gw/d/t")
 	if !strings.Contains(msgs[len(msgs)-2], `"quality":"bad"`) || !strings.Contains(msgs[len(msgs)-1], `"value":19.9`) {
 		t.Fatalf("bad once, then the unchanged value again after recovery: %v", msgs[len(msgs)-3:])
 	}
@@ -201,7 +201,7 @@ func TestShippedProfilesAreValid(t *testing.T) {
 			if p.Description == "" || len(p.Points) == 0 {
 				t.Fatal("a profile needs a description and points")
 			}
-			b, err := New(config.Bus{Port: "/dev/ttyUSB0", Devices: []config.Device{{Name: "d", Points: p.Points}}}, "gw", newRecorder(), nil, nil)
+			b, err := New(config.Bus{Port: "/dev/ttyUSB0", Devices: []config.Device{{Name: "d", Points: p.Points}}}, "gw", testpeer.NewRecorder(), nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -223,7 +223,7 @@ func TestTheXYMD02ProfileReadsTheVendorsExampleValues(t *testing.T) {
 	prof := loadProfile(t, "xy-md02")
 	transports(t, units, func(t *testing.T, bus config.Bus, dev *testpeer.PyModbus) {
 		bus.Devices = []config.Device{{Name: "room", Unit: 1, Points: prof.Points}}
-		rec := newRecorder()
+		rec := testpeer.NewRecorder()
 		b, err := New(bus, "gw", rec, nil, testLogger(t))
 		if err != nil {
 			t.Fatal(err)
@@ -232,7 +232,7 @@ func TestTheXYMD02ProfileReadsTheVendorsExampleValues(t *testing.T) {
 		defer l.closeAll()
 		pollOnce(t, b, l)
 		for name, want := range map[string]string{"temperature": "-20.5", "humidity": "54.6", "unit_id": "1"} {
-			p, _ := rec.last("gw/room/" + name)
+			p := rec.Last("gw/room/" + name)
 			if got, _ := valueOf(t, p); !sameValue(got, want) {
 				t.Errorf("%s published %s, want %s", name, p, want)
 			}

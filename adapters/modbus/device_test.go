@@ -166,14 +166,14 @@ func TestEveryTypeOrderAndTableIsPublishedCorrectly(t *testing.T) {
 	units := map[string]map[string]map[string]any{"1": deviceMap(fx)}
 	transports(t, units, func(t *testing.T, bus config.Bus, dev *testpeer.PyModbus) {
 		bus.Devices = []config.Device{{Name: "plc", Unit: 1, Interval: dur(200 * time.Millisecond), Points: pointsOf(fx)}}
-		rec := newRecorder()
+		rec := testpeer.NewRecorder()
 		runBus(t, bus, rec)
 		// A transient timeout (a slow -race run) is retried by the poller;
 		// what is checked here is the decoding of the good readings.
 		waitFor(t, "a good reading of every point", func() bool {
 			for _, f := range fx {
-				p, ok := rec.last("gw/plc/" + f.point.Name)
-				if !ok || strings.Contains(p, `"quality":"bad"`) {
+				ps := rec.On("gw/plc/" + f.point.Name)
+				if len(ps) == 0 || strings.Contains(ps[len(ps)-1], `"quality":"bad"`) {
 					return false
 				}
 			}
@@ -181,7 +181,7 @@ func TestEveryTypeOrderAndTableIsPublishedCorrectly(t *testing.T) {
 		})
 		for _, f := range fx {
 			t.Run(fmt.Sprintf("%s %s %s at %d reads %s", f.point.Table, f.point.Type, f.point.Order, f.point.Address, f.want), func(t *testing.T) {
-				payload, _ := rec.last("gw/plc/" + f.point.Name)
+				payload := rec.Last("gw/plc/" + f.point.Name)
 				got, r := valueOf(t, payload)
 				if r.Quality == "bad" {
 					t.Fatalf("bad quality: %s", payload)
@@ -194,7 +194,7 @@ func TestEveryTypeOrderAndTableIsPublishedCorrectly(t *testing.T) {
 				}
 			})
 		}
-		if s, _ := rec.last("gw/plc/status"); s != "online" {
+		if s := rec.Last("gw/plc/status"); s != "online" {
 			t.Errorf("status %q, want online", s)
 		}
 	})
@@ -229,7 +229,7 @@ func TestCoalescingIsMeasuredAtTheDevice(t *testing.T) {
 	want := map[string]string{"a": "1", "b": "2", "c": "7", "d": "30", "e": "100", "f": "104"}
 	transports(t, units, func(t *testing.T, bus config.Bus, dev *testpeer.PyModbus) {
 		bus.Devices = []config.Device{{Name: "meter", Unit: 1, Points: points}}
-		rec := newRecorder()
+		rec := testpeer.NewRecorder()
 		b, err := New(bus, "gw", rec, nil, testLogger(t))
 		if err != nil {
 			t.Fatal(err)
@@ -252,12 +252,12 @@ func TestCoalescingIsMeasuredAtTheDevice(t *testing.T) {
 			t.Errorf("splits = %d, want 1", got)
 		}
 		for name, v := range want {
-			payload, _ := rec.last("gw/meter/" + name)
+			payload := rec.Last("gw/meter/" + name)
 			if got, _ := valueOf(t, payload); got != v {
 				t.Errorf("point %s published %s, want value %s", name, payload, v)
 			}
 		}
-		for _, m := range rec.all() {
+		for _, m := range rec.Messages() {
 			if strings.Contains(m.Payload, "bad") {
 				t.Errorf("a split read must not publish bad quality: %s %s", m.Topic, m.Payload)
 			}
@@ -274,7 +274,7 @@ func TestAnExceptionPublishesBadQualityOnceAndKeepsTheDeviceOnline(t *testing.T)
 			{Name: "good", Table: "holding", Address: 0, Type: "uint16"},
 			{Name: "broken", Table: "holding", Address: 10, Type: "uint16"},
 		}, MaxGap: ptr(0)}}
-		rec := newRecorder()
+		rec := testpeer.NewRecorder()
 		b, err := New(bus, "gw", rec, nil, testLogger(t))
 		if err != nil {
 			t.Fatal(err)
@@ -284,7 +284,7 @@ func TestAnExceptionPublishesBadQualityOnceAndKeepsTheDeviceOnline(t *testing.T)
 		for i := 0; i < 4; i++ {
 			pollOnce(t, b, l)
 		}
-		bad := rec.on("gw/meter/broken")
+		bad := rec.On("gw/meter/broken")
 		if len(bad) != 1 {
 			t.Fatalf("broken point published %d times over 4 cycles, want once: %v", len(bad), bad)
 		}
@@ -292,10 +292,10 @@ func TestAnExceptionPublishesBadQualityOnceAndKeepsTheDeviceOnline(t *testing.T)
 		if r.Quality != "bad" || !strings.Contains(r.Error, "exception 4") || r.Value != nil {
 			t.Fatalf("published %s, want bad quality naming exception 4 and no value", bad[0])
 		}
-		if got := len(rec.on("gw/meter/good")); got != 4 {
+		if got := len(rec.On("gw/meter/good")); got != 4 {
 			t.Errorf("good point published %d times, want 4", got)
 		}
-		if s, _ := rec.last("gw/meter/status"); s != "online" {
+		if s := rec.Last("gw/meter/status"); s != "online" {
 			t.Errorf("a device answering with exceptions is online; status %q", s)
 		}
 		if ex := b.Stats().Devices[0].Exceptions; ex != 4 {
@@ -320,28 +320,28 @@ func TestADeviceThatStopsAnsweringGoesOfflineAndComesBack(t *testing.T) {
 				{Name: "z", Table: "holding", Address: 0, Type: "uint16"},
 			}},
 		}
-		rec := newRecorder()
+		rec := testpeer.NewRecorder()
 		runBus(t, bus, rec)
 		waitFor(t, "both devices online", func() bool {
-			a, _ := rec.last("gw/dead/status")
-			b, _ := rec.last("gw/alive/status")
+			a := rec.Last("gw/dead/status")
+			b := rec.Last("gw/alive/status")
 			return a == "online" && b == "online"
 		})
 		dev.Mute(t, 1)
-		waitFor(t, "the muted device offline", func() bool { s, _ := rec.last("gw/dead/status"); return s == "offline" })
-		aliveBefore := len(rec.on("gw/alive/z"))
+		waitFor(t, "the muted device offline", func() bool { s := rec.Last("gw/dead/status"); return s == "offline" })
+		aliveBefore := len(rec.On("gw/alive/z"))
 		waitFor(t, "the other device still polled while its neighbour times out", func() bool {
-			return len(rec.on("gw/alive/z")) >= aliveBefore+5
+			return len(rec.On("gw/alive/z")) >= aliveBefore+5
 		})
 		dev.Mute(t)
-		waitFor(t, "the device online again", func() bool { s, _ := rec.last("gw/dead/status"); return s == "online" })
+		waitFor(t, "the device online again", func() bool { s := rec.Last("gw/dead/status"); return s == "online" })
 		waitFor(t, "a good reading after recovery", func() bool {
-			p, _ := rec.last("gw/dead/x")
+			p := rec.Last("gw/dead/x")
 			return strings.Contains(p, `"value":11`)
 		})
 
 		var statuses []string
-		for _, m := range rec.all() {
+		for _, m := range rec.Messages() {
 			if m.Topic == "gw/dead/status" {
 				statuses = append(statuses, m.Payload)
 				if !m.Retain {
@@ -354,7 +354,7 @@ func TestADeviceThatStopsAnsweringGoesOfflineAndComesBack(t *testing.T) {
 		}
 		for _, name := range []string{"x", "y"} {
 			bad := 0
-			for _, p := range rec.on("gw/dead/" + name) {
+			for _, p := range rec.On("gw/dead/" + name) {
 				r := parseReading(t, p)
 				if r.Quality == "bad" {
 					bad++
@@ -377,9 +377,9 @@ func TestADeviceThatStopsAnsweringGoesOfflineAndComesBack(t *testing.T) {
 	})
 }
 
-func b2s(rec *recorder, topic string) string {
+func b2s(rec *testpeer.Recorder, topic string) string {
 	var s []string
-	for _, m := range rec.all() {
+	for _, m := range rec.Messages() {
 		if m.Topic == topic {
 			s = append(s, m.Payload)
 		}

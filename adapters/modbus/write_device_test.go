@@ -27,17 +27,17 @@ func TestWritesReachTheDeviceAndAreReadBack(t *testing.T) {
 	}
 	transports(t, units, func(t *testing.T, bus config.Bus, dev *testpeer.PyModbus) {
 		bus.Devices = []config.Device{{Name: "plc", Unit: 1, Interval: dur(300 * time.Millisecond), Points: points}}
-		rec := newRecorder()
+		rec := testpeer.NewRecorder()
 		b := runBus(t, bus, rec)
 		waitFor(t, "the adapter subscribed to every point's /set", func() bool {
 			for _, p := range points {
-				if !rec.subscribed("gw/plc/" + p.Name + "/set") {
+				if !rec.Subscribed("gw/plc/" + p.Name + "/set") {
 					return false
 				}
 			}
 			return true
 		})
-		waitFor(t, "a first poll", func() bool { _, ok := rec.last("gw/plc/setpoint"); return ok })
+		waitFor(t, "a first poll", func() bool { return len(rec.On("gw/plc/setpoint")) > 0 })
 
 		sends := []struct{ topic, payload string }{
 			{"setpoint", "23.4"},
@@ -55,7 +55,7 @@ func TestWritesReachTheDeviceAndAreReadBack(t *testing.T) {
 			{"ghost", "1"},
 		}
 		for _, s := range sends {
-			if !rec.send("gw/plc/"+s.topic+"/set", s.payload) {
+			if !rec.Deliver("gw/plc/"+s.topic+"/set", []byte(s.payload)) {
 				t.Fatalf("nobody subscribed to gw/plc/%s/set", s.topic)
 			}
 		}
@@ -84,7 +84,7 @@ func TestWritesReachTheDeviceAndAreReadBack(t *testing.T) {
 		for name, v := range readBack {
 			t.Run("the write of "+name+" is read back and published", func(t *testing.T) {
 				waitFor(t, name+" read back", func() bool {
-					p, _ := rec.last("gw/plc/" + name)
+					p := rec.Last("gw/plc/" + name)
 					g, _ := valueOf(t, p)
 					return sameValue(g, v)
 				})
@@ -100,7 +100,7 @@ func TestWritesReachTheDeviceAndAreReadBack(t *testing.T) {
 		}
 		for name, words := range refusals {
 			t.Run("a refused write of "+name+" is answered on /set/error", func(t *testing.T) {
-				errs := rec.on("gw/plc/" + name + "/set/error")
+				errs := rec.On("gw/plc/" + name + "/set/error")
 				if len(errs) != 1 {
 					t.Fatalf("got %d error replies: %v", len(errs), errs)
 				}
@@ -121,27 +121,27 @@ func TestAVanishedSerialPortIsReopenedWhenItReturns(t *testing.T) {
 	bus := config.Bus{Name: "usb", Port: pair.A, Baud: 38400, Timeout: dur(150 * time.Millisecond), Devices: []config.Device{
 		{Name: "sensor", Unit: 1, Interval: dur(100 * time.Millisecond), Points: []config.Point{{Name: "v", Table: "holding", Address: 0, Type: "uint16"}}},
 	}}
-	rec := newRecorder()
+	rec := testpeer.NewRecorder()
 	b := runBus(t, bus, rec)
-	waitFor(t, "the sensor online", func() bool { s, _ := rec.last("gw/sensor/status"); return s == "online" })
+	waitFor(t, "the sensor online", func() bool { s := rec.Last("gw/sensor/status"); return s == "online" })
 
 	// Unplug: the device and the port both go away.
 	dev.Stop()
 	pair.Stop()
-	waitFor(t, "the sensor offline", func() bool { s, _ := rec.last("gw/sensor/status"); return s == "offline" })
+	waitFor(t, "the sensor offline", func() bool { s := rec.Last("gw/sensor/status"); return s == "offline" })
 
 	// Plug back in under the same name.
 	pair.Start()
 	testpeer.StartPyModbus(t, testpeer.PyModbusOptions{Script: deviceScript, Map: units, RTU: pair.B, Baud: 38400, Parity: "N"})
-	waitFor(t, "the sensor online again", func() bool { s, _ := rec.last("gw/sensor/status"); return s == "online" })
+	waitFor(t, "the sensor online again", func() bool { s := rec.Last("gw/sensor/status"); return s == "online" })
 	waitFor(t, "a good reading after the replug", func() bool {
-		p, _ := rec.last("gw/sensor/v")
+		p := rec.Last("gw/sensor/v")
 		return strings.Contains(p, `"value":42`)
 	})
 	if opens := b.Stats().Opens; opens < 2 {
 		t.Errorf("port opened %d times, want a reopen", opens)
 	}
-	for _, p := range rec.on("gw/sensor/v") {
+	for _, p := range rec.On("gw/sensor/v") {
 		if strings.Contains(p, `"value":0`) {
 			t.Errorf("published 0 while the port was gone: %s", p)
 		}
@@ -157,16 +157,16 @@ func TestAFloodOfWritesAndABusyPollScheduleShareTheBus(t *testing.T) {
 			{Name: "w", Table: "holding", Address: 0, Type: "uint16", Writable: true},
 			{Name: "p", Table: "holding", Address: 10, Type: "uint16"},
 		}}}}
-	rec := newRecorder()
+	rec := testpeer.NewRecorder()
 	b := runBus(t, bus, rec)
-	waitFor(t, "the first poll", func() bool { _, ok := rec.last("gw/d/p"); return ok && rec.subscribed("gw/d/w/set") })
+	waitFor(t, "the first poll", func() bool { return len(rec.On("gw/d/p")) > 0 && rec.Subscribed("gw/d/w/set") })
 	const n = 20
 	for i := 1; i <= n; i++ {
-		rec.send("gw/d/w/set", fmt.Sprint(i))
+		rec.Deliver("gw/d/w/set", []byte(fmt.Sprint(i)))
 	}
 	waitFor(t, "every write done and read back", func() bool { return b.Stats().Devices[0].Writes == n })
 	first, last := -1, -1
-	msgs := rec.all()
+	msgs := rec.Messages()
 	for i, m := range msgs {
 		if m.Topic == "gw/d/w" && strings.Contains(m.Payload, `"value":1,`) && first < 0 {
 			first = i

@@ -2,11 +2,8 @@ package serialline
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -20,26 +17,13 @@ import (
 const gw = "gw"
 
 // startDevice runs a Device until the test ends.
-func startDevice(t *testing.T, cfg config.Serial, rec *recorder) *Device {
+func startDevice(t *testing.T, cfg config.Serial, rec *testpeer.Recorder) *Device {
 	t.Helper()
-	d, err := New(cfg, gw, rec, rec, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})))
+	d, err := New(cfg, gw, rec, rec, testpeer.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v, want nil", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
+	testpeer.Go(t, d.Run)
 	return d
 }
 
@@ -96,10 +80,10 @@ func (s *sensor) received() string {
 }
 
 // values decodes the "value" of each JSON payload on topic.
-func values(t *testing.T, rec *recorder, topic string) []any {
+func values(t *testing.T, rec *testpeer.Recorder, topic string) []any {
 	t.Helper()
 	var out []any
-	for _, p := range rec.on(topic) {
+	for _, p := range rec.On(topic) {
 		var v struct{ Value any }
 		if err := json.Unmarshal([]byte(p), &v); err != nil {
 			t.Fatalf("payload %q on %s: %v", p, topic, err)
@@ -109,11 +93,9 @@ func values(t *testing.T, rec *recorder, topic string) []any {
 	return out
 }
 
-func waitStatus(t *testing.T, rec *recorder, want string) {
+func waitStatus(t *testing.T, rec *testpeer.Recorder, want string) {
 	t.Helper()
-	testpeer.Eventually(t, 15*time.Second, "status "+want, func() bool {
-		return rec.last(gw+"/weather/status") == want
-	})
+	rec.WaitLast(t, 15*time.Second, gw+"/weather/status", want)
 }
 
 func weather(port string) config.Serial {
@@ -126,7 +108,7 @@ func weather(port string) config.Serial {
 
 func TestDeviceReadsAScriptedSensor(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
-	rec := newRecorder()
+	rec := testpeer.NewRecorder()
 	cfg := weather(pair.A)
 	cfg.Raw = true
 	cfg.MaxFrame = 32
@@ -137,7 +119,7 @@ func TestDeviceReadsAScriptedSensor(t *testing.T) {
 	s.write("T=2", "1.5,H=40.2\r", "\nnoise \xff\xfe here\n",
 		strings.Repeat("X", 100)+"\n", "T=-3,H=50\n\r", "\n\n", "T=22,H=41\r\n")
 	testpeer.Eventually(t, 10*time.Second, "three humidity readings", func() bool {
-		return len(rec.on(gw+"/weather/humidity")) == 3
+		return len(rec.On(gw+"/weather/humidity")) == 3
 	})
 	if got, want := values(t, rec, gw+"/weather/temperature"), []any{21.5, -3.0, 22.0}; !slices.Equal(got, want) {
 		t.Errorf("temperature = %v, want %v", got, want)
@@ -145,7 +127,7 @@ func TestDeviceReadsAScriptedSensor(t *testing.T) {
 	if got, want := values(t, rec, gw+"/weather/humidity"), []any{40.2, 50.0, 41.0}; !slices.Equal(got, want) {
 		t.Errorf("humidity = %v, want %v", got, want)
 	}
-	if got, want := rec.on(gw+"/weather/raw"), []string{"noise \xff\xfe here"}; !slices.Equal(got, want) {
+	if got, want := rec.On(gw+"/weather/raw"), []string{"noise \xff\xfe here"}; !slices.Equal(got, want) {
 		t.Errorf("raw = %q, want %q", got, want)
 	}
 	st := d.Stats()
@@ -156,13 +138,13 @@ func TestDeviceReadsAScriptedSensor(t *testing.T) {
 
 func TestDevicePollsAndWritesTx(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
-	rec := newRecorder()
+	rec := testpeer.NewRecorder()
 	cfg := weather(pair.A)
 	cfg.Request = `READ\r\n`
 	cfg.Interval = config.Duration{Duration: 50 * time.Millisecond}
 	cfg.Writable = true
 	cfg.Payload = "value"
-	rec.retained[gw+"/weather/tx"] = []byte("OLD\r\n")
+	rec.Retain(gw+"/weather/tx", []byte("OLD\r\n"))
 	s := openSensor(t, pair.B)
 	d := startDevice(t, cfg, rec)
 	status := gw + "/weather/status"
@@ -175,22 +157,22 @@ func TestDevicePollsAndWritesTx(t *testing.T) {
 	t.Run("an answer becomes a reading and brings the device online", func(t *testing.T) {
 		s.write("T=1,H=2\n")
 		testpeer.Eventually(t, 10*time.Second, "the polled reading", func() bool {
-			return rec.last(gw+"/weather/temperature") == "1"
+			return rec.Last(gw+"/weather/temperature") == "1"
 		})
-		testpeer.Eventually(t, 10*time.Second, "online", func() bool { return slices.Contains(rec.on(status), "online") })
+		testpeer.Eventually(t, 10*time.Second, "online", func() bool { return slices.Contains(rec.On(status), "online") })
 	})
 	t.Run("unanswered requests take it offline and an answer brings it back", func(t *testing.T) {
 		testpeer.Eventually(t, 10*time.Second, "offline again", func() bool {
-			return slices.Equal(rec.on(status), []string{"offline", "online", "offline"})
+			return slices.Equal(rec.On(status), []string{"offline", "online", "offline"})
 		})
 		s.write("T=3,H=4\n")
 		testpeer.Eventually(t, 10*time.Second, "online again", func() bool {
-			h := rec.on(status)
+			h := rec.On(status)
 			return len(h) >= 4 && h[3] == "online"
 		})
 	})
 	t.Run("a payload on tx is written to the port", func(t *testing.T) {
-		rec.inject(t, gw+"/weather/tx", []byte("SET 5\r\n"))
+		rec.Inject(t, gw+"/weather/tx", []byte("SET 5\r\n"))
 		testpeer.Eventually(t, 10*time.Second, "the tx payload at the sensor", func() bool {
 			return strings.Contains(s.received(), "SET 5\r\n")
 		})
@@ -205,7 +187,7 @@ func TestDevicePollsAndWritesTx(t *testing.T) {
 
 func TestDeviceReopensAVanishedPort(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
-	rec := newRecorder()
+	rec := testpeer.NewRecorder()
 	d := startDevice(t, weather(pair.A), rec)
 	waitStatus(t, rec, "online")
 
@@ -216,16 +198,16 @@ func TestDeviceReopensAVanishedPort(t *testing.T) {
 	}
 	pair.Start() // and comes back under the same name
 	waitStatus(t, rec, "online")
-	if fds := staleTTYs(t); len(fds) > 0 {
+	if fds := testpeer.StaleTTYs(t); len(fds) > 0 {
 		t.Errorf("descriptors of the vanished port still open: %q", fds)
 	}
 
 	s := openSensor(t, pair.B)
 	s.write("T=5,H=6\n")
 	testpeer.Eventually(t, 10*time.Second, "a reading from the new port", func() bool {
-		return len(rec.on(gw+"/weather/temperature")) == 1
+		return len(rec.On(gw+"/weather/temperature")) == 1
 	})
-	if got := rec.on(gw + "/weather/status"); !slices.Equal(got, []string{"offline", "online", "offline", "online"}) {
+	if got := rec.On(gw + "/weather/status"); !slices.Equal(got, []string{"offline", "online", "offline", "online"}) {
 		t.Errorf("status history = %q", got)
 	}
 	if st := d.Stats(); st.Opens != 2 {
@@ -250,56 +232,29 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := weather("/dev/null")
 			tc.edit(&cfg)
-			if _, err := New(cfg, gw, newRecorder(), newRecorder(), nil); err == nil {
+			if _, err := New(cfg, gw, testpeer.NewRecorder(), testpeer.NewRecorder(), nil); err == nil {
 				t.Error("accepted")
 			}
 		})
 	}
 }
 
-// staleTTYs lists this process's descriptors of pty devices that no longer
-// exist: a port that was not closed when it vanished.
-func staleTTYs(t *testing.T) []string {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("no /proc/self/fd: %v", err)
-	}
-	var stale []string
-	for _, e := range ents {
-		target, err := os.Readlink("/proc/self/fd/" + e.Name())
-		if err == nil && strings.HasPrefix(target, "/dev/pts/") && strings.HasSuffix(target, "(deleted)") {
-			stale = append(stale, target)
-		}
-	}
-	return stale
-}
-
 func TestRunLeavesNoGoroutinesBehind(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
-	rec := newRecorder()
+	rec := testpeer.NewRecorder()
 	cfg := weather(pair.A)
 	cfg.Writable = true
 	d, err := New(cfg, gw, rec, rec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	stop := testpeer.Go(t, d.Run)
 	waitStatus(t, rec, "online")
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return")
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
-	testpeer.Eventually(t, 5*time.Second, "the adapter's goroutines to end", func() bool {
-		buf := make([]byte, 1<<20)
-		stacks := string(buf[:runtime.Stack(buf, true)])
-		return !strings.Contains(stacks, "adapters/serialline.runSession") && !strings.Contains(stacks, "adapters/serialline.(*Device)")
-	})
-	if rec.last(gw+"/weather/status") != "offline" {
-		t.Errorf("status after shutdown %q, want offline", rec.last(gw+"/weather/status"))
+	testpeer.GoroutinesGone(t, 5*time.Second, "adapters/serialline.runSession", "adapters/serialline.(*Device)")
+	if rec.Last(gw+"/weather/status") != "offline" {
+		t.Errorf("status after shutdown %q, want offline", rec.Last(gw+"/weather/status"))
 	}
 }

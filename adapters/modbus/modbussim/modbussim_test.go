@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,23 +12,11 @@ import (
 	"github.com/edged/edged/internal/testpeer"
 )
 
-type recorder struct {
-	mu   sync.Mutex
-	last map[string][]string
-}
-
-func (r *recorder) Publish(topic string, payload []byte, _ byte, _ bool) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.last[topic] = append(r.last[topic], string(payload))
-	return nil
-}
-
-func (r *recorder) values(topic string) []float64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// values decodes the "value" of each JSON payload on topic, skipping any
+// that do not decode.
+func values(rec *testpeer.Recorder, topic string) []float64 {
 	var out []float64
-	for _, p := range r.last[topic] {
+	for _, p := range rec.On(topic) {
 		var v struct{ Value float64 }
 		if json.NewDecoder(strings.NewReader(p)).Decode(&v) == nil {
 			out = append(out, v.Value)
@@ -47,38 +34,35 @@ func TestTheDemoMeterMovesLikeARealOne(t *testing.T) {
 	}
 	cfg := DemoBus(addr)
 	cfg.Devices[0].Interval.Duration = 150 * time.Millisecond
-	rec := &recorder{last: map[string][]string{}}
+	rec := testpeer.NewRecorder()
 	b, err := modbus.New(cfg, "demo", rec, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	runCtx, stop := context.WithCancel(ctx)
-	go func() { done <- b.Run(runCtx) }()
+	stop := testpeer.Go(t, b.Run)
 	testpeer.Eventually(t, 15*time.Second, "five energy readings", func() bool {
-		return len(rec.values("demo/meter/total_active_energy")) >= 5
+		return len(values(rec, "demo/meter/total_active_energy")) >= 5
 	})
-	stop()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
-	for _, v := range rec.values("demo/meter/voltage") {
+	for _, v := range values(rec, "demo/meter/voltage") {
 		if v < 215 || v > 245 {
 			t.Errorf("voltage %v is not near 230 V", v)
 		}
 	}
-	for _, v := range rec.values("demo/meter/frequency") {
+	for _, v := range values(rec, "demo/meter/frequency") {
 		if v < 49.8 || v > 50.2 {
 			t.Errorf("frequency %v is not near 50 Hz", v)
 		}
 	}
-	e := rec.values("demo/meter/total_active_energy")
+	e := values(rec, "demo/meter/total_active_energy")
 	for i := 1; i < len(e); i++ {
 		if e[i] < e[i-1] {
 			t.Errorf("energy went backwards: %v", e)
 		}
 	}
-	p := rec.values("demo/meter/active_power")
+	p := values(rec, "demo/meter/active_power")
 	if len(p) == 0 || p[0] <= 0 {
 		t.Errorf("active power readings %v, want positive", p)
 	}

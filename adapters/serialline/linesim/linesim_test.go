@@ -4,33 +4,12 @@ import (
 	"context"
 	"os"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/edged/edged/adapters/serialline"
 	"github.com/edged/edged/internal/testpeer"
 )
-
-type recorder struct {
-	mu     sync.Mutex
-	topics map[string][]byte
-}
-
-func (r *recorder) Publish(topic string, payload []byte, _ byte, _ bool) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.topics[topic] = payload
-	return nil
-}
-
-func (r *recorder) Subscribe(string, func(string, []byte)) (func(), error) { return func() {}, nil }
-
-func (r *recorder) get(topic string) []byte {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.topics[topic]
-}
 
 func TestTheRealAdapterReadsTheSimulatedSensor(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -39,27 +18,24 @@ func TestTheRealAdapterReadsTheSimulatedSensor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{topics: map[string][]byte{}}
+	rec := testpeer.NewRecorder()
 	dev, err := serialline.New(DemoDevice(port), "demo", rec, rec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- dev.Run(runCtx) }()
+	stop := testpeer.Go(t, dev.Run)
 
 	testpeer.Eventually(t, 10*time.Second, "temperature and humidity", func() bool {
-		return rec.get("demo/weather/temperature") != nil && rec.get("demo/weather/humidity") != nil
+		return len(rec.On("demo/weather/temperature")) > 0 && len(rec.On("demo/weather/humidity")) > 0
 	})
-	if !regexp.MustCompile(`^\{"value":2[0-3](\.\d)?,"ts":"[^"]+"\}$`).Match(rec.get("demo/weather/temperature")) {
-		t.Errorf("temperature payload %s", rec.get("demo/weather/temperature"))
+	if !regexp.MustCompile(`^\{"value":2[0-3](\.\d)?,"ts":"[^"]+"\}$`).MatchString(rec.Last("demo/weather/temperature")) {
+		t.Errorf("temperature payload %s", rec.Last("demo/weather/temperature"))
 	}
-	if string(rec.get("demo/weather/status")) != "online" {
-		t.Errorf("status %q", rec.get("demo/weather/status"))
+	if rec.Last("demo/weather/status") != "online" {
+		t.Errorf("status %q", rec.Last("demo/weather/status"))
 	}
-	stop()
-	if err := <-done; err != nil {
-		t.Errorf("Run: %v", err)
+	if err := stop(); err != nil {
+		t.Error(err)
 	}
 
 	cancel()
