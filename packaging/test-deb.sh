@@ -16,12 +16,17 @@
 #     with adduser and once with the useradd fallback; the installed daemon
 #     runs as edged with the shipped config and sends READY=1 and WATCHDOG=1;
 #     with a (simulated) running systemd the scripts start, restart on
-#     upgrade, stop on remove, and a failed start does not fail dpkg.
+#     upgrade, stop on remove, and a failed start does not fail dpkg;
+#   - booted (systemd as PID 1 under systemd-nspawn, private network): the
+#     real unit starts the daemon as edged+dialout with no capabilities,
+#     no_new_privs and seccomp; it pings the watchdog and logs to the journal;
+#     an upgrade restarts it and remove stops it.
 # Parts whose tools or privileges are missing are skipped with the reason;
 # with EDGED_REQUIRE_PEERS=1 a skip counts as a failure.
 #
 # Needs: go, dpkg-deb (dpkg); for the rest: root, debootstrap, systemd
-# (systemd-analyze), qemu-user-static, python3.
+# (systemd-analyze), systemd-container (systemd-nspawn), qemu-user-static,
+# python3, iproute2 (ip), util-linux (unshare, nsenter, findmnt).
 # Checks pass their arguments to `bash -c '...' _ ARGS` on purpose, and some
 # functions are only called through check:
 # shellcheck disable=SC2016,SC2317
@@ -596,6 +601,124 @@ else
 	not_ok "adduser can be removed from the root for the useradd round"
 	sed 's/^/       /' "$tmp/adduser.log" | tail -n 20
 fi
+
+# ---------------------------------------------------------------- boot
+# boot_checks boots the root with systemd as PID 1 (systemd-nspawn, private
+# network, so nothing reaches the host's ports), installs the package and
+# checks the real service under the real unit: started by postinst, running
+# as edged with dialout, no capabilities, seccomp on, watchdog pings
+# accepted, logging to the journal; restarted by an upgrade; stopped by
+# remove.
+boot_checks() {
+	local name=edged-test-$$ npid init='' i st
+	if ! have systemd-nspawn || ! have nsenter; then
+		skip "the service under a booted systemd" "systemd-nspawn not installed (apt-get install systemd-container)"
+		return
+	fi
+	systemd-nspawn -q --register=no --keep-unit --private-network --console=passive \
+		-D "$chroot_dir" -M "$name" --boot >"$tmp/nspawn.log" 2>&1 </dev/null &
+	npid=$!
+	for ((i = 0; i < 300; i++)); do
+		init=$(pgrep -P "$npid" -x systemd) && break
+		kill -0 "$npid" 2>/dev/null || break
+		sleep 0.1
+	done
+	in_boot() { nsenter -t "$init" -a -- /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+	st=''
+	[[ -n $init ]] && st=$(timeout 90 nsenter -t "$init" -a -- /usr/bin/systemctl is-system-running --wait 2>&1)
+	if [[ $st != running && $st != degraded ]]; then
+		if [[ -n $init ]] || grep -q . "$tmp/nspawn.log"; then
+			not_ok "systemd boots the Debian root in a container (state: ${st:-no init})"
+			sed 's/^/       /' "$tmp/nspawn.log" | tail -n 20
+		else
+			skip "the service under a booted systemd" "systemd-nspawn could not start here"
+		fi
+		kill "$npid" 2>/dev/null
+		wait "$npid" 2>/dev/null
+		return
+	fi
+	ok "systemd boots the Debian root in a container ($st)"
+
+	# The container has its own /tmp; the packages go where it sees them.
+	mkdir -p "$chroot_dir/srv/edged-test"
+	cp "$chroot_dir"/tmp/edged*.deb "$chroot_dir/srv/edged-test/"
+	check "[booted] dpkg -i installs" in_boot dpkg -i /srv/edged-test/edged.deb
+	if [[ $(in_boot systemctl is-active edged) == active ]]; then
+		ok "[booted] postinst started edged (Type=notify: active means READY=1 came)"
+		boot_service_checks
+	else
+		not_ok "[booted] postinst started edged (Type=notify: active means READY=1 came)"
+		in_boot journalctl -u edged --no-pager -n 30 2>&1 | sed 's/^/       /'
+	fi
+	check "[booted] dpkg -P purges" in_boot dpkg -P edged
+
+	in_boot systemctl poweroff >/dev/null 2>&1
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$npid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$npid" 2>/dev/null; then
+		kill "$npid"
+		not_ok "the container powers off within 30 s"
+	fi
+	wait "$npid" 2>/dev/null
+	rm -rf "$chroot_dir/srv/edged-test"
+}
+
+# boot_service_checks runs inside boot_checks, with edged installed and active.
+boot_service_checks() {
+	local i pid0 pid1 wd0 wd1 status ids
+	check_eq "[booted] edged is enabled" enabled "$(in_boot systemctl is-enabled edged)"
+	pid0=$(in_boot systemctl show -p MainPID --value edged)
+	status=$(in_boot cat "/proc/$pid0/status" 2>&1)
+	ids="$(in_boot id -u edged):$(in_boot id -g edged)"
+	check_eq "[booted] edged runs as user and group edged ($ids)" "$ids" \
+		"$(awk '/^Uid:/ { u = $2 } /^Gid:/ { g = $2 } END { print u ":" g }' <<<"$status")"
+	check "[booted] edged runs with group dialout" \
+		bash -c 'grep "^Groups:" <<<"$1" | grep -qw "$2"' _ "$status" "$(in_boot getent group dialout | cut -d: -f3)"
+	for field in CapEff CapPrm CapBnd CapAmb; do
+		check "[booted] edged has no capabilities ($field)" grep -qE "^$field:[[:space:]]+0+$" <<<"$status"
+	done
+	check "[booted] edged runs with no_new_privs" grep -qE '^NoNewPrivs:[[:space:]]+1$' <<<"$status"
+	check "[booted] edged runs under a seccomp filter" grep -qE '^Seccomp:[[:space:]]+2$' <<<"$status"
+	check "[booted] edged logs to the journal (journalctl -u edged)" \
+		bash -c '[[ -n $(nsenter -t "$1" -a -- journalctl _SYSTEMD_UNIT=edged.service -o cat --no-pager) ]]' _ "$init"
+	check "[booted] edged keeps state in /var/lib/edged, owned by edged" \
+		bash -c '[[ -n $(nsenter -t "$1" -a -- find /var/lib/edged -mindepth 1 -user edged) ]]' _ "$init"
+
+	# The watchdog: a drop-in shortens WatchdogSec to 2 s; the daemon must
+	# ping (WatchdogTimestamp moves) and live on (same PID, no restart).
+	in_boot mkdir -p /run/systemd/system/edged.service.d
+	in_boot sh -c 'printf "[Service]\nWatchdogSec=2\n" >/run/systemd/system/edged.service.d/test-watchdog.conf'
+	in_boot systemctl daemon-reload
+	in_boot systemctl restart edged
+	pid1=$(in_boot systemctl show -p MainPID --value edged)
+	wd0=$(in_boot systemctl show -p WatchdogTimestampMonotonic --value edged)
+	wd1=$wd0
+	for ((i = 0; i < 60; i++)); do
+		sleep 0.1
+		wd1=$(in_boot systemctl show -p WatchdogTimestampMonotonic --value edged)
+		[[ $wd1 != "$wd0" ]] && break
+	done
+	check "[booted] edged pings the watchdog (WatchdogTimestamp moves)" test "$wd1" != "$wd0"
+	sleep 3 # two more watchdog periods: a missing ping would have killed it by now
+	check_eq "[booted] with WatchdogSec=2, edged is still the same running process after 3 s" \
+		"active $pid1 0" \
+		"$(in_boot systemctl is-active edged) $(in_boot systemctl show -p MainPID --value edged) $(in_boot systemctl show -p NRestarts --value edged)"
+	in_boot rm -rf /run/systemd/system/edged.service.d
+	in_boot systemctl daemon-reload
+
+	pid0=$(in_boot systemctl show -p MainPID --value edged)
+	if [[ -f $chroot_dir/srv/edged-test/edged-up.deb ]]; then
+		check "[booted] dpkg -i upgrades" in_boot dpkg -i --force-confdef --force-confold /srv/edged-test/edged-up.deb
+		pid1=$(in_boot systemctl show -p MainPID --value edged)
+		check "[booted] the upgrade restarted edged (PID $pid0 -> $pid1) and it is active" \
+			test "$(in_boot systemctl is-active edged)" = active -a "$pid1" != "$pid0"
+	fi
+	check "[booted] dpkg -r removes" in_boot dpkg -r edged
+	check_eq "[booted] remove stopped edged" inactive "$(in_boot systemctl is-active edged)"
+}
+boot_checks
 
 echo "sizes:$sizes"
 finish
