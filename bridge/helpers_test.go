@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -187,23 +189,44 @@ func asRoot() string {
 type collector struct {
 	mu   sync.Mutex
 	msgs []mqttMessage
+	at   []time.Time                    // arrival of each message
+	uniq map[string]map[string]struct{} // topic -> distinct payloads
 	c    mqtt.Client
 	kick chan struct{}
 }
 
 func collect(t testing.TB, addr, filter string) *collector {
 	t.Helper()
-	col := &collector{kick: make(chan struct{}, 1)}
+	return collectQoS(t, addr, filter, 1)
+}
+
+// collectQoS subscribes at the given QoS. Its reads are buffered (through
+// batchConn), so that with QoS 0 the collector costs the benchmark little.
+func collectQoS(t testing.TB, addr, filter string, qos byte) *collector {
+	t.Helper()
+	col := &collector{kick: make(chan struct{}, 1), uniq: map[string]map[string]struct{}{}}
 	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).
 		SetClientID(fmt.Sprintf("collector-%d", time.Now().UnixNano())).
-		SetAutoReconnect(false).SetOrderMatters(true).SetCleanSession(true)
+		SetAutoReconnect(false).SetOrderMatters(true).SetCleanSession(true).
+		SetCustomOpenConnectionFn(func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			return newBatchConn(c, 10*time.Second), nil
+		})
 	col.c = mqtt.NewClient(o)
 	if tok := col.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("collector connect: %v", tok.Error())
 	}
-	tok := col.c.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) {
+	tok := col.c.Subscribe(filter, qos, func(_ mqtt.Client, m mqtt.Message) {
 		col.mu.Lock()
 		col.msgs = append(col.msgs, m)
+		col.at = append(col.at, time.Now())
+		if col.uniq[m.Topic()] == nil {
+			col.uniq[m.Topic()] = map[string]struct{}{}
+		}
+		col.uniq[m.Topic()][string(m.Payload())] = struct{}{}
 		col.mu.Unlock()
 		select {
 		case col.kick <- struct{}{}:
@@ -215,6 +238,26 @@ func collect(t testing.TB, addr, filter string) *collector {
 	}
 	t.Cleanup(func() { col.c.Disconnect(0) })
 	return col
+}
+
+// arrivals returns the arrival times of the messages matching topic prefix.
+func (c *collector) arrivals(prefix string) []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []time.Time
+	for i, m := range c.msgs {
+		if strings.HasPrefix(m.Topic(), prefix) {
+			out = append(out, c.at[i])
+		}
+	}
+	return out
+}
+
+// distinct is the number of different payloads that arrived on topic.
+func (c *collector) distinct(topic string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.uniq[topic])
 }
 
 func (c *collector) all() []mqttMessage {

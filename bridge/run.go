@@ -18,6 +18,14 @@ import (
 const (
 	connectTimeout = 10 * time.Second
 	writeTimeout   = 10 * time.Second
+	// readAhead and readAheadBytes bound the entries drain holds in
+	// memory beyond the window.
+	readAhead      = 1024
+	readAheadBytes = 1 << 20
+	// ackBatch and ackDelay bound how many confirmed entries, and for how
+	// long, wait to be removed from the buffer together.
+	ackBatch = 1024
+	ackDelay = 20 * time.Millisecond
 	// goodbyeTimeout bounds the "offline" publish and DISCONNECT at shutdown.
 	goodbyeTimeout = 2 * time.Second
 )
@@ -121,7 +129,7 @@ func (br *Bridge) connect(ctx context.Context, srv server) (*session, error) {
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
 		SetResumeSubs(false).
-		SetStore(mqtt.NewMemoryStore()).
+		SetStore(nopStore{}).
 		SetProtocolVersion(4).
 		SetKeepAlive(br.keepalive).
 		SetPingTimeout(min(br.keepalive, 10*time.Second)).
@@ -156,10 +164,17 @@ func (br *Bridge) connect(ctx context.Context, srv server) (*session, error) {
 			dctx, cancel := context.WithTimeout(ctx, connectTimeout)
 			defer cancel()
 			d := &net.Dialer{KeepAlive: 30 * time.Second}
+			var c net.Conn
+			var err error
 			if tc == nil {
-				return d.DialContext(dctx, "tcp", srv.host)
+				c, err = d.DialContext(dctx, "tcp", srv.host)
+			} else {
+				c, err = (&tls.Dialer{NetDialer: d, Config: tc}).DialContext(dctx, "tcp", srv.host)
 			}
-			return (&tls.Dialer{NetDialer: d, Config: tc}).DialContext(dctx, "tcp", srv.host)
+			if err != nil {
+				return nil, err
+			}
+			return newBatchConn(c, writeTimeout), nil
 		})
 	}
 	s.client = mqtt.NewClient(o)
@@ -290,28 +305,42 @@ func (s *session) drain(ctx context.Context) error {
 	defer close(toSend)
 
 	var (
-		last      int64 // highest seq handed to the publisher
+		last      int64          // highest seq read from the buffer
+		queue     []buffer.Entry // read ahead, not yet handed to the publisher
+		queued    int64          // bytes in queue
 		win       []flight
 		pending   int  // handed to the publisher, not yet back in win
 		exhausted bool // the last Read came back short: wait for Notify
 	)
 	notify := br.buf.Notify()
 	for {
-		if room := br.inflight - len(win) - pending; !exhausted && room > 0 {
-			es, err := br.buf.Read(last, room)
+		// Read ahead in batches: one query per few windows instead of one
+		// per PUBACK. Bounded in entries and bytes.
+		for !exhausted && len(queue) < readAhead && queued < readAheadBytes {
+			es, err := br.buf.Read(last, br.inflight)
 			if err != nil {
 				return fmt.Errorf("reading the buffer: %w", err)
 			}
 			for _, e := range es {
-				if e.Seq <= br.resendUpTo {
-					br.duplicates.Add(1)
-				}
-				toSend <- e // never blocks: at most inflight are outstanding
-				pending++
-				last = e.Seq
-				br.resendUpTo = max(br.resendUpTo, last)
+				queued += int64(len(e.Msg.Topic) + len(e.Msg.Payload))
 			}
-			exhausted = len(es) < room
+			queue = append(queue, es...)
+			if len(es) > 0 {
+				last = es[len(es)-1].Seq
+			}
+			exhausted = len(es) < br.inflight
+		}
+		for len(queue) > 0 && len(win)+pending < br.inflight {
+			e := queue[0]
+			queue[0] = buffer.Entry{}
+			queue = queue[1:]
+			queued -= int64(len(e.Msg.Topic) + len(e.Msg.Payload))
+			if e.Seq <= br.resendUpTo {
+				br.duplicates.Add(1)
+			}
+			br.resendUpTo = max(br.resendUpTo, e.Seq)
+			toSend <- e // never blocks: at most inflight are outstanding
+			pending++
 		}
 		var head <-chan struct{}
 		if len(win) > 0 {
@@ -414,6 +443,22 @@ func (a *acker) run() {
 		stopping := false
 		select {
 		case <-a.kick:
+			// Let confirmations gather for a moment: one commit per
+			// ackBatch or ackDelay instead of one per PUBACK burst. A crash
+			// in between costs duplicates upstream, never a loss.
+			t := time.NewTimer(ackDelay)
+		gather:
+			for a.pending() < ackBatch {
+				select {
+				case <-a.kick:
+				case <-t.C:
+					break gather
+				case <-a.stop:
+					stopping = true
+					break gather
+				}
+			}
+			t.Stop()
 		case <-a.stop:
 			stopping = true
 		}
@@ -431,6 +476,12 @@ func (a *acker) run() {
 			return
 		}
 	}
+}
+
+func (a *acker) pending() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.seqs)
 }
 
 // close flushes what is pending and waits.

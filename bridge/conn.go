@@ -1,0 +1,117 @@
+package bridge
+
+import (
+	"bufio"
+	"net"
+	"sync"
+	"time"
+)
+
+// maxPending bounds the bytes batchConn holds for writing; a writer beyond
+// it waits, as it would on a full socket buffer.
+const maxPending = 256 << 10
+
+// batchConn sits between paho and the network connection. paho writes
+// every packet with a write of its own and reads a packet's header a byte
+// at a time; over TLS that is one record and one system call per message
+// (and, unbuffered, one per header byte read). batchConn hands paho's writes
+// to a goroutine that sends whatever has gathered in one write as soon as
+// the previous one is done, so a burst of PUBLISHes goes out in a few
+// segments and records without waiting for a timer, and it buffers reads.
+type batchConn struct {
+	net.Conn
+	r       *bufio.Reader
+	timeout time.Duration
+
+	mu     sync.Mutex
+	cond   sync.Cond // buf changed, or an error, or closing
+	buf    []byte
+	err    error
+	closed bool
+	done   chan struct{} // the flusher has exited
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func newBatchConn(c net.Conn, writeTimeout time.Duration) *batchConn {
+	b := &batchConn{Conn: c, r: bufio.NewReaderSize(c, 32<<10), timeout: writeTimeout, done: make(chan struct{})}
+	b.cond.L = &b.mu
+	go b.flush()
+	return b
+}
+
+func (b *batchConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// Write queues p for the flusher. An error from an earlier write is
+// returned here, which is how paho learns the connection is gone.
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.err == nil && !b.closed && len(b.buf) >= maxPending {
+		b.cond.Wait()
+	}
+	switch {
+	case b.err != nil:
+		return 0, b.err
+	case b.closed:
+		return 0, net.ErrClosed
+	}
+	b.buf = append(b.buf, p...)
+	b.cond.Broadcast()
+	return len(p), nil
+}
+
+// SetWriteDeadline is ignored: paho sets one around each Write, which now
+// returns at once; the flusher puts writeTimeout on every real write.
+func (b *batchConn) SetWriteDeadline(time.Time) error { return nil }
+
+// SetDeadline applies to reads only, for the same reason.
+func (b *batchConn) SetDeadline(t time.Time) error { return b.Conn.SetReadDeadline(t) }
+
+func (b *batchConn) flush() {
+	defer close(b.done)
+	var out []byte
+	for {
+		b.mu.Lock()
+		for len(b.buf) == 0 && !b.closed {
+			b.cond.Wait()
+		}
+		if len(b.buf) == 0 { // closed and nothing left to send
+			b.mu.Unlock()
+			return
+		}
+		out, b.buf = b.buf, out[:0]
+		b.cond.Broadcast() // room for waiting writers
+		b.mu.Unlock()
+
+		err := b.Conn.SetWriteDeadline(time.Now().Add(b.timeout))
+		if err == nil {
+			_, err = b.Conn.Write(out)
+		}
+		if err != nil {
+			b.mu.Lock()
+			b.err = err
+			b.buf = nil
+			b.cond.Broadcast()
+			b.mu.Unlock()
+			// Wake paho's reader too: the connection is unusable.
+			_ = b.Conn.SetReadDeadline(time.Now())
+			return
+		}
+	}
+}
+
+// Close sends what paho wrote before closing (its DISCONNECT, typically),
+// bounded by the write timeout, then closes the connection.
+func (b *batchConn) Close() error {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closed = true
+		b.cond.Broadcast()
+		b.mu.Unlock()
+		<-b.done
+		b.closeErr = b.Conn.Close()
+	})
+	return b.closeErr
+}
