@@ -437,9 +437,18 @@ lifecycle() {
 	check "[$who] remove keeps the config" test -f "$chroot_dir/etc/edged/edged.toml"
 	check "[$who] remove keeps the buffer in /var/lib/edged" test -f "$chroot_dir/var/lib/edged/buffer.db"
 	check "[$who] remove keeps user edged" in_root getent passwd edged
+	# In one round an administrator's certificate stays behind in /etc/edged.
+	[[ $who == adduser ]] && in_root install -m 0640 -g edged /dev/null /etc/edged/admin.pem
 	check "[$who] dpkg -P purges the package" in_root dpkg -P edged
 	check "[$who] purge deletes /var/lib/edged" test ! -e "$chroot_dir/var/lib/edged"
-	check "[$who] purge deletes /etc/edged" test ! -e "$chroot_dir/etc/edged"
+	if [[ $who == adduser ]]; then
+		check_eq "[$who] purge keeps a certificate the administrator added, group root" "640 root root" \
+			"$(in_root stat -c '%a %U %G' /etc/edged/admin.pem 2>&1)"
+		check_eq "[$who] ...and /etc/edged is left to root" "750 root root" "$(in_root stat -c '%a %U %G' /etc/edged 2>&1)"
+		rm -rf "$chroot_dir/etc/edged"
+	else
+		check "[$who] purge deletes /etc/edged" test ! -e "$chroot_dir/etc/edged"
+	fi
 	check "[$who] purge deletes user edged" bash -c '! chroot "$1" getent passwd edged' _ "$chroot_dir"
 	check "[$who] purge deletes group edged" bash -c '! chroot "$1" getent group edged' _ "$chroot_dir"
 	check "[$who] purge deletes the enable symlink" \
