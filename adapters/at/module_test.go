@@ -15,7 +15,10 @@ import (
 	"github.com/edged/edged/internal/testpeer"
 )
 
-const gw = "gw"
+const (
+	gw     = "gw"
+	status = gw + "/wifi/status" // retained "online" or "offline"
+)
 
 // modem is a scripted AT module at the other end of a pty pair: it echoes
 // until ATE0, answers in chunks, puts a URC in the middle of a reply, says
@@ -140,11 +143,6 @@ func startModule(t *testing.T, cfg config.ATDev, rec *testpeer.Recorder, tweaks 
 	return mod
 }
 
-func waitStatus(t *testing.T, rec *testpeer.Recorder, want string) {
-	t.Helper()
-	rec.WaitLast(t, 15*time.Second, gw+"/wifi/status", want)
-}
-
 func wifi(port string) config.ATDev {
 	return config.ATDev{
 		Name:       "wifi",
@@ -173,7 +171,7 @@ func TestModuleTalksToAScriptedModem(t *testing.T) {
 	rec := testpeer.NewRecorder()
 	rec.Retain(gw+"/wifi/at", []byte("AT+RST"))
 	mod := startModule(t, wifi(pair.A), rec)
-	waitStatus(t, rec, "online")
+	rec.WaitLast(t, status, "online")
 
 	t.Run("init goes first and turns the echo off", func(t *testing.T) {
 		testpeer.Eventually(t, 10*time.Second, "a query", func() bool { return m.count("AT+CSQ") > 0 })
@@ -250,17 +248,17 @@ func TestModuleResetsAfterConsecutiveTimeouts(t *testing.T) {
 	cfg.Reset = "AT+RST"
 	cfg.ResetAfter = 2
 	mod := startModule(t, cfg, rec)
-	waitStatus(t, rec, "online")
+	rec.WaitLast(t, status, "online")
 
 	m.setMute(true)
-	waitStatus(t, rec, "offline")
+	rec.WaitLast(t, status, "offline")
 	testpeer.Eventually(t, 10*time.Second, "a reset command", func() bool { return m.count("AT+RST") > 0 })
 	testpeer.Eventually(t, 10*time.Second, "a bad rssi reading", func() bool {
 		return strings.Contains(rec.Last(gw+"/wifi/rssi"), `"quality":"bad"`)
 	})
 	inits := m.count("ATE0")
 	m.setMute(false)
-	waitStatus(t, rec, "online")
+	rec.WaitLast(t, status, "online")
 	testpeer.Eventually(t, 10*time.Second, "init again after the reset", func() bool { return m.count("ATE0") > inits })
 	if st := mod.Stats(); st.Resets == 0 || st.Timeouts < 2 {
 		t.Errorf("stats = %+v", st)
@@ -281,11 +279,11 @@ func TestModuleThatNeverAnswersIsResetDuringInit(t *testing.T) {
 	mod := startModule(t, cfg, rec)
 
 	testpeer.Eventually(t, 10*time.Second, "two resets", func() bool { return m.count("AT+RST") >= 2 })
-	if got := rec.On(gw + "/wifi/status"); !slices.Equal(got, []string{"offline"}) {
+	if got := rec.On(status); !slices.Equal(got, []string{"offline"}) {
 		t.Errorf("status history = %q, want only offline", got)
 	}
 	m.setMute(false)
-	waitStatus(t, rec, "online")
+	rec.WaitLast(t, status, "online")
 	if st := mod.Stats(); st.Resets < 2 {
 		t.Errorf("resets = %d", st.Resets)
 	}
@@ -300,7 +298,7 @@ func TestARawCommandThatTimesOutIsAnsweredAndDoesNotReset(t *testing.T) {
 	cfg.Reset = "AT+RST"
 	cfg.ResetAfter = 1
 	mod := startModule(t, cfg, rec, func(mod *Module) { mod.rawTimeout = 100 * time.Millisecond })
-	waitStatus(t, rec, "online")
+	rec.WaitLast(t, status, "online")
 
 	m.setMute(true)
 	rec.Inject(t, gw+"/wifi/at", []byte("AT+CWJAP=\"slow\",\"net\""))
@@ -322,23 +320,23 @@ func TestModuleComesBackWhenThePortReturns(t *testing.T) {
 	old := startModem(t, pair.B)
 	rec := testpeer.NewRecorder()
 	mod := startModule(t, wifi(pair.A), rec)
-	waitStatus(t, rec, "online")
+	rec.WaitLast(t, status, "online")
 
 	pair.Stop()
 	old.stop()
-	waitStatus(t, rec, "offline")
+	rec.WaitLast(t, status, "offline")
 	rec.Inject(t, gw+"/wifi/at", []byte("AT+GMR"))
 	testpeer.Eventually(t, 10*time.Second, "a refusal while the port is gone", func() bool {
 		return strings.Contains(rec.Last(gw+"/wifi/at/response"), "port not open")
 	})
 	pair.Start()
 	m := startModem(t, pair.B)
-	waitStatus(t, rec, "online")
+	rec.WaitLast(t, status, "online")
 	if fds := testpeer.StaleTTYs(t); len(fds) > 0 {
 		t.Errorf("descriptors of the vanished port still open: %q", fds)
 	}
 	testpeer.Eventually(t, 10*time.Second, "init on the new port", func() bool { return m.count("ATE0") > 0 })
-	if got := rec.On(gw + "/wifi/status"); !slices.Equal(got, []string{"offline", "online", "offline", "online"}) {
+	if got := rec.On(status); !slices.Equal(got, []string{"offline", "online", "offline", "online"}) {
 		t.Errorf("status history = %q", got)
 	}
 	if st := mod.Stats(); st.Opens != 2 {
@@ -352,34 +350,27 @@ func TestRawCommandsCanBeTurnedOff(t *testing.T) {
 	cfg := wifi(t.TempDir() + "/no-such-port")
 	cfg.RawCommands = &off
 	startModule(t, cfg, rec)
-	waitStatus(t, rec, "offline") // Run subscribes, if at all, before this
+	rec.WaitLast(t, status, "offline") // Run subscribes, if at all, before this
 	if f := rec.Filters(); len(f) != 0 {
 		t.Errorf("subscribed to %v with raw_commands = false", f)
 	}
 }
 
 func TestNewRefusesBadConfig(t *testing.T) {
-	cases := []struct {
-		name string
-		edit func(*config.ATDev)
-	}{
-		{"a query pattern that does not compile", func(c *config.ATDev) { c.Queries[0].Pattern = "(?P<x>" }},
-		{"an empty query command", func(c *config.ATDev) { c.Queries[0].Command = "" }},
-		{"an init command of two lines", func(c *config.ATDev) { c.Init = []string{"ATE0\r\nAT"} }},
-		{"an empty URC pattern", func(c *config.ATDev) { c.URCs = []config.ATURC{{}} }},
-		{"a negative reset_after", func(c *config.ATDev) { c.ResetAfter = -1 }},
-		{"an unknown payload format", func(c *config.ATDev) { c.Payload = "xml" }},
-		{"no port", func(c *config.ATDev) { c.Port = "" }},
+	valid := func() config.ATDev { return wifi("/dev/null") }
+	build := func(cfg config.ATDev) error {
+		_, err := New(cfg, gw, testpeer.NewRecorder(), testpeer.NewRecorder(), nil)
+		return err
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := wifi("/dev/null")
-			tc.edit(&cfg)
-			if _, err := New(cfg, gw, testpeer.NewRecorder(), testpeer.NewRecorder(), nil); err == nil {
-				t.Error("accepted")
-			}
-		})
-	}
+	testpeer.RefusesEach(t, valid, build, []testpeer.BadConfig[config.ATDev]{
+		{Name: "a query pattern that does not compile", Edit: func(c *config.ATDev) { c.Queries[0].Pattern = "(?P<x>" }},
+		{Name: "an empty query command", Edit: func(c *config.ATDev) { c.Queries[0].Command = "" }},
+		{Name: "an init command of two lines", Edit: func(c *config.ATDev) { c.Init = []string{"ATE0\r\nAT"} }},
+		{Name: "an empty URC pattern", Edit: func(c *config.ATDev) { c.URCs = []config.ATURC{{}} }},
+		{Name: "a negative reset_after", Edit: func(c *config.ATDev) { c.ResetAfter = -1 }},
+		{Name: "an unknown payload format", Edit: func(c *config.ATDev) { c.Payload = "xml" }},
+		{Name: "no port", Edit: func(c *config.ATDev) { c.Port = "" }},
+	})
 }
 
 func TestRunLeavesNoGoroutinesBehind(t *testing.T) {
@@ -391,13 +382,13 @@ func TestRunLeavesNoGoroutinesBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := testpeer.Go(t, mod.Run)
-	waitStatus(t, rec, "online")
+	rec.WaitLast(t, status, "online")
 	rec.Inject(t, gw+"/wifi/at", []byte("nonsense")) // answered from a goroutine Run owns
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	testpeer.GoroutinesGone(t, 5*time.Second, "adapters/serialline.runSession", "adapters/at.(*")
-	if rec.Last(gw+"/wifi/status") != "offline" {
-		t.Errorf("status after shutdown %q, want offline", rec.Last(gw+"/wifi/status"))
+	if rec.Last(status) != "offline" {
+		t.Errorf("status after shutdown %q, want offline", rec.Last(status))
 	}
 }

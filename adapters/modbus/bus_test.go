@@ -223,13 +223,7 @@ func TestTheXYMD02ProfileReadsTheVendorsExampleValues(t *testing.T) {
 	prof := loadProfile(t, "xy-md02")
 	transports(t, units, func(t *testing.T, bus config.Bus, dev *testpeer.PyModbus) {
 		bus.Devices = []config.Device{{Name: "room", Unit: 1, Points: prof.Points}}
-		rec := testpeer.NewRecorder()
-		b, err := New(bus, "gw", rec, nil, testLogger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l := newLink(b)
-		defer l.closeAll()
+		b, l, rec := newPolled(t, bus)
 		pollOnce(t, b, l)
 		for name, want := range map[string]string{"temperature": "-20.5", "humidity": "54.6", "unit_id": "1"} {
 			p := rec.Last("gw/room/" + name)

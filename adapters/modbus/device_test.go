@@ -209,6 +209,21 @@ func pollOnce(t *testing.T, b *Bus, l *link) {
 	}
 }
 
+// newPolled returns a Bus for bus that publishes to a fresh recorder and
+// does not subscribe, and the link a test drives it over with pollOnce; the
+// link is closed when the test ends.
+func newPolled(t *testing.T, bus config.Bus) (*Bus, *link, *testpeer.Recorder) {
+	t.Helper()
+	rec := testpeer.NewRecorder()
+	b, err := New(bus, "gw", rec, nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLink(b)
+	t.Cleanup(l.closeAll)
+	return b, l, rec
+}
+
 func TestCoalescingIsMeasuredAtTheDevice(t *testing.T) {
 	// Holding 0..6 is one read (a 2-register hole is bridged), 30 is too far
 	// for max_gap 10, and 100..104 looks mergeable but the device has no
@@ -229,13 +244,7 @@ func TestCoalescingIsMeasuredAtTheDevice(t *testing.T) {
 	want := map[string]string{"a": "1", "b": "2", "c": "7", "d": "30", "e": "100", "f": "104"}
 	transports(t, units, func(t *testing.T, bus config.Bus, dev *testpeer.PyModbus) {
 		bus.Devices = []config.Device{{Name: "meter", Unit: 1, Points: points}}
-		rec := testpeer.NewRecorder()
-		b, err := New(bus, "gw", rec, nil, testLogger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l := newLink(b)
-		defer l.closeAll()
+		b, l, rec := newPolled(t, bus)
 
 		pollOnce(t, b, l)
 		first := dev.Stats(t).Count(1, 3)
@@ -274,13 +283,7 @@ func TestAnExceptionPublishesBadQualityOnceAndKeepsTheDeviceOnline(t *testing.T)
 			{Name: "good", Table: "holding", Address: 0, Type: "uint16"},
 			{Name: "broken", Table: "holding", Address: 10, Type: "uint16"},
 		}, MaxGap: ptr(0)}}
-		rec := testpeer.NewRecorder()
-		b, err := New(bus, "gw", rec, nil, testLogger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l := newLink(b)
-		defer l.closeAll()
+		b, l, rec := newPolled(t, bus)
 		for i := 0; i < 4; i++ {
 			pollOnce(t, b, l)
 		}

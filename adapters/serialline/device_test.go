@@ -14,7 +14,10 @@ import (
 	"github.com/edged/edged/internal/testpeer"
 )
 
-const gw = "gw"
+const (
+	gw     = "gw"
+	status = gw + "/weather/status" // retained "online" or "offline"
+)
 
 // startDevice runs a Device until the test ends.
 func startDevice(t *testing.T, cfg config.Serial, rec *testpeer.Recorder) *Device {
@@ -93,11 +96,6 @@ func values(t *testing.T, rec *testpeer.Recorder, topic string) []any {
 	return out
 }
 
-func waitStatus(t *testing.T, rec *testpeer.Recorder, want string) {
-	t.Helper()
-	rec.WaitLast(t, 15*time.Second, gw+"/weather/status", want)
-}
-
 func weather(port string) config.Serial {
 	return config.Serial{
 		Name:       "weather",
@@ -113,7 +111,7 @@ func TestDeviceReadsAScriptedSensor(t *testing.T) {
 	cfg.Raw = true
 	cfg.MaxFrame = 32
 	d := startDevice(t, cfg, rec)
-	waitStatus(t, rec, "online")
+	rec.WaitLast(t, status, "online")
 	s := openSensor(t, pair.B)
 
 	s.write("T=2", "1.5,H=40.2\r", "\nnoise \xff\xfe here\n",
@@ -147,7 +145,6 @@ func TestDevicePollsAndWritesTx(t *testing.T) {
 	rec.Retain(gw+"/weather/tx", []byte("OLD\r\n"))
 	s := openSensor(t, pair.B)
 	d := startDevice(t, cfg, rec)
-	status := gw + "/weather/status"
 
 	t.Run("requests are sent every interval", func(t *testing.T) {
 		testpeer.Eventually(t, 10*time.Second, "two requests", func() bool {
@@ -189,15 +186,15 @@ func TestDeviceReopensAVanishedPort(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
 	rec := testpeer.NewRecorder()
 	d := startDevice(t, weather(pair.A), rec)
-	waitStatus(t, rec, "online")
+	rec.WaitLast(t, status, "online")
 
 	pair.Stop() // the port vanishes, as on a USB unplug
-	waitStatus(t, rec, "offline")
+	rec.WaitLast(t, status, "offline")
 	if _, err := os.Stat(pair.A); err == nil {
 		t.Fatal("port still there after stop")
 	}
 	pair.Start() // and comes back under the same name
-	waitStatus(t, rec, "online")
+	rec.WaitLast(t, status, "online")
 	if fds := testpeer.StaleTTYs(t); len(fds) > 0 {
 		t.Errorf("descriptors of the vanished port still open: %q", fds)
 	}
@@ -207,7 +204,7 @@ func TestDeviceReopensAVanishedPort(t *testing.T) {
 	testpeer.Eventually(t, 10*time.Second, "a reading from the new port", func() bool {
 		return len(rec.On(gw+"/weather/temperature")) == 1
 	})
-	if got := rec.On(gw + "/weather/status"); !slices.Equal(got, []string{"offline", "online", "offline", "online"}) {
+	if got := rec.On(status); !slices.Equal(got, []string{"offline", "online", "offline", "online"}) {
 		t.Errorf("status history = %q", got)
 	}
 	if st := d.Stats(); st.Opens != 2 {
@@ -216,27 +213,20 @@ func TestDeviceReopensAVanishedPort(t *testing.T) {
 }
 
 func TestNewRefusesBadConfig(t *testing.T) {
-	cases := []struct {
-		name string
-		edit func(*config.Serial)
-	}{
-		{"a pattern that does not compile", func(c *config.Serial) { c.Patterns = []string{"(?P<x>"} }},
-		{"a delimiter together with start and end", func(c *config.Serial) { c.Delimiter = ";"; c.Start = "<"; c.End = ">" }},
-		{"an unknown parity", func(c *config.Serial) { c.Parity = "X" }},
-		{"an unknown payload format", func(c *config.Serial) { c.Payload = "xml" }},
-		{"a topic with a wildcard", func(c *config.Serial) { c.Topic = "{gateway}/#" }},
-		{"a bad escape in the request", func(c *config.Serial) { c.Request = `\q` }},
-		{"no port", func(c *config.Serial) { c.Port = "" }},
+	valid := func() config.Serial { return weather("/dev/null") }
+	build := func(cfg config.Serial) error {
+		_, err := New(cfg, gw, testpeer.NewRecorder(), testpeer.NewRecorder(), nil)
+		return err
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := weather("/dev/null")
-			tc.edit(&cfg)
-			if _, err := New(cfg, gw, testpeer.NewRecorder(), testpeer.NewRecorder(), nil); err == nil {
-				t.Error("accepted")
-			}
-		})
-	}
+	testpeer.RefusesEach(t, valid, build, []testpeer.BadConfig[config.Serial]{
+		{Name: "a pattern that does not compile", Edit: func(c *config.Serial) { c.Patterns = []string{"(?P<x>"} }},
+		{Name: "a delimiter together with start and end", Edit: func(c *config.Serial) { c.Delimiter = ";"; c.Start = "<"; c.End = ">" }},
+		{Name: "an unknown parity", Edit: func(c *config.Serial) { c.Parity = "X" }},
+		{Name: "an unknown payload format", Edit: func(c *config.Serial) { c.Payload = "xml" }},
+		{Name: "a topic with a wildcard", Edit: func(c *config.Serial) { c.Topic = "{gateway}/#" }},
+		{Name: "a bad escape in the request", Edit: func(c *config.Serial) { c.Request = `\q` }},
+		{Name: "no port", Edit: func(c *config.Serial) { c.Port = "" }},
+	})
 }
 
 func TestRunLeavesNoGoroutinesBehind(t *testing.T) {
@@ -249,12 +239,12 @@ func TestRunLeavesNoGoroutinesBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := testpeer.Go(t, d.Run)
-	waitStatus(t, rec, "online")
+	rec.WaitLast(t, status, "online")
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	testpeer.GoroutinesGone(t, 5*time.Second, "adapters/serialline.runSession", "adapters/serialline.(*Device)")
-	if rec.Last(gw+"/weather/status") != "offline" {
-		t.Errorf("status after shutdown %q, want offline", rec.Last(gw+"/weather/status"))
+	if rec.Last(status) != "offline" {
+		t.Errorf("status after shutdown %q, want offline", rec.Last(status))
 	}
 }

@@ -182,11 +182,15 @@ func (r *Recorder) Messages() []Message {
 	return append([]Message(nil), r.msgs...)
 }
 
-// WaitLast waits up to limit until the latest payload on topic is want, and
-// fails the test otherwise.
-func (r *Recorder) WaitLast(t testing.TB, limit time.Duration, topic, want string) {
+// WaitLastLimit is how long WaitLast waits: long enough for a part to open
+// a port, time a request out or retry under -race on a loaded machine.
+const WaitLastLimit = 15 * time.Second
+
+// WaitLast waits up to WaitLastLimit until the latest payload on topic is
+// want, and fails the test otherwise.
+func (r *Recorder) WaitLast(t testing.TB, topic, want string) {
 	t.Helper()
-	Eventually(t, limit, topic+" = "+want, func() bool { return r.Last(topic) == want })
+	Eventually(t, WaitLastLimit, topic+" = "+want, func() bool { return r.Last(topic) == want })
 }
 
 // matches reports whether an MQTT topic filter matches a topic name: + is
