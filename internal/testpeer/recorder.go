@@ -17,7 +17,7 @@ import (
 // Inject and the retained messages seeded with Retain, to every subscription
 // whose MQTT filter matches the topic (+ and # wildcards as in MQTT).
 //
-// The zero value is not ready; use NewRecorder. A Recorder is safe for
+// The zero value is an empty Recorder, as NewRecorder returns. It is safe for
 // concurrent use.
 type Recorder struct {
 	mu       sync.Mutex
