@@ -633,8 +633,14 @@ boot_checks() {
 		sleep 0.1
 	done
 	in_boot() { nsenter -t "$init" -a -- /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+	# Wait for the boot to finish; early on systemctl cannot reach systemd yet.
 	st=''
-	[[ -n $init ]] && st=$(timeout 90 nsenter -t "$init" -a -- /usr/bin/systemctl is-system-running --wait 2>&1)
+	for ((i = 0; i < 900 && ${#init} > 0; i++)); do
+		st=$(nsenter -t "$init" -a -- /usr/bin/systemctl is-system-running 2>&1)
+		[[ $st == running || $st == degraded ]] && break
+		kill -0 "$npid" 2>/dev/null || break
+		sleep 0.1
+	done
 	if [[ $st != running && $st != degraded ]]; then
 		if [[ -n $init ]] || grep -q . "$tmp/nspawn.log"; then
 			not_ok "systemd boots the Debian root in a container (state: ${st:-no init})"
