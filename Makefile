@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test bench demo clean
+.PHONY: build test bench demo deb deb-test clean
 
 build:
 	go build -trimpath -ldflags "$(LDFLAGS)" -o edged ./cmd/edged
@@ -20,6 +20,15 @@ bench:
 
 demo: build
 	./edged demo
+
+# dist/edged_<version>_{arm64,armhf,amd64}.deb, with dpkg-deb: no root, no cross toolchain.
+deb:
+	VERSION='$(VERSION)' COMMIT='$(COMMIT)' packaging/build-deb.sh
+
+# Build the packages and check them: contents, a Debian root made with debootstrap (as root),
+# systemd-analyze verify, the arm binaries under qemu-user-static. EDGED_DEB_BOOT=1 also boots it.
+deb-test:
+	VERSION='$(VERSION)' COMMIT='$(COMMIT)' packaging/test-deb.sh
 
 clean:
 	rm -rf edged dist

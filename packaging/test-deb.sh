@@ -17,7 +17,7 @@
 #     runs as edged with the shipped config and sends READY=1 and WATCHDOG=1;
 #     with a (simulated) running systemd the scripts start, restart on
 #     upgrade, stop on remove, and a failed start does not fail dpkg;
-#   - booted (systemd as PID 1 under systemd-nspawn, private network): the
+#   - booted, with EDGED_DEB_BOOT=1 (systemd as PID 1 under systemd-nspawn, private network): the
 #     real unit starts the daemon as edged+dialout with no capabilities,
 #     no_new_privs and seccomp; it pings the watchdog and logs to the journal;
 #     an upgrade restarts it and remove stops it.
@@ -733,7 +733,14 @@ boot_service_checks() {
 	check "[booted] dpkg -r removes" in_boot dpkg -r edged
 	check_eq "[booted] remove stopped edged" inactive "$(in_boot systemctl is-active edged)"
 }
-boot_checks
+# Booting a container depends on what the host allows (cgroups, namespaces),
+# so it is opt-in: EDGED_DEB_BOOT=1 make deb-test.
+if [[ ${EDGED_DEB_BOOT:-} == 1 ]]; then
+	boot_checks
+else
+	skipped=$((skipped + 1))
+	echo "skip - the service under a booted systemd: set EDGED_DEB_BOOT=1 to boot the Debian root with systemd-nspawn"
+fi
 
 echo "sizes:$sizes"
 finish
