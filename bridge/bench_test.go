@@ -159,15 +159,12 @@ func drainEdged(b *testing.B, u *upstream, round int) drainResult {
 	return measure(b, col, fmt.Sprintf("bench/edged/%d/", round), proxy.Restore)
 }
 
-func drainMosquitto(b *testing.B, u *upstream, round int) drainResult {
-	b.Helper()
-	col := collectQoS(b, u.plain, fmt.Sprintf("bench/mosq/%d/#", round), 0)
-	defer col.c.Disconnect(0)
-	proxy := testpeer.StartProxy(b, u.tlsAddr)
-	remote := fmt.Sprintf("bench/mosq/%d/", round)
-	conf := fmt.Sprintf(`max_queued_messages 0
+// mosquittoBridgeConf is the edge mosquitto's configuration: a bridge to
+// addr with the same TLS, window and persistent session as edged's.
+func mosquittoBridgeConf(u *upstream, addr, remote string, round int, extra string) string {
+	return fmt.Sprintf(`max_queued_messages 0
 max_inflight_messages %d
-%s
+%s%s
 connection up
 address %s
 topic v out 1 "" %s
@@ -180,7 +177,77 @@ bridge_keyfile %s
 restart_timeout 1
 try_private false
 notifications false
-`, defaultInflight, asRoot(), proxy.Addr, remote, round, u.ca.File, u.clientCP.CertFile, u.clientCP.KeyFile)
+`, defaultInflight, asRoot(), extra, addr, remote, round, u.ca.File, u.clientCP.CertFile, u.clientCP.KeyFile)
+}
+
+// BenchmarkMosquittoBridgeSIGKILL measures what a Mosquitto bridge with
+// persistence on (its default autosave) still delivers when it is killed
+// with messages queued for an unreachable upstream and started again: the
+// store-and-forward case edged's buffer is built for.
+//
+//	go test -run '^$' -bench BenchmarkMosquittoBridgeSIGKILL -benchtime 1x ./bridge/
+func BenchmarkMosquittoBridgeSIGKILL(b *testing.B) {
+	const queued = 1000
+	u := startUpstream(b, true)
+	var delivered []float64
+	round := 0
+	for b.Loop() {
+		round++
+		proxy := testpeer.StartProxy(b, u.tlsAddr)
+		remote := fmt.Sprintf("bench/kill/%d/", round)
+		col := collectQoS(b, u.plain, remote+"#", 1)
+		store := b.TempDir()
+		conf := mosquittoBridgeConf(u, proxy.Addr, remote, round, fmt.Sprintf("persistence true\npersistence_location %s/\n", store))
+		proxy.Cut()
+		edge := testpeer.StartMosquitto(b, conf)
+		pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + edge.Addr).
+			SetClientID(fmt.Sprintf("kill-pub-%d", round)).SetAutoReconnect(false))
+		if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			b.Fatalf("connect to the edge mosquitto: %v", tok.Error())
+		}
+		for i := range queued {
+			if tok := pub.Publish("v", 1, false, fmt.Appendf(nil, "%06d", i)); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				b.Fatalf("publish %d: %v", i, tok.Error())
+			}
+		}
+		pub.Disconnect(0)
+		edge.Stop() // SIGKILL, every message acknowledged to its publisher
+		edge = testpeer.StartMosquitto(b, conf)
+		proxy.Restore()
+		// Wait for the bridge to be back (a probe goes through), then for
+		// whatever it still had to arrive before the probe.
+		probe := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + edge.Addr).
+			SetClientID(fmt.Sprintf("kill-probe-%d", round)).SetAutoReconnect(false))
+		if tok := probe.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			b.Fatalf("connect to the restarted edge mosquitto: %v", tok.Error())
+		}
+		probe.Publish("v", 1, false, "probe").WaitTimeout(10 * time.Second)
+		probe.Disconnect(0)
+		col.waitFor(b, 60*time.Second, "the probe after the restart", func(ms []mqttMessage) bool {
+			for _, m := range ms {
+				if string(m.Payload()) == "probe" {
+					return true
+				}
+			}
+			return false
+		})
+		n := col.distinct(remote+"v") - 1 // not the probe
+		delivered = append(delivered, float64(n))
+		b.Logf("round %d: Mosquitto bridge delivered %d of %d messages it had acknowledged before SIGKILL", round, n, queued)
+		edge.Stop()
+		col.c.Disconnect(0)
+	}
+	b.ReportMetric(median(delivered), "delivered")
+	b.ReportMetric(queued, "acknowledged")
+}
+
+func drainMosquitto(b *testing.B, u *upstream, round int) drainResult {
+	b.Helper()
+	col := collectQoS(b, u.plain, fmt.Sprintf("bench/mosq/%d/#", round), 0)
+	defer col.c.Disconnect(0)
+	proxy := testpeer.StartProxy(b, u.tlsAddr)
+	remote := fmt.Sprintf("bench/mosq/%d/", round)
+	conf := mosquittoBridgeConf(u, proxy.Addr, remote, round, "")
 	edge := testpeer.StartMosquitto(b, conf)
 	defer edge.Stop()
 
