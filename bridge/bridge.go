@@ -84,7 +84,7 @@ type Bridge struct {
 	// entry at or below it that is published again may be a duplicate.
 	// Owned by the goroutine running Run.
 	resendUpTo int64
-	pubs       sync.WaitGroup // publishers of sessions, see drain
+	pubs       sync.WaitGroup // sessions' goroutines that may outlive them, see drain
 
 	mu sync.Mutex
 	st Stats // connection fields; counters below are atomic

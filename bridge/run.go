@@ -48,7 +48,7 @@ func (br *Bridge) Run(ctx context.Context) error {
 	defer func() {
 		stopStatus()
 		wg.Wait()
-		br.pubs.Wait() // a publisher of a lost connection may still be in paho
+		br.pubs.Wait() // a session's helpers may still be in paho
 	}()
 
 	failures := 0 // rounds through every server that all failed
@@ -193,23 +193,25 @@ func (s *session) run(ctx context.Context) error {
 	br.setConnected(s.srv)
 	// Not waited for: a PUBACK for "online" would only delay draining.
 	s.client.Publish(br.statusTopic, 1, true, "online")
+	// These helpers can be held up inside paho for up to the write or
+	// connect timeout after the connection drops; Run waits for them when
+	// it ends, not before reconnecting (see Bridge.pubs).
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	if len(br.downlink) > 0 {
 		filters := make(map[string]byte, len(br.downlink))
 		for _, r := range br.downlink {
 			filters[r.raw] = r.qos
 		}
 		tok := s.client.SubscribeMultiple(filters, nil)
-		wg.Add(1)
+		br.pubs.Add(1)
 		go func() {
-			defer wg.Done()
+			defer br.pubs.Done()
 			s.subscribed(tok)
 		}()
 	}
-	wg.Add(1)
+	br.pubs.Add(1)
 	go func() {
-		defer wg.Done()
+		defer br.pubs.Done()
 		s.sendDirect(stop)
 	}()
 	err := s.drain(ctx)
@@ -223,7 +225,6 @@ func (s *session) run(ctx context.Context) error {
 		}
 	}
 	close(stop)
-	wg.Wait()
 
 	if ctx.Err() != nil && s.up() {
 		// Leaving on purpose: a DISCONNECT suppresses the will, so say
@@ -315,7 +316,9 @@ func (s *session) drain(ctx context.Context) error {
 	notify := br.buf.Notify()
 	for {
 		// Read ahead in batches: one query per few windows instead of one
-		// per PUBACK. Bounded in entries and bytes.
+		// per PUBACK. Bounded in entries and bytes. An entry the buffer
+		// drops (drop-oldest, max age) after it was read ahead is still
+		// sent: counted as dropped, yet delivered, never the reverse.
 		for !exhausted && len(queue) < readAhead && queued < readAheadBytes {
 			es, err := br.buf.Read(last, br.inflight)
 			if err != nil {
