@@ -12,7 +12,15 @@
 // original order, from the buffer: paho's own reconnection and resending are
 // switched off because paho can complete a publish without a PUBACK when the
 // connection drops (paho #563) and does not keep order when it resends
-// (#731). Messages sent again are counted as possible duplicates.
+// (#731): every connection gets a fresh paho client with a store that keeps
+// nothing. Messages sent again are counted as possible duplicates (within
+// one process; after a restart, what the last process had in flight goes up
+// again without being counted).
+//
+// paho writes each packet with a write of its own; on the connections the
+// bridge dials itself (mqtt://, mqtts://) those writes are gathered and sent
+// together as soon as the previous write is done, and reads are buffered,
+// which is what lets a drain keep up with a Mosquitto bridge.
 //
 // The upstream session is persistent (clean session off). The will message
 // is a retained "offline" on {gateway}/status, and a retained "online"
