@@ -26,6 +26,8 @@ const (
 	// long, wait to be removed from the buffer together.
 	ackBatch = 1024
 	ackDelay = 20 * time.Millisecond
+	// stableAfter is how long a connection must last to reset the backoff.
+	stableAfter = 10 * time.Second
 	// goodbyeTimeout bounds the "offline" publish and DISCONNECT at shutdown.
 	goodbyeTimeout = 2 * time.Second
 )
@@ -60,11 +62,20 @@ func (br *Bridge) Run(ctx context.Context) error {
 		srv := br.servers[next]
 		s, err := br.connect(ctx, srv)
 		if err == nil {
-			failures = 0
+			began := time.Now()
 			err = s.run(ctx)
 			br.setDisconnected(srv, err, ctx.Err() != nil)
 			if ctx.Err() != nil {
 				return nil
+			}
+			// A connection that is dropped at once (another client taking
+			// over the same client id, a broker refusing a publish) must
+			// not turn into a reconnect loop: only one that lasted resets
+			// the backoff.
+			if time.Since(began) < stableAfter {
+				failures++
+			} else {
+				failures = 0
 			}
 		} else {
 			if ctx.Err() != nil {
@@ -116,7 +127,7 @@ func (s *session) up() bool {
 }
 
 // connect opens a new paho client for one attempt at srv. Each connection
-// gets a fresh client with an empty in-memory store, and paho's own
+// gets a fresh client with a store that keeps nothing, and paho's own
 // reconnection is off: after a drop, paho has nothing of its own to resend
 // (its resend does not keep order, paho #731), and everything unconfirmed
 // is sent again from the buffer, in order, by the next session.
