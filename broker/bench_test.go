@@ -21,7 +21,7 @@ import (
 const (
 	benchPublishers = 10
 	benchPayload    = 64
-	benchWindow     = 32 // a publisher's messages not yet at the subscriber
+	benchWindow     = 16 // a publisher's messages not yet at the subscriber
 )
 
 // loadResult is one run of the load against one broker.
@@ -39,7 +39,7 @@ func (r loadResult) rate() float64 { return float64(r.delivered) / r.elapsed.Sec
 // benchWindow of its messages between its publish and the subscriber's
 // receipt: neither broker pushes back on a publisher, so an open loop would
 // measure only how fast each drops messages for a subscriber that cannot
-// keep up. The window (10 x 32 messages) is well within both brokers'
+// keep up. The window (10 x 16 messages) is well within both brokers'
 // per-subscriber queues, so a message the subscriber misses within 30s is a
 // real drop.
 func runLoad(b *testing.B, addr string, run string, qos byte, n int) loadResult {
