@@ -133,7 +133,7 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 			id: s.id, proto: s.kind, addr: s.addr, tls: s.tls,
 			wrap: func(c net.Conn) net.Conn {
 				_ = c.SetReadDeadline(time.Now().Add(connectTimeout))
-				return newGuardConn(c, maxPacket, b.onMalformed)
+				return newBatchConn(newGuardConn(c, maxPacket, b.onMalformed))
 			},
 		})
 	}
