@@ -104,6 +104,7 @@ func ParseWith(name string, data []byte, opts Options) (*Config, error) {
 		return nil, &Errors{List: sortErrors(name, all)}
 	}
 	v.mergeProfiles(&cfg)
+	cfg.Warnings = sortErrors(name, v.warns)
 	return &cfg, nil
 }
 

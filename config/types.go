@@ -14,6 +14,9 @@ type Config struct {
 
 	// File is the path the config was loaded from (not a TOML key).
 	File string `toml:"-"`
+	// Warnings are doubts that do not stop the config from loading, such as
+	// an address that looks like 4xxxx register-number notation (not a TOML key).
+	Warnings []*Error `toml:"-"`
 }
 
 // Gateway names this gateway and where it keeps state.

@@ -14,12 +14,13 @@ import (
 // validator checks a decoded, defaulted config section by section. Each
 // section has its own method and every message names its key path.
 type validator struct {
-	file string
-	ix   lineIndex
-	set  map[string]bool // key paths written in the file
-	bad  map[string]bool // key paths the decoder already reported
-	dirs []string        // profile search path
-	errs []*Error
+	file  string
+	ix    lineIndex
+	set   map[string]bool // key paths written in the file
+	bad   map[string]bool // key paths the decoder already reported
+	dirs  []string        // profile search path
+	errs  []*Error
+	warns []*Error
 
 	deviceNames map[string]string // device name → path that first used it
 	profiles    map[string]profileResult
@@ -48,6 +49,11 @@ func (v *validator) errorf(path, format string, args ...any) {
 		}
 	}
 	v.errs = append(v.errs, &Error{File: v.file, Line: v.ix.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// warnf records a doubt about path that does not make the config invalid.
+func (v *validator) warnf(path, format string, args ...any) {
+	v.warns = append(v.warns, &Error{File: v.file, Line: v.ix.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
 // required reports whether a string key has a value, recording a problem

@@ -227,7 +227,9 @@ func tableWord(t string) string {
 // address checks the 0-based protocol address and that the point ends
 // inside the address space. Addresses copied from a datasheet in the
 // 3xxxx/4xxxx (or 3xxxxx/4xxxxx) convention are the commonest Modbus
-// mistake, so those get the conversion spelled out.
+// mistake, so those get the conversion spelled out: as a warning for the
+// 5-digit form, which is also a valid address, as an error for the 6-digit
+// form, which is not.
 func (v *validator) address(path string, pt *Point) {
 	a := pt.Address
 	if a < 0 {
@@ -238,8 +240,10 @@ func (v *validator) address(path string, pt *Point) {
 	if lead != 0 {
 		switch {
 		case a >= lead*10000+1 && a <= lead*10000+9999:
-			v.errorf(path, "looks like %dxxxx notation: the protocol address of %d is %d", lead, a, a-lead*10000-1)
-			return
+			// A valid protocol address too (SunSpec maps start at 40000),
+			// so it is read as written; edged check and the log say why a
+			// device may refuse it.
+			v.warnf(path, "looks like %dxxxx notation: if the datasheet numbers the register %d, its protocol address is %d (edged reads address %d as written)", lead, a, a-lead*10000-1, a)
 		case a >= lead*100000+1 && a <= lead*100000+65536:
 			v.errorf(path, "looks like %dxxxxx notation: the protocol address of %d is %d", lead, a, a-lead*100000-1)
 			return

@@ -261,10 +261,8 @@ func New(bus config.Bus, gateway string, pub Publisher, sub Subscriber, log *slo
 				continue
 			}
 			pnames[p.name] = true
-			if looksLikeRegisterNumber(p) {
-				b.log.Warn("address looks like 3xxxx/4xxxx register-number notation; addresses are 0-based protocol addresses (40001 is holding address 0)",
-					"device", d.name, "point", p.name, "table", p.table.String(), "address", p.addr)
-			}
+			// config.Load already warned about a 4xxxx-looking address;
+			// the point's read error repeats the hint if the device refuses it.
 			p.topic = tmpl.Expand(gateway, d.name, p.name)
 			d.points = append(d.points, p)
 		}

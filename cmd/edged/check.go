@@ -10,8 +10,9 @@ import (
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check", "[-c FILE]", `
 Validate a config file: every unknown key, wrong type and invalid value is
-listed with its file, line and key path. Exits 0 when the file is valid,
-1 when it is not.`, stderr)
+listed with its file, line and key path. Doubts that do not make the file
+invalid (an address that looks like 4xxxx notation) are printed as warnings.
+Exits 0 when the file is valid, 1 when it is not.`, stderr)
 	path := configFlag(fs)
 	if code := parse(fs, args, 0); code >= 0 {
 		return code
@@ -20,6 +21,9 @@ listed with its file, line and key path. Exits 0 when the file is valid,
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitError
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stderr, "warning: %v\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok (gateway %q, %d listener(s), %d device(s), uplink %s)\n",
 		*path, cfg.Gateway.ID, len(cfg.Broker.Listeners), countDevices(cfg), uplinkSummary(cfg))

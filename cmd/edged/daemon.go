@@ -50,6 +50,9 @@ func daemon(ctx context.Context, cfg *config.Config, stderr io.Writer, ready fun
 	notify := newNotifier(os.Getenv)
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format, os.Getenv("JOURNAL_STREAM") != "")
 	log.Info("edged starting", "version", version, "config", cfg.File, "gateway", cfg.Gateway.ID)
+	for _, w := range cfg.Warnings {
+		log.Warn("config", "warning", w.Error())
+	}
 	if err := serve(ctx, cfg, log, notify, ready); err != nil {
 		log.Error("edged stopped", "err", err)
 		return exitError

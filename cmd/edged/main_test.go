@@ -232,6 +232,25 @@ max_clients = "many"
 	}
 }
 
+func TestCheckWarnsAbout4xxxxAddressesButAccepts(t *testing.T) {
+	path := writeConfig(t, `[gateway]
+id = "pi-01"
+
+[[modbus]]
+name = "bus"
+address = "127.0.0.1:502"
+
+  [[modbus.device]]
+  name = "meter"
+  points = [ { name = "energy", table = "holding", address = 40001, type = "uint32" } ]
+`)
+	out, code := runEdged(t, "", "check", "-c", path)
+	want := "warning: " + path + ":10: modbus[0].device[0].points[0].address: looks like 4xxxx notation"
+	if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, ": ok") {
+		t.Fatalf("exit %d, want 0 with %q\n%s", code, want, out)
+	}
+}
+
 func TestCheckMissingFileSaysSo(t *testing.T) {
 	out, code := runEdged(t, "", "check", "-c", "/nonexistent/edged.toml")
 	if code != 1 || !strings.Contains(out, "/nonexistent/edged.toml") {
