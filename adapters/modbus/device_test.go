@@ -307,6 +307,24 @@ func TestAnExceptionPublishesBadQualityOnceAndKeepsTheDeviceOnline(t *testing.T)
 	})
 }
 
+func TestARefused4xxxxAddressGetsTheConversionInItsError(t *testing.T) {
+	units := map[string]map[string]map[string]any{"1": {
+		"holding": {"0": 5}, "input": {}, "coil": {}, "discrete": {},
+	}}
+	transports(t, units, func(t *testing.T, bus config.Bus, dev *testpeer.PyModbus) {
+		bus.Devices = []config.Device{{Name: "meter", Unit: 1, Points: []config.Point{
+			{Name: "energy", Table: "holding", Address: 40001, Type: "uint16"},
+		}}}
+		b, l, rec := newPolled(t, bus)
+		pollOnce(t, b, l)
+		r := parseReading(t, rec.Last("gw/meter/energy"))
+		if r.Quality != "bad" || !strings.Contains(r.Error, "exception 2") ||
+			!strings.Contains(r.Error, "address 40001 looks like 4xxxx notation: try address 0") {
+			t.Fatalf("published %+v, want bad quality with the 4xxxx hint", r)
+		}
+	})
+}
+
 func TestADeviceThatStopsAnsweringGoesOfflineAndComesBack(t *testing.T) {
 	units := map[string]map[string]map[string]any{
 		"1": {"holding": {"0": 11, "1": 12}, "input": {}, "coil": {}, "discrete": {}},

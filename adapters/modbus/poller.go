@@ -153,7 +153,12 @@ func (b *Bus) pollDevice(ctx context.Context, l *link, d *device) {
 				}
 			}
 			for _, p := range r.points {
-				b.publishBad(d, p, fmt.Errorf("read %s: %w", r, err), now)
+				perr := fmt.Errorf("read %s: %w", r, err)
+				if errors.As(err, &ex) && ex.Code == 2 && looksLikeRegisterNumber(p) {
+					perr = fmt.Errorf("%w; address %d looks like %dxxxx notation: try address %d", perr,
+						p.addr, p.addr/10000, p.addr%10000-1)
+				}
+				b.publishBad(d, p, perr, now)
 			}
 			continue
 		}
