@@ -123,19 +123,25 @@ func (l *locator) document() {
 			l.skipToEOL()
 			continue
 		}
-		l.skipBlank()
-		if l.peek(0) == '=' {
-			l.advance(1)
-		}
-		l.skipBlank()
-		path := table
-		for _, s := range segs {
-			path = joinKey(path, s)
-			l.mark(path, line)
-		}
-		l.value(path, 0)
+		l.value(l.assign(table, segs, line), 0)
 		l.skipToEOL()
 	}
+}
+
+// assign steps over the "=" after a key, records the key's dotted parts
+// under base at line and returns the key's full path.
+func (l *locator) assign(base string, segs []string, line int) string {
+	l.skipBlank()
+	if l.peek(0) == '=' {
+		l.advance(1)
+	}
+	l.skipBlank()
+	p := base
+	for _, s := range segs {
+		p = joinKey(p, s)
+		l.mark(p, line)
+	}
+	return p
 }
 
 // header resolves a [table] or [[array]] header to its path, counting the
@@ -311,16 +317,7 @@ func (l *locator) inlineTable(path string, depth int) {
 			l.advance(1) // not a key: step over it
 			continue
 		}
-		l.skipBlank()
-		if l.peek(0) == '=' {
-			l.advance(1)
-		}
-		l.skipBlank()
-		p := path
-		for _, s := range segs {
-			p = joinKey(p, s)
-			l.mark(p, line)
-		}
+		p := l.assign(path, segs, line)
 		if depth < maxNesting {
 			l.value(p, depth+1)
 		}
