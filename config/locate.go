@@ -1,5 +1,10 @@
 package config
 
+import (
+	"strings"
+	"unicode/utf8"
+)
+
 // The TOML decoder tells where a syntax error is but not where each key is.
 // lineIndex reads the text once more, only for structure — table headers,
 // keys, the elements of arrays — and records the line each key path first
@@ -355,7 +360,7 @@ func (l *locator) array(path string, depth int) {
 // keys). Malformed escapes are kept as written: the decoder has already
 // rejected them in real input.
 func unescapeTOML(s string) string {
-	if !containsByte(s, '\\') {
+	if !strings.Contains(s, `\`) {
 		return s
 	}
 	var b []byte
@@ -382,9 +387,9 @@ func unescapeTOML(s string) string {
 		case '"', '\\':
 			b = append(b, s[i])
 		case 'x', 'u', 'U':
-			n := map[byte]int{'x': 2, 'u': 4, 'U': 8}[s[i]]
+			n := hexDigits(s[i])
 			if r, ok := hexRune(s, i+1, n); ok {
-				b = appendRune(b, r)
+				b = utf8.AppendRune(b, r)
 				i += n
 			} else {
 				b = append(b, '\\', s[i])
@@ -396,13 +401,15 @@ func unescapeTOML(s string) string {
 	return string(b)
 }
 
-func containsByte(s string, c byte) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return true
-		}
+// hexDigits is how many hex digits follow \x, \u and \U.
+func hexDigits(esc byte) int {
+	switch esc {
+	case 'x':
+		return 2
+	case 'u':
+		return 4
 	}
-	return false
+	return 8
 }
 
 func hexRune(s string, at, n int) (rune, bool) {
@@ -430,8 +437,4 @@ func hexVal(c byte) (byte, bool) {
 		return c - 'A' + 10, true
 	}
 	return 0, false
-}
-
-func appendRune(b []byte, r rune) []byte {
-	return append(b, string(r)...)
 }
