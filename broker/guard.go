@@ -89,45 +89,51 @@ func (d *frameDecoder) check(pkt []byte, headerLen int) (err error) {
 			err = fmt.Errorf("%w: decoder panicked on packet type %d: %v", errMalformed, pk.FixedHeader.Type, r)
 		}
 	}()
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = pk.ConnectDecode(body)
-		if err == nil && !d.connected {
-			d.connected = true
-			d.version = pk.ProtocolVersion
-		}
-	case packets.Disconnect:
-		err = pk.DisconnectDecode(body)
-	case packets.Connack:
-		err = pk.ConnackDecode(body)
-	case packets.Publish:
-		err = pk.PublishDecode(body)
-	case packets.Puback:
-		err = pk.PubackDecode(body)
-	case packets.Pubrec:
-		err = pk.PubrecDecode(body)
-	case packets.Pubrel:
-		err = pk.PubrelDecode(body)
-	case packets.Pubcomp:
-		err = pk.PubcompDecode(body)
-	case packets.Subscribe:
-		err = pk.SubscribeDecode(body)
-	case packets.Suback:
-		err = pk.SubackDecode(body)
-	case packets.Unsubscribe:
-		err = pk.UnsubscribeDecode(body)
-	case packets.Unsuback:
-		err = pk.UnsubackDecode(body)
-	case packets.Pingreq, packets.Pingresp:
-	case packets.Auth:
-		err = pk.AuthDecode(body)
-	default:
-		err = fmt.Errorf("invalid packet type %d", pk.FixedHeader.Type)
-	}
-	if err != nil {
+	if err := decodeBody(&pk, body); err != nil {
 		return fmt.Errorf("%w: packet type %d: %v", errMalformed, pk.FixedHeader.Type, err)
 	}
+	if pk.FixedHeader.Type == packets.Connect && !d.connected {
+		d.connected = true
+		d.version = pk.ProtocolVersion
+	}
 	return nil
+}
+
+// decodeBody decodes body into pk with mochi's decoder for the type in pk's
+// fixed header.
+func decodeBody(pk *packets.Packet, body []byte) error {
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		return pk.ConnectDecode(body)
+	case packets.Disconnect:
+		return pk.DisconnectDecode(body)
+	case packets.Connack:
+		return pk.ConnackDecode(body)
+	case packets.Publish:
+		return pk.PublishDecode(body)
+	case packets.Puback:
+		return pk.PubackDecode(body)
+	case packets.Pubrec:
+		return pk.PubrecDecode(body)
+	case packets.Pubrel:
+		return pk.PubrelDecode(body)
+	case packets.Pubcomp:
+		return pk.PubcompDecode(body)
+	case packets.Subscribe:
+		return pk.SubscribeDecode(body)
+	case packets.Suback:
+		return pk.SubackDecode(body)
+	case packets.Unsubscribe:
+		return pk.UnsubscribeDecode(body)
+	case packets.Unsuback:
+		return pk.UnsubackDecode(body)
+	case packets.Pingreq, packets.Pingresp:
+		return nil
+	case packets.Auth:
+		return pk.AuthDecode(body)
+	default:
+		return fmt.Errorf("invalid packet type %d", pk.FixedHeader.Type)
+	}
 }
 
 // headerLen is the size of the fixed header of a framed packet.

@@ -33,34 +33,6 @@ func (c *chunkConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// encode builds packets with mochi's encoder for the given protocol version.
-func encode(t testing.TB, version byte, pks ...packets.Packet) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	for _, pk := range pks {
-		pk.ProtocolVersion = version
-		var err error
-		switch pk.FixedHeader.Type {
-		case packets.Connect:
-			err = pk.ConnectEncode(&buf)
-		case packets.Publish:
-			err = pk.PublishEncode(&buf)
-		case packets.Subscribe:
-			err = pk.SubscribeEncode(&buf)
-		case packets.Pingreq:
-			err = pk.PingreqEncode(&buf)
-		case packets.Puback:
-			err = pk.PubackEncode(&buf)
-		case packets.Disconnect:
-			err = pk.DisconnectEncode(&buf)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return buf.Bytes()
-}
-
 // cat returns a new slice: a followed by b (append could share a's array).
 func cat(a []byte, b ...byte) []byte {
 	return append(append(make([]byte, 0, len(a)+len(b)), a...), b...)

@@ -100,27 +100,37 @@ func dialRaw(t testing.TB, addr string) *rawClient {
 
 func (rc *rawClient) send(pk packets.Packet) {
 	rc.t.Helper()
-	pk.ProtocolVersion = rc.version
+	rc.write(encode(rc.t, rc.version, pk))
+}
+
+// encode builds packets with mochi's encoder for the given protocol version.
+func encode(t testing.TB, version byte, pks ...packets.Packet) []byte {
+	t.Helper()
 	var buf bytes.Buffer
-	var err error
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = pk.ConnectEncode(&buf)
-	case packets.Publish:
-		err = pk.PublishEncode(&buf)
-	case packets.Puback:
-		err = pk.PubackEncode(&buf)
-	case packets.Subscribe:
-		err = pk.SubscribeEncode(&buf)
-	case packets.Disconnect:
-		err = pk.DisconnectEncode(&buf)
-	default:
-		rc.t.Fatalf("rawClient cannot send type %d", pk.FixedHeader.Type)
+	for _, pk := range pks {
+		pk.ProtocolVersion = version
+		var err error
+		switch pk.FixedHeader.Type {
+		case packets.Connect:
+			err = pk.ConnectEncode(&buf)
+		case packets.Publish:
+			err = pk.PublishEncode(&buf)
+		case packets.Subscribe:
+			err = pk.SubscribeEncode(&buf)
+		case packets.Pingreq:
+			err = pk.PingreqEncode(&buf)
+		case packets.Puback:
+			err = pk.PubackEncode(&buf)
+		case packets.Disconnect:
+			err = pk.DisconnectEncode(&buf)
+		default:
+			t.Fatalf("encode: cannot encode packet type %d", pk.FixedHeader.Type)
+		}
+		if err != nil {
+			t.Fatalf("encode: %v", err)
+		}
 	}
-	if err != nil {
-		rc.t.Fatalf("encode: %v", err)
-	}
-	rc.write(buf.Bytes())
+	return buf.Bytes()
 }
 
 func (rc *rawClient) write(b []byte) {
@@ -153,21 +163,7 @@ func (rc *rawClient) read(limit time.Duration) (packets.Packet, error) {
 	}
 	pk.FixedHeader.Remaining = n
 	pk.ProtocolVersion = rc.version
-	switch pk.FixedHeader.Type {
-	case packets.Connack:
-		err = pk.ConnackDecode(body)
-	case packets.Publish:
-		err = pk.PublishDecode(body)
-	case packets.Puback:
-		err = pk.PubackDecode(body)
-	case packets.Pubrec:
-		err = pk.PubrecDecode(body)
-	case packets.Suback:
-		err = pk.SubackDecode(body)
-	case packets.Disconnect:
-		err = pk.DisconnectDecode(body)
-	}
-	return pk, err
+	return pk, decodeBody(&pk, body)
 }
 
 // expect reads the next packet and fails unless it has the given type.
