@@ -107,20 +107,7 @@ func parseProfile(path string, data []byte) (*Profile, error) {
 		defaultPoint(&p.Points[i])
 	}
 	v := newValidator(path, ix, d.set, d.bad, nil)
-	names := map[string]string{}
-	for i := range p.Points {
-		pp := index("points", i)
-		v.point(pp, &p.Points[i], maxReadRegisters)
-		n := p.Points[i].Name
-		if n == "" {
-			continue
-		}
-		if first, ok := names[n]; ok {
-			v.errorf(pp+".name", "%q is already used by %s", n, first)
-		} else {
-			names[n] = pp
-		}
-	}
+	v.points("points", p.Points, maxReadRegisters)
 	if len(p.Points) == 0 && !d.bad["points"] {
 		v.errorf("points", "missing (a profile is a list of points)")
 	}

@@ -27,11 +27,7 @@ func (v *validator) modbus(buses []Bus) {
 		b := &buses[i]
 		p := index("modbus", i)
 		if v.required(p+".name", b.Name, "a name for the bus, used in logs") {
-			if first, ok := busNames[b.Name]; ok {
-				v.errorf(p+".name", "%q is already used by %s", b.Name, first)
-			} else {
-				busNames[b.Name] = p
-			}
+			v.uniqueName(busNames, p, b.Name)
 		}
 		v.bus(p, b)
 		for j := range b.Devices {
@@ -118,24 +114,34 @@ func (v *validator) device(p string, b *Bus, d *Device) {
 	v.topicAndPayload(p, d.Topic, d.Payload)
 	v.readLimits(p, d.MaxGap, d.MaxRegs, d.MaxBits)
 
-	names := map[string]string{}
-	for k := range d.Points {
-		pp := index(p+".points", k)
-		pt := &d.Points[k]
-		v.point(pp, pt, d.MaxRegs)
-		if pt.Name == "" {
-			continue
-		}
-		if first, ok := names[pt.Name]; ok {
-			v.errorf(pp+".name", "%q is already used by %s", pt.Name, first)
-		} else {
-			names[pt.Name] = pp
-		}
-	}
+	v.points(p+".points", d.Points, d.MaxRegs)
 	if d.Profile != "" {
 		v.resolveProfile(p+".profile", d.Profile)
 	} else if len(d.Points) == 0 && !v.bad[p+".points"] {
 		v.errorf(p, `no points: set points, or profile = "NAME" for a register map`)
+	}
+}
+
+// uniqueName records the name of the entry at p in seen, or reports at
+// p.name the entry that took the name first.
+func (v *validator) uniqueName(seen map[string]string, p, name string) {
+	if first, ok := seen[name]; ok {
+		v.errorf(p+".name", "%q is already used by %s", name, first)
+		return
+	}
+	seen[name] = p
+}
+
+// points checks a device's or a profile's list of points, whose names
+// must differ.
+func (v *validator) points(path string, pts []Point, maxRegs int) {
+	names := map[string]string{}
+	for k := range pts {
+		pp := index(path, k)
+		v.point(pp, &pts[k], maxRegs)
+		if pts[k].Name != "" {
+			v.uniqueName(names, pp, pts[k].Name)
+		}
 	}
 }
 
