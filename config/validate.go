@@ -95,6 +95,13 @@ func (v *validator) positiveDur(path string, d Duration) {
 	}
 }
 
+// qos checks an optional MQTT QoS, of which edged uses 0 and 1.
+func (v *validator) qos(path string, q *int) {
+	if q != nil && *q != 0 && *q != 1 {
+		v.errorf(path, "%d is not one of 0, 1", *q)
+	}
+}
+
 // inRange checks lo <= n <= hi.
 func (v *validator) inRange(path string, n, lo, hi int) bool {
 	if n < lo || n > hi {

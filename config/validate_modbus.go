@@ -213,9 +213,7 @@ func (v *validator) point(p string, pt *Point, maxRegs int) {
 	if pt.Writable && (pt.Table == "input" || pt.Table == "discrete") {
 		v.errorf(p+".writable", "a %s cannot be written (only holding registers and coils can)", tableWord(pt.Table))
 	}
-	if pt.QoS != nil && *pt.QoS != 0 && *pt.QoS != 1 {
-		v.errorf(p+".qos", "%d is not one of 0, 1", *pt.QoS)
-	}
+	v.qos(p+".qos", pt.QoS)
 }
 
 func tableWord(t string) string {

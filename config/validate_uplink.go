@@ -58,31 +58,20 @@ func (v *validator) uplink(u *Uplink) {
 	for i := range u.Forward {
 		f := &u.Forward[i]
 		p := index("uplink.forward", i)
-		if v.required(p+".local", f.Local, `a local topic filter, e.g. "pi-01/#"`) {
-			if prob := filterProblem(f.Local); prob != "" {
-				v.errorf(p+".local", "%q is not a valid topic filter: %s", f.Local, prob)
-			}
-		}
+		v.topicFilter(p+".local", f.Local, `a local topic filter, e.g. "pi-01/#"`)
 		v.topicPrefix(p+".remote_prefix", f.RemotePrefix)
-		if f.QoS != nil && *f.QoS != 0 && *f.QoS != 1 {
-			v.errorf(p+".qos", "%d is not one of 0, 1", *f.QoS)
-		}
+		v.qos(p+".qos", f.QoS)
 	}
 	for i := range u.Downlink {
 		d := &u.Downlink[i]
 		p := index("uplink.downlink", i)
-		if v.required(p+".remote", d.Remote, `a remote topic filter, e.g. "sites/a/pi-01/+/+/set"`) {
-			if prob := filterProblem(d.Remote); prob != "" {
-				v.errorf(p+".remote", "%q is not a valid topic filter: %s", d.Remote, prob)
-			} else if d.StripPrefix != "" && !prefixCanMatch(d.Remote, d.StripPrefix) {
-				v.errorf(p+".strip_prefix", "%q can never be a prefix of a topic matching %q", d.StripPrefix, d.Remote)
-			}
+		if v.topicFilter(p+".remote", d.Remote, `a remote topic filter, e.g. "sites/a/pi-01/+/+/set"`) &&
+			d.StripPrefix != "" && !prefixCanMatch(d.Remote, d.StripPrefix) {
+			v.errorf(p+".strip_prefix", "%q can never be a prefix of a topic matching %q", d.StripPrefix, d.Remote)
 		}
 		v.topicPrefix(p+".strip_prefix", d.StripPrefix)
 		v.topicPrefix(p+".local_prefix", d.LocalPrefix)
-		if d.QoS != nil && *d.QoS != 0 && *d.QoS != 1 {
-			v.errorf(p+".qos", "%d is not one of 0, 1", *d.QoS)
-		}
+		v.qos(p+".qos", d.QoS)
 	}
 }
 
@@ -114,6 +103,19 @@ func (v *validator) brokerURL(path, s string) bool {
 		v.errorf(path, "must not hold credentials: use username and password_file")
 	}
 	return u.Scheme == "mqtts" || u.Scheme == "wss"
+}
+
+// topicFilter checks a required MQTT topic filter and reports whether it
+// is usable. what says what the key is for.
+func (v *validator) topicFilter(path, f, what string) bool {
+	if !v.required(path, f, what) {
+		return false
+	}
+	if prob := filterProblem(f); prob != "" {
+		v.errorf(path, "%q is not a valid topic filter: %s", f, prob)
+		return false
+	}
+	return true
 }
 
 // topicPrefix checks text that is glued before or cut from a topic: it
