@@ -22,7 +22,8 @@ const (
 type aclRule struct {
 	access  aclAccess
 	filter  string
-	pattern bool // %u and %c are substituted
+	levels  []string // filter split at '/', matched against every topic
+	pattern bool     // %u and %c are substituted
 	usesU   bool
 	usesC   bool
 }
@@ -143,6 +144,7 @@ func aclParseRule(pattern bool, rest string) (aclRule, error) {
 		return r, fmt.Errorf("invalid topic filter %q", aclShort(filter))
 	}
 	r.filter = filter
+	r.levels = strings.Split(filter, "/")
 	if pattern {
 		r.usesU = strings.Contains(filter, "%u")
 		r.usesC = strings.Contains(filter, "%c")
@@ -212,22 +214,25 @@ func (a *ACL) Allowed(clientID, username, topic string, write bool) bool {
 	if write {
 		want = aclWrite
 	}
+	// Split once: every delivery to a subscriber is checked against every
+	// rule that applies to it.
+	tl := strings.Split(topic, "/")
 	granted := false
-	check := func(filter string, access aclAccess) bool { // false: denied outright
+	check := func(rl []string, access aclAccess) bool { // false: denied outright
 		if access == aclDeny {
-			return !aclCovers(filter, topic)
+			return !aclCoversLevels(rl, tl)
 		}
 		if !granted && access&want != 0 {
 			if write {
-				granted = aclCovers(filter, topic)
+				granted = aclCoversLevels(rl, tl)
 			} else {
-				granted = aclIntersects(filter, topic)
+				granted = aclIntersectsLevels(rl, tl)
 			}
 		}
 		return true
 	}
 	for _, r := range own {
-		if !check(r.filter, r.access) {
+		if !check(r.levels, r.access) {
 			return false
 		}
 	}
@@ -239,7 +244,11 @@ func (a *ACL) Allowed(clientID, username, topic string, write bool) bool {
 			}
 			continue
 		}
-		if !check(f, r.access) {
+		rl := r.levels
+		if r.usesU || r.usesC {
+			rl = strings.Split(f, "/")
+		}
+		if !check(rl, r.access) {
 			return false
 		}
 	}
@@ -272,7 +281,8 @@ func aclExpand(r aclRule, clientID, username string) (string, bool) {
 }
 
 // aclDollarMismatch applies MQTT's rule that a filter starting with a
-// wildcard does not match topics starting with '$' (such as $SYS).
+// wildcard does not match topics starting with '$' (such as $SYS). a and b
+// are first levels: a string's first character is its first level's.
 func aclDollarMismatch(a, b string) bool {
 	wild := func(s string) bool { return s != "" && (s[0] == '+' || s[0] == '#') }
 	dollar := func(s string) bool { return s != "" && s[0] == '$' }
@@ -282,10 +292,14 @@ func aclDollarMismatch(a, b string) bool {
 // aclCovers reports whether every topic matched by filter f (or the topic f
 // itself) is matched by rule filter r.
 func aclCovers(r, f string) bool {
-	if aclDollarMismatch(r, f) {
+	return aclCoversLevels(strings.Split(r, "/"), strings.Split(f, "/"))
+}
+
+// aclCoversLevels is aclCovers on filters split at '/'.
+func aclCoversLevels(rl, fl []string) bool {
+	if aclDollarMismatch(rl[0], fl[0]) {
 		return false
 	}
-	rl, fl := strings.Split(r, "/"), strings.Split(f, "/")
 	for i := 0; ; i++ {
 		switch {
 		case i == len(rl) && i == len(fl):
@@ -311,10 +325,14 @@ func aclCovers(r, f string) bool {
 
 // aclIntersects reports whether some topic is matched by both filters.
 func aclIntersects(r, f string) bool {
-	if aclDollarMismatch(r, f) {
+	return aclIntersectsLevels(strings.Split(r, "/"), strings.Split(f, "/"))
+}
+
+// aclIntersectsLevels is aclIntersects on filters split at '/'.
+func aclIntersectsLevels(rl, fl []string) bool {
+	if aclDollarMismatch(rl[0], fl[0]) {
 		return false
 	}
-	rl, fl := strings.Split(r, "/"), strings.Split(f, "/")
 	for i := 0; ; i++ {
 		switch {
 		case i == len(rl) && i == len(fl):
