@@ -22,7 +22,7 @@ type validator struct {
 	errs  []*Error
 	warns []*Error
 
-	deviceNames map[string]string // device name → path that first used it
+	deviceNames map[string]string // device name → the device that first used it
 	profiles    map[string]profileResult
 }
 
@@ -153,21 +153,29 @@ func levelProblem(s string) string {
 	return ""
 }
 
-// claimDevice records a device name, which is a topic level and so must
-// be unique across every [[modbus.device]], [[serial]] and [[at]].
-func (v *validator) claimDevice(path, name string) {
-	if name == "" {
-		return
+// topicLevel checks that s can be one level of a topic and reports
+// whether it can.
+func (v *validator) topicLevel(path, s string) bool {
+	if prob := levelProblem(s); prob != "" {
+		v.errorf(path, "%q cannot be a topic level: it %s", s, prob)
+		return false
 	}
-	if prob := levelProblem(name); prob != "" {
-		v.errorf(path, "%q cannot be a topic level: it %s", name, prob)
+	return true
+}
+
+// deviceName checks the name of the device at p, which is a topic level
+// and so must be unique across every [[modbus.device]], [[serial]] and
+// [[at]]. example is a typical name, for the message when it is missing.
+func (v *validator) deviceName(p, name, example string) {
+	path := p + ".name"
+	if !v.required(path, name, "the device's topic level, e.g. "+example) || !v.topicLevel(path, name) {
 		return
 	}
 	if first, ok := v.deviceNames[name]; ok {
-		v.errorf(path, "%q is already used by %s (device names are topic levels and must be unique)", name, strings.TrimSuffix(first, ".name"))
+		v.errorf(path, "%q is already used by %s (device names are topic levels and must be unique)", name, first)
 		return
 	}
-	v.deviceNames[name] = path
+	v.deviceNames[name] = p
 }
 
 // topicTemplate checks a device's topic template and payload format.
@@ -181,9 +189,7 @@ func (v *validator) topicAndPayload(path, topic, payload string) {
 }
 
 func (v *validator) gateway(g *Gateway) {
-	if prob := levelProblem(g.ID); prob != "" {
-		v.errorf("gateway.id", "%q cannot be a topic level: it %s", g.ID, prob)
-	}
+	v.topicLevel("gateway.id", g.ID)
 	if !filepath.IsAbs(g.StateDir) {
 		v.errorf("gateway.state_dir", "%q is not an absolute path", g.StateDir)
 	}

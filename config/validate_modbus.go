@@ -96,9 +96,7 @@ func (v *validator) readLimits(p string, maxGap *int, maxRegs, maxBits int) {
 }
 
 func (v *validator) device(p string, b *Bus, d *Device) {
-	if v.required(p+".name", d.Name, "the device's topic level, e.g. meter1") {
-		v.claimDevice(p+".name", d.Name)
-	}
+	v.deviceName(p, d.Name, "meter1")
 	switch b.Transport {
 	case "tcp":
 		v.inRange(p+".unit", d.Unit, 0, 255)
@@ -161,10 +159,8 @@ func words(p *Point) int {
 // point checks one register, coil or bit. maxRegs is the most registers
 // one read may return on its device.
 func (v *validator) point(p string, pt *Point, maxRegs int) {
-	if v.required(p+".name", pt.Name, "the point's topic level, e.g. voltage") {
-		if prob := levelProblem(pt.Name); prob != "" {
-			v.errorf(p+".name", "%q cannot be a topic level: it %s", pt.Name, prob)
-		} else if why, ok := reservedPointNames[pt.Name]; ok {
+	if v.required(p+".name", pt.Name, "the point's topic level, e.g. voltage") && v.topicLevel(p+".name", pt.Name) {
+		if why, ok := reservedPointNames[pt.Name]; ok {
 			v.errorf(p+".name", "%q is reserved for %s", pt.Name, why)
 		}
 	}

@@ -122,9 +122,7 @@ func (v *validator) serial(list []Serial) {
 	for i := range list {
 		s := &list[i]
 		p := index("serial", i)
-		if v.required(p+".name", s.Name, "the device's topic level, e.g. weather") {
-			v.claimDevice(p+".name", s.Name)
-		}
+		v.deviceName(p, s.Name, "weather")
 		v.serialPort(p, &s.SerialPort)
 
 		if s.Delimiter != "" {
@@ -176,9 +174,7 @@ func (v *validator) at(list []ATDev) {
 	for i := range list {
 		a := &list[i]
 		p := index("at", i)
-		if v.required(p+".name", a.Name, "the device's topic level, e.g. wifi") {
-			v.claimDevice(p+".name", a.Name)
-		}
+		v.deviceName(p, a.Name, "wifi")
 		v.serialPort(p, &a.SerialPort)
 		for k, cmd := range a.Init {
 			v.command(index(p+".init", k), cmd)
