@@ -266,6 +266,9 @@ func (s *Store) commit(batch []storeOp) {
 		s.failed(len(batch), err)
 		tx = nil
 	}
+	// tx.Stmt binds a statement to the transaction anew on every call; bind
+	// each kind once per batch.
+	var txStmt [storeOpKinds][]*sql.Stmt
 	for _, op := range batch {
 		if op.kind == opFlush {
 			flushes = append(flushes, op.done)
@@ -274,8 +277,15 @@ func (s *Store) commit(batch []storeOp) {
 		if tx == nil {
 			continue
 		}
-		for _, st := range s.stmt[op.kind] {
-			if _, err := tx.Stmt(st).Exec(op.args...); err != nil {
+		sts := txStmt[op.kind]
+		if sts == nil {
+			for _, st := range s.stmt[op.kind] {
+				sts = append(sts, tx.Stmt(st))
+			}
+			txStmt[op.kind] = sts
+		}
+		for _, st := range sts {
+			if _, err := st.Exec(op.args...); err != nil {
 				s.failed(1, err)
 			}
 		}
