@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -82,16 +83,15 @@ func (v *validator) brokerURL(path, s string) bool {
 		v.errorf(path, `%q is not a broker URL (e.g. "mqtts://cloud.example.com:8883")`, s)
 		return false
 	}
-	switch u.Scheme {
-	case "mqtt", "mqtts", "ws", "wss":
-	case "tcp":
-		v.errorf(path, `scheme "tcp" is not one of %s (write mqtt:// for plain TCP)`, strings.Join(uplinkSchemes, ", "))
-		return false
-	case "ssl", "tls":
-		v.errorf(path, `scheme %q is not one of %s (write mqtts:// for TLS)`, u.Scheme, strings.Join(uplinkSchemes, ", "))
-		return false
-	default:
-		v.errorf(path, "scheme %q is not one of %s", u.Scheme, strings.Join(uplinkSchemes, ", "))
+	if !slices.Contains(uplinkSchemes, u.Scheme) {
+		hint := ""
+		switch u.Scheme {
+		case "tcp":
+			hint = " (write mqtt:// for plain TCP)"
+		case "ssl", "tls":
+			hint = " (write mqtts:// for TLS)"
+		}
+		v.errorf(path, "scheme %q is not one of %s%s", u.Scheme, strings.Join(uplinkSchemes, ", "), hint)
 		return false
 	}
 	if p := u.Port(); p != "" {
