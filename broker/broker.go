@@ -150,30 +150,31 @@ func loadAuth(specs []listenerSpec) (map[string]ListenerAuth, error) {
 	for i, s := range specs {
 		la := ListenerAuth{AllowAnonymous: s.anonymous}
 		if s.usersFile != "" {
-			u, ok := users[s.usersFile]
-			if !ok {
-				var err error
-				if u, err = LoadUsers(s.usersFile); err != nil {
-					errs = append(errs, fmt.Errorf("broker.listener[%d].users_file: %w", i, err))
-				}
-				users[s.usersFile] = u
+			var err error
+			if la.Users, err = loadOnce(users, s.usersFile, LoadUsers); err != nil {
+				errs = append(errs, fmt.Errorf("broker.listener[%d].users_file: %w", i, err))
 			}
-			la.Users = u
 		}
 		if s.aclFile != "" {
-			a, ok := acls[s.aclFile]
-			if !ok {
-				var err error
-				if a, err = LoadACL(s.aclFile); err != nil {
-					errs = append(errs, fmt.Errorf("broker.listener[%d].acl_file: %w", i, err))
-				}
-				acls[s.aclFile] = a
+			var err error
+			if la.ACL, err = loadOnce(acls, s.aclFile, LoadACL); err != nil {
+				errs = append(errs, fmt.Errorf("broker.listener[%d].acl_file: %w", i, err))
 			}
-			la.ACL = a
 		}
 		out[s.id] = la
 	}
 	return out, errors.Join(errs...)
+}
+
+// loadOnce returns what load made of path, calling it only for a path not in
+// loaded. A failed load is remembered as nil and reported once.
+func loadOnce[T any](loaded map[string]*T, path string, load func(string) (*T, error)) (*T, error) {
+	if v, ok := loaded[path]; ok {
+		return v, nil
+	}
+	v, err := load(path)
+	loaded[path] = v
+	return v, err
 }
 
 func (b *Broker) onMalformed(c net.Conn, err error) {
