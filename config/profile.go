@@ -108,7 +108,7 @@ func parseProfile(path string, data []byte) (*Profile, error) {
 	}
 	v := newValidator(path, ix, d.set, d.bad, nil)
 	v.points("points", p.Points, maxReadRegisters)
-	if len(p.Points) == 0 && !d.bad["points"] {
+	if len(p.Points) == 0 {
 		v.errorf("points", "missing (a profile is a list of points)")
 	}
 	if all := append(d.errs, v.errs...); len(all) > 0 {

@@ -150,7 +150,7 @@ func (v *validator) serial(list []Serial) {
 			v.errorf(p+".max_frame", "must be more than 0 bytes")
 		}
 
-		if len(s.Patterns) == 0 && !s.Raw && !v.bad[p+".patterns"] {
+		if len(s.Patterns) == 0 && !s.Raw {
 			v.errorf(p+".patterns", "missing (regular expressions with named groups, or raw = true to publish whole frames)")
 		}
 		for k, expr := range s.Patterns {
