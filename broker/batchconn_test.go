@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edged/edged/internal/testpeer"
 )
 
 func TestBatchConnKeepsOrderAndCloseFlushes(t *testing.T) {
@@ -68,7 +70,7 @@ func TestBatchConnWritePushesBackWhenThePeerStops(t *testing.T) {
 	}()
 	// The writer fills maxPendingWrite and then waits; Close must release it
 	// with an error rather than leave it blocked.
-	testEventually(t, func() bool {
+	testpeer.Eventually(t, 5*time.Second, "the writer to fill the pending buffer", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return len(b.pending) >= maxPendingWrite
@@ -81,16 +83,5 @@ func TestBatchConnWritePushesBackWhenThePeerStops(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a writer blocked on a full connection was not released by Close")
-	}
-}
-
-func testEventually(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached within 5 s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
