@@ -81,10 +81,7 @@ func defaultBroker(b *Broker, isSet func(string) bool) {
 	setInt(&b.MaxQueued, 1000, isSet("broker.max_queued"))
 	setDur(&b.SessionExpiry, 168*time.Hour, isSet("broker.session_expiry"))
 	setDur(&b.MessageExpiry, 168*time.Hour, isSet("broker.message_expiry"))
-	if b.Persist == nil {
-		t := true
-		b.Persist = &t
-	}
+	setPtr(&b.Persist, true)
 }
 
 func defaultBus(b *Bus, path string, isSet func(string) bool) {
@@ -105,10 +102,7 @@ func defaultBus(b *Bus, path string, isSet func(string) bool) {
 		setInt(&b.StopBits, 1, isSet(path+".stop_bits"))
 	}
 	setDur(&b.Timeout, time.Second, isSet(path+".timeout"))
-	if b.MaxGap == nil {
-		g := 10
-		b.MaxGap = &g
-	}
+	setPtr(&b.MaxGap, 10)
 	setInt(&b.MaxRegs, 125, isSet(path+".max_registers"))
 	setInt(&b.MaxBits, 2000, isSet(path+".max_bits"))
 	for j := range b.Devices {
@@ -119,10 +113,7 @@ func defaultBus(b *Bus, path string, isSet func(string) bool) {
 		setDur(&d.Timeout, b.Timeout.Duration, isSet(dp+".timeout"))
 		setStr(&d.Topic, telemetry.DefaultTemplate)
 		setStr(&d.Payload, "json")
-		if d.MaxGap == nil {
-			g := *b.MaxGap
-			d.MaxGap = &g
-		}
+		setPtr(&d.MaxGap, *b.MaxGap)
 		setInt(&d.MaxRegs, b.MaxRegs, isSet(dp+".max_registers"))
 		setInt(&d.MaxBits, b.MaxBits, isSet(dp+".max_bits"))
 		for k := range d.Points {
@@ -136,14 +127,8 @@ func defaultPoint(p *Point) {
 		p.Type = "bool" // the only type a coil or discrete input has
 	}
 	setStr(&p.Order, "ABCD")
-	if p.Scale == nil {
-		s := 1.0
-		p.Scale = &s
-	}
-	if p.QoS == nil {
-		q := 0
-		p.QoS = &q
-	}
+	setPtr(&p.Scale, 1.0)
+	setPtr(&p.QoS, 0)
 }
 
 func defaultSerialPort(s *SerialPort, path string, baud int, isSet func(string) bool) {
@@ -171,10 +156,7 @@ func defaultAT(a *ATDev, path string, isSet func(string) bool) {
 		setDur(&a.Queries[i].Timeout, a.Timeout.Duration, isSet(index(path+".queries", i)+".timeout"))
 	}
 	setInt(&a.ResetAfter, 3, isSet(path+".reset_after"))
-	if a.RawCommands == nil {
-		t := true // the local broker is on loopback by default
-		a.RawCommands = &t
-	}
+	setPtr(&a.RawCommands, true) // the local broker is on loopback by default
 	setStr(&a.Topic, telemetry.DefaultTemplate)
 	setStr(&a.Payload, "json")
 }
@@ -185,16 +167,18 @@ func defaultUplink(u *Uplink, gateway string, isSet func(string) bool) {
 	setDur(&u.MaxBackoff, 30*time.Second, isSet("uplink.max_backoff"))
 	setInt(&u.Inflight, 64, isSet("uplink.inflight"))
 	for i := range u.Forward {
-		if u.Forward[i].QoS == nil {
-			q := 1
-			u.Forward[i].QoS = &q
-		}
+		setPtr(&u.Forward[i].QoS, 1)
 	}
 	for i := range u.Downlink {
-		if u.Downlink[i].QoS == nil {
-			q := 1
-			u.Downlink[i].QoS = &q
-		}
+		setPtr(&u.Downlink[i].QoS, 1)
+	}
+}
+
+// setPtr points an optional value that the file left out at its own copy
+// of def, so that no two configs or devices share it.
+func setPtr[T any](p **T, def T) {
+	if *p == nil {
+		*p = &def
 	}
 }
 
