@@ -3,6 +3,7 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 )
@@ -77,7 +78,7 @@ func sortErrors(main string, list []*Error) []*Error {
 	}
 	line := func(e *Error) int {
 		if e.Line == 0 {
-			return int(^uint(0) >> 1)
+			return math.MaxInt
 		}
 		return e.Line
 	}

@@ -178,7 +178,7 @@ func (v *validator) deviceName(p, name, example string) {
 	v.deviceNames[name] = p
 }
 
-// topicTemplate checks a device's topic template and payload format.
+// topicAndPayload checks a device's topic template and payload format.
 func (v *validator) topicAndPayload(path, topic, payload string) {
 	if err := telemetry.Template(topic).Validate(); err != nil {
 		v.errorf(path+".topic", "%v", err)
