@@ -74,13 +74,11 @@ func Parse(name string, data []byte) (*Config, error) {
 
 // ParseWith is Parse with options.
 func ParseWith(name string, data []byte, opts Options) (*Config, error) {
-	doc, ix, synErr := parseTOML(name, data)
+	var cfg Config
+	d, synErr := decodeFile(name, data, &cfg)
 	if synErr != nil {
 		return nil, &Errors{List: []*Error{synErr}}
 	}
-	var cfg Config
-	d := newDecoder(name, ix)
-	d.table("", doc, reflect.ValueOf(&cfg).Elem())
 	cfg.File = name
 
 	host, _ := os.Hostname()
@@ -88,7 +86,7 @@ func ParseWith(name string, data []byte, opts Options) (*Config, error) {
 	// stands in and nothing inherits the refused zero.
 	applyDefaults(&cfg, func(p string) bool { return d.set[p] && !d.bad[p] }, host)
 
-	v := newValidator(name, ix, d.set, d.bad, opts.ProfileDirs)
+	v := newValidator(name, d.ix, d.set, d.bad, opts.ProfileDirs)
 	v.config(&cfg)
 
 	all := append(d.errs, v.errs...)
@@ -98,6 +96,19 @@ func ParseWith(name string, data []byte, opts Options) (*Config, error) {
 	v.mergeProfiles(&cfg)
 	cfg.Warnings = sortErrors(name, v.warns)
 	return &cfg, nil
+}
+
+// decodeFile parses the text and decodes it into dst, a pointer to a
+// struct. The decoder it returns holds the line index, the keys present and
+// the problems found; a syntax error is returned instead, alone.
+func decodeFile(name string, data []byte, dst any) (*decoder, *Error) {
+	doc, ix, synErr := parseTOML(name, data)
+	if synErr != nil {
+		return nil, synErr
+	}
+	d := newDecoder(name, ix)
+	d.table("", doc, reflect.ValueOf(dst).Elem())
+	return d, nil
 }
 
 // parseTOML parses the text into a generic map and indexes its lines. A

@@ -324,13 +324,11 @@ func TestDecoderAgreesWithTheTOMLLibrary(t *testing.T) {
 
 // decodeOnly runs the parser and the decoder without defaults or checks.
 func decodeOnly(text string) (*Config, []*Error) {
-	doc, ix, synErr := parseTOML("t.toml", []byte(text))
+	var c Config
+	d, synErr := decodeFile("t.toml", []byte(text), &c)
 	if synErr != nil {
 		return nil, []*Error{synErr}
 	}
-	var c Config
-	d := newDecoder("t.toml", ix)
-	d.table("", doc, reflect.ValueOf(&c).Elem())
 	return &c, d.errs
 }
 

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 )
 
@@ -96,17 +95,15 @@ func profileNames(dirs []string) []string {
 // parseProfile checks a profile file. Its points are checked as a device's
 // are, with key paths relative to the profile (points[3].type).
 func parseProfile(path string, data []byte) (*Profile, error) {
-	doc, ix, synErr := parseTOML(path, data)
+	var p Profile
+	d, synErr := decodeFile(path, data, &p)
 	if synErr != nil {
 		return nil, &Errors{List: []*Error{synErr}}
 	}
-	var p Profile
-	d := newDecoder(path, ix)
-	d.table("", doc, reflect.ValueOf(&p).Elem())
 	for i := range p.Points {
 		defaultPoint(&p.Points[i])
 	}
-	v := newValidator(path, ix, d.set, d.bad, nil)
+	v := newValidator(path, d.ix, d.set, d.bad, nil)
 	v.points("points", p.Points, maxReadRegisters)
 	if len(p.Points) == 0 {
 		v.errorf("points", "missing (a profile is a list of points)")
