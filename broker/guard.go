@@ -37,11 +37,11 @@ func newFrameDecoder(maxPacket int) frameDecoder {
 	return frameDecoder{maxPacket: maxPacket, version: 4}
 }
 
-// frame looks at the start of buf. It returns the size of the complete packet
-// found there (0 when more bytes are needed) and need, the number of bytes the
-// packet will take once complete (0 when even the header is incomplete).
-// An error means the stream is not MQTT the broker will accept.
-func (d *frameDecoder) frame(buf []byte) (size, need int, err error) {
+// frame reads the fixed header at the start of buf. It returns the size of
+// the packet there, header included, and the size of its header; both are 0
+// when even the header is incomplete. The packet is complete once buf holds
+// total bytes. An error means the stream is not MQTT the broker will accept.
+func (d *frameDecoder) frame(buf []byte) (total, hdr int, err error) {
 	if len(buf) < 2 {
 		return 0, 0, nil
 	}
@@ -61,14 +61,12 @@ func (d *frameDecoder) frame(buf []byte) (size, need int, err error) {
 			break
 		}
 	}
-	total := i + 1 + remaining
+	hdr = i + 1
+	total = hdr + remaining
 	if total > d.maxPacket {
 		return 0, 0, fmt.Errorf("%w: packet of %d bytes exceeds max_packet_size %d", errMalformed, total, d.maxPacket)
 	}
-	if len(buf) < total {
-		return 0, total, nil
-	}
-	return total, total, nil
+	return total, hdr, nil
 }
 
 // check decodes one complete packet (as framed by frame) with mochi's decoder
@@ -136,15 +134,6 @@ func decodeBody(pk *packets.Packet, body []byte) error {
 	}
 }
 
-// headerLen is the size of the fixed header of a framed packet.
-func headerLen(pkt []byte) int {
-	n := 2
-	for n < len(pkt) && n <= 4 && pkt[n-1]&0x80 != 0 {
-		n++
-	}
-	return n
-}
-
 // guardConn is a client connection whose Read hands mochi only bytes of
 // packets that frameDecoder has checked. Bytes pass through one buffer,
 // unchanged; nothing mochi receives was rewritten.
@@ -190,21 +179,20 @@ func (g *guardConn) fill() error {
 	}
 	for {
 		for g.v < g.w {
-			size, need, err := g.dec.frame(g.buf[g.v:g.w])
+			total, hdr, err := g.dec.frame(g.buf[g.v:g.w])
 			if err != nil {
 				return err
 			}
-			if size == 0 {
-				if need > len(g.buf)-g.v {
-					g.makeRoom(need)
+			if total == 0 || total > g.w-g.v {
+				if total > len(g.buf)-g.v {
+					g.makeRoom(total)
 				}
 				break
 			}
-			pkt := g.buf[g.v : g.v+size]
-			if err := g.dec.check(pkt, headerLen(pkt)); err != nil {
+			if err := g.dec.check(g.buf[g.v:g.v+total], hdr); err != nil {
 				return err
 			}
-			g.v += size
+			g.v += total
 		}
 		if g.r < g.v {
 			return nil
