@@ -36,14 +36,10 @@ func Unescape(s string) ([]byte, error) {
 		case '\\':
 			out = append(out, '\\')
 		case 'x':
-			if i+2 < len(s) {
-				hi, ok1 := hexVal(s[i+1])
-				lo, ok2 := hexVal(s[i+2])
-				if ok1 && ok2 {
-					out = append(out, hi<<4|lo)
-					i += 2
-					continue
-				}
+			if r, ok := hexRune(s, i+1, 2); ok {
+				out = append(out, byte(r))
+				i += 2
+				continue
 			}
 			return nil, fmt.Errorf(`\x must be followed by two hex digits, as in \x02`)
 		default:
