@@ -182,18 +182,14 @@ func (v *validator) at(list []ATDev) {
 			qp := index(p+".queries", k)
 			v.command(qp+".command", q.Command)
 			if q.Pattern != "" {
-				if re := v.pattern(qp+".pattern", q.Pattern); re != nil {
-					v.groupNames(qp+".pattern", re, atReserved)
-				}
+				v.atPattern(qp+".pattern", q.Pattern)
 			}
 			v.positiveDur(qp+".timeout", q.Timeout)
 		}
 		for k := range a.URCs {
 			up := index(p+".urcs", k)
 			if v.required(up+".pattern", a.URCs[k].Pattern, "a regular expression matching the unsolicited line") {
-				if re := v.pattern(up+".pattern", a.URCs[k].Pattern); re != nil {
-					v.groupNames(up+".pattern", re, atReserved)
-				}
+				v.atPattern(up+".pattern", a.URCs[k].Pattern)
 			}
 		}
 		if a.Reset != "" {
@@ -203,6 +199,14 @@ func (v *validator) at(list []ATDev) {
 			v.errorf(p+".reset_after", "must be at least 1, got %d", a.ResetAfter)
 		}
 		v.topicAndPayload(p, a.Topic, a.Payload)
+	}
+}
+
+// atPattern checks the regular expression of a query or an unsolicited
+// result code.
+func (v *validator) atPattern(path, expr string) {
+	if re := v.pattern(path, expr); re != nil {
+		v.groupNames(path, re, atReserved)
 	}
 }
 
