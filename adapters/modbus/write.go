@@ -9,6 +9,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	mb "github.com/simonvetter/modbus"
@@ -32,7 +33,15 @@ func (b *Bus) subscribeWrites() []func() {
 	for _, d := range b.devices {
 		for _, p := range d.points {
 			d, p := d, p
+			// The broker hands over a retained /set inside Subscribe: a
+			// command from the past, replayed at every start. Only what is
+			// published after the subscription is a write.
+			var live atomic.Bool
 			u, err := b.sub.Subscribe(p.topic+"/set", func(_ string, payload []byte) {
+				if !live.Load() {
+					b.log.Warn("ignored a retained write; publish writes without retain", "device", d.name, "point", p.name)
+					return
+				}
 				if !p.writable {
 					b.refuse(d, p, payload, "point is not writable")
 					return
@@ -47,6 +56,7 @@ func (b *Bus) subscribeWrites() []func() {
 				b.log.Warn("cannot subscribe for writes", "topic", p.topic+"/set", "err", err)
 				continue
 			}
+			live.Store(true)
 			unsubs = append(unsubs, u)
 		}
 	}
