@@ -16,7 +16,8 @@ import (
 	"github.com/edged/edged/config"
 )
 
-// testLog logs to the test output when -v and EDGED_TEST_LOG=1.
+// testLog logs at Debug to stderr when EDGED_TEST_LOG=1, and nowhere
+// otherwise (it writes to stderr, not through t, whether or not -v is given).
 func testLog(t testing.TB) *slog.Logger {
 	if os.Getenv("EDGED_TEST_LOG") == "1" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
