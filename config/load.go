@@ -51,19 +51,21 @@ func Load(path string) (*Config, error) {
 func LoadWith(path string, opts Options) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf("cannot read config: %v", unwrapPathError(err)), err: err}}}
+		return nil, readError(path, "config", err)
 	}
 	return ParseWith(path, data, opts)
 }
 
-// unwrapPathError drops the path from an *os.PathError, since the message
-// already starts with the file name.
-func unwrapPathError(err error) error {
+// readError reports a config or profile file that cannot be read. The
+// path is left out of an *os.PathError, since the message already starts
+// with the file name.
+func readError(path, what string, err error) *Errors {
+	reason := err
 	var pe *os.PathError
 	if errors.As(err, &pe) {
-		return pe.Err
+		reason = pe.Err
 	}
-	return err
+	return &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf("cannot read %s: %v", what, reason), err: err}}}
 }
 
 // Parse checks and completes a config held in memory; name is used as the

@@ -40,7 +40,7 @@ func LoadProfile(name string, dirs []string) (*Profile, string, error) {
 			continue
 		}
 		if err != nil {
-			return nil, path, &Errors{List: []*Error{{File: path, Msg: fmt.Sprintf("cannot read profile: %v", unwrapPathError(err)), err: err}}}
+			return nil, path, readError(path, "profile", err)
 		}
 		p, err := parseProfile(path, data)
 		return p, path, err
