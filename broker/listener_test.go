@@ -1,15 +1,8 @@
 package broker
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,6 +11,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/internal/testpeer"
 )
 
 // testPKI is a CA with a server certificate for 127.0.0.1 and a client
@@ -30,51 +24,22 @@ type testPKI struct {
 
 func newTestPKI(t *testing.T) testPKI {
 	t.Helper()
-	dir := t.TempDir()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "edged test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	ca := testpeer.NewCA(t, "edged test CA")
+	srv := ca.Server(t, "server")
+	cli := ca.Client(t, "client")
+	p := testPKI{caFile: ca.File, certFile: srv.CertFile, keyFile: srv.KeyFile}
+	var err error
+	if p.client, err = tls.LoadX509KeyPair(cli.CertFile, cli.KeyFile); err != nil {
+		t.Fatal(err)
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	caPEM, err := os.ReadFile(ca.File)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, _ := x509.ParseCertificate(caDER)
-	issue := func(name string, usage x509.ExtKeyUsage, ip net.IP) ([]byte, []byte) {
-		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature,
-		}
-		if ip != nil {
-			tmpl.IPAddresses = []net.IP{ip}
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kd, _ := x509.MarshalECPrivateKey(k)
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})
-	}
-	p := testPKI{caFile: filepath.Join(dir, "ca.pem"), certFile: filepath.Join(dir, "server.pem"), keyFile: filepath.Join(dir, "server.key")}
-	write := func(path string, b []byte) {
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(p.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
-	sc, sk := issue("server", x509.ExtKeyUsageServerAuth, net.IPv4(127, 0, 0, 1))
-	write(p.certFile, sc)
-	write(p.keyFile, sk)
-	cc, ck := issue("client", x509.ExtKeyUsageClientAuth, nil)
-	if p.client, err = tls.X509KeyPair(cc, ck); err != nil {
-		t.Fatal(err)
-	}
 	p.pool = x509.NewCertPool()
-	p.pool.AddCert(ca)
+	if !p.pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("the test CA's PEM holds no certificate")
+	}
 	return p
 }
 
