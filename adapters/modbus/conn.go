@@ -27,6 +27,14 @@ var exceptionNames = map[byte]string{
 	8: "memory parity error", 10: "gateway path unavailable", 11: "gateway target failed to respond",
 }
 
+// exceptionCodes turns the client library's exception errors back into the
+// codes the device sent.
+var exceptionCodes = map[mb.Error]byte{
+	mb.ErrIllegalFunction: 1, mb.ErrIllegalDataAddress: 2, mb.ErrIllegalDataValue: 3,
+	mb.ErrServerDeviceFailure: 4, mb.ErrAcknowledge: 5, mb.ErrServerDeviceBusy: 6,
+	mb.ErrMemoryParityError: 8, mb.ErrGWPathUnavailable: 10, mb.ErrGWTargetFailedToRespond: 11,
+}
+
 func (e ExceptionError) Error() string {
 	return fmt.Sprintf("exception %d (%s)", e.Code, exceptionNames[e.Code])
 }
@@ -54,27 +62,12 @@ func classify(err error) (errClass, error) {
 		}
 		return classIO, err
 	}
+	if code, ok := exceptionCodes[e]; ok {
+		return classException, ExceptionError{code}
+	}
 	switch e {
 	case mb.ErrRequestTimedOut:
 		return classTimeout, ErrTimeout
-	case mb.ErrIllegalFunction:
-		return classException, ExceptionError{1}
-	case mb.ErrIllegalDataAddress:
-		return classException, ExceptionError{2}
-	case mb.ErrIllegalDataValue:
-		return classException, ExceptionError{3}
-	case mb.ErrServerDeviceFailure:
-		return classException, ExceptionError{4}
-	case mb.ErrAcknowledge:
-		return classException, ExceptionError{5}
-	case mb.ErrServerDeviceBusy:
-		return classException, ExceptionError{6}
-	case mb.ErrMemoryParityError:
-		return classException, ExceptionError{8}
-	case mb.ErrGWPathUnavailable:
-		return classException, ExceptionError{10}
-	case mb.ErrGWTargetFailedToRespond:
-		return classException, ExceptionError{11}
 	case mb.ErrBadCRC, mb.ErrShortFrame, mb.ErrProtocolError, mb.ErrBadUnitId, mb.ErrBadTransactionId, mb.ErrUnknownProtocolId:
 		return classFrame, fmt.Errorf("bad response: %w", err)
 	}
