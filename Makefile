@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test bench demo deb deb-test clean
+.PHONY: build test lint race bench demo deb deb-test clean
 
 build:
 	go build -trimpath -ldflags "$(LDFLAGS)" -o edged ./cmd/edged
@@ -14,6 +14,16 @@ build:
 test:
 	go vet ./...
 	go test -count=1 -timeout 15m ./...
+
+# go vet and staticcheck (fetched by the go command at a fixed version; nothing to install).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	go vet ./...
+	go run $(STATICCHECK) ./...
+
+# The whole suite under the race detector (needs cgo and a C compiler).
+race:
+	CGO_ENABLED=1 go test -race -count=1 -timeout 20m ./...
 
 bench:
 	go test -run '^$$' -bench . -benchtime 1x ./...

@@ -112,7 +112,7 @@ func TestStoreKeepsRetainedAndSessionsAcrossARestart(t *testing.T) {
 		}
 	})
 	in := &authInbox{}
-	sub = storeClient(t, addr, "sub", false, in)
+	storeClient(t, addr, "sub", false, in)
 	t.Run("a persistent session gets the message queued before the restart", func(t *testing.T) {
 		testpeer.Eventually(t, 10*time.Second, "the queued message", func() bool { return in.has("q/1 queued") })
 	})

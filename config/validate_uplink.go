@@ -158,5 +158,5 @@ func prefixCanMatch(filter, prefix string) bool {
 	if len(prefix) <= len(lit) {
 		return strings.HasPrefix(lit, prefix)
 	}
-	return strings.HasPrefix(prefix, lit) && strings.IndexAny(filter, "+#") >= 0
+	return strings.HasPrefix(prefix, lit) && strings.ContainsAny(filter, "+#")
 }

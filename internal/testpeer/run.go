@@ -38,10 +38,10 @@ func Go(t testing.TB, run func(ctx context.Context) error) (stop func() error) {
 			select {
 			case e := <-done:
 				if e != nil {
-					err = fmt.Errorf("Run returned %v, want nil", e)
+					err = fmt.Errorf("run returned %v, want nil", e)
 				}
 			case <-time.After(StopWait):
-				err = fmt.Errorf("Run did not return within %v of cancel", StopWait)
+				err = fmt.Errorf("run did not return within %v of cancel", StopWait)
 			}
 		})
 		return err
