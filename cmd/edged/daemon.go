@@ -66,6 +66,40 @@ type part interface {
 	Run(ctx context.Context) error
 }
 
+// staller is a part that can tell whether its loops make progress
+// (package liveness): nil, or which loop is stuck in what.
+type staller interface {
+	Stalled() error
+}
+
+// progress is the watchdog's view of the parts: healthy while none is
+// stuck. A change either way is logged once.
+type progress struct {
+	parts []part
+	log   *slog.Logger
+	stuck bool
+}
+
+func (p *progress) ok() bool {
+	var errs []error
+	for _, pt := range p.parts {
+		if s, ok := pt.(staller); ok {
+			if err := s.Stalled(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	err := errors.Join(errs...)
+	switch {
+	case err != nil && !p.stuck:
+		p.log.Error("a part makes no progress; no longer pinging the systemd watchdog", "err", err)
+	case err == nil && p.stuck:
+		p.log.Info("every part makes progress again; pinging the systemd watchdog")
+	}
+	p.stuck = err != nil
+	return err == nil
+}
+
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *notifier, ready func(*broker.Broker)) error {
 	if err := os.MkdirAll(cfg.Gateway.StateDir, 0o750); err != nil {
 		return fmt.Errorf("state_dir: %w", err)
@@ -150,8 +184,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 	if ready != nil {
 		ready(brk)
 	}
+	alive := &progress{parts: parts, log: log}
 	g.Go(func() error {
-		notify.pingWatchdog(runCtx, func() bool { return runCtx.Err() == nil })
+		notify.pingWatchdog(runCtx, func() bool { return runCtx.Err() == nil && alive.ok() })
 		return nil
 	})
 

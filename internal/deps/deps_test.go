@@ -27,18 +27,19 @@ type rule struct {
 // rules mirror docs/ARCHITECTURE.md, "Dependency rules". Keep them in step.
 var rules = []rule{
 	{"telemetry", nil, "the shared vocabulary imports nothing of edged"},
+	{"liveness", nil, "progress records import nothing of edged"},
 	{"config", []string{"telemetry", "mqttauth"}, "config validates; it knows no part"},
 	{"mqttauth", nil, "the users-file and ACL formats stand alone"},
-	{"buffer", []string{"telemetry"}, "the buffer imports no other part"},
-	{"broker", []string{"config", "telemetry", "mqttauth"}, "the broker knows no devices, no buffer and no uplink"},
-	{"bridge", []string{"buffer", "config", "telemetry"}, "the bridge drains the buffer; it knows no broker and no devices"},
-	{"adapters/internal/", []string{"config", "telemetry", "adapters/internal/"}, "adapter mechanics know no part"},
+	{"buffer", []string{"telemetry", "liveness"}, "the buffer imports no other part"},
+	{"broker", []string{"config", "telemetry", "mqttauth", "liveness"}, "the broker knows no devices, no buffer and no uplink"},
+	{"bridge", []string{"buffer", "config", "telemetry", "liveness"}, "the bridge drains the buffer; it knows no broker and no devices"},
+	{"adapters/internal/", []string{"config", "telemetry", "liveness", "adapters/internal/"}, "adapter mechanics know no part"},
 	{"adapters/modbus/modbussim", []string{"config", "telemetry"}, "a simulator knows no part"},
 	{"adapters/serialline/linesim", []string{"config", "telemetry"}, "a simulator knows no part"},
-	{"adapters/", []string{"config", "telemetry", "adapters/internal/", "adapters/serialline"}, "adapters never import the broker, the bridge or the buffer"},
+	{"adapters/", []string{"config", "telemetry", "liveness", "adapters/internal/", "adapters/serialline"}, "adapters never import the broker, the bridge or the buffer"},
 	{"internal/testpeer", []string{"telemetry", "config"}, "test peers are imported by tests only"},
 	{"internal/deps", nil, "this test"},
-	{"cmd/edged", []string{"adapters/", "broker", "bridge", "buffer", "config", "telemetry", "mqttauth"}, "cmd/edged wires the parts"},
+	{"cmd/edged", []string{"adapters/", "broker", "bridge", "buffer", "config", "telemetry", "mqttauth", "liveness"}, "cmd/edged wires the parts"},
 }
 
 // testOnly packages may be imported by _test.go files only.
