@@ -7,7 +7,8 @@
 // lines, become points on {gateway}/{device}/{group}, exactly as for
 // [[serial]] devices (numbers as numbers, everything else as strings). A
 // query answered with an error or not at all publishes a bad-quality reading
-// instead of a value. Unsolicited result codes matching a urcs pattern are
+// instead of a value, once when its points go bad and not again while they
+// stay bad (adapters/internal/pointstate, as for Modbus). Unsolicited result codes matching a urcs pattern are
 // recognised wherever they arrive, even inside a reply, and become points the
 // same way. After reset_after consecutive timeouts the module is marked
 // offline, the reset command (if any) is sent and init runs again.

@@ -14,6 +14,7 @@ import (
 
 	"go.bug.st/serial"
 
+	"github.com/edged/edged/adapters/internal/pointstate"
 	"github.com/edged/edged/adapters/serialline"
 	"github.com/edged/edged/config"
 	"github.com/edged/edged/telemetry"
@@ -105,6 +106,8 @@ type Module struct {
 	stats   Stats
 	open    bool
 	pubFail bool
+
+	points map[string]*pointstate.State // by group name; touched by the session goroutine only
 }
 
 // New checks cfg, applies the defaults to its zero values (baud 115200,
@@ -135,8 +138,9 @@ func New(cfg config.ATDev, gateway string, pub Publisher, sub Subscriber, log *s
 		reset: strings.TrimSpace(cfg.Reset), resetAfter: cfg.ResetAfter,
 		raw: cfg.RawCommands == nil || *cfg.RawCommands,
 		pub: pub, sub: sub,
-		log:  log.With("port", cfg.Port), // the caller names the adapter and device
-		rawq: make(chan rawRequest, rawQueue),
+		log:    log.With("port", cfg.Port), // the caller names the adapter and device
+		rawq:   make(chan rawRequest, rawQueue),
+		points: map[string]*pointstate.State{},
 	}
 	if m.every <= 0 {
 		m.every = DefaultInterval
@@ -345,6 +349,9 @@ func (m *Module) publish(topic string, payload []byte, qos byte, retain bool) bo
 func (m *Module) publishFields(fields []serialline.Field) {
 	now := time.Now()
 	for _, f := range fields {
+		if !m.point(f.Name).Good(f.Value, now) {
+			continue
+		}
 		pt := telemetry.Point{Device: m.name, Name: f.Name, Value: f.Value, Time: now}
 		if m.publish(m.tmpl.Expand(m.gateway, m.name, f.Name), pt.Payload(m.format), 0, false) {
 			m.count(func(s *Stats) { s.Points++ })
@@ -352,13 +359,31 @@ func (m *Module) publishFields(fields []serialline.Field) {
 	}
 }
 
-// publishBad marks every point of a query as a failed read.
+// publishBad marks every point of a query as a failed read, once per
+// change: a query that keeps failing publishes bad quality when it starts.
 func (m *Module) publishBad(q query, err error) {
 	now := time.Now()
 	for _, n := range q.names {
+		publish, reason := m.point(n).Bad(err)
+		if reason {
+			m.log.Debug("point still bad", "point", n, "err", err)
+		}
+		if !publish {
+			continue
+		}
 		pt := telemetry.Point{Device: m.name, Name: n, Time: now, Err: err}
 		m.publish(m.tmpl.Expand(m.gateway, m.name, n), pt.Payload(m.format), 0, false)
 	}
+}
+
+// point returns the publication state of the point named n.
+func (m *Module) point(n string) *pointstate.State {
+	s := m.points[n]
+	if s == nil {
+		s = &pointstate.State{}
+		m.points[n] = s
+	}
+	return s
 }
 
 func (m *Module) count(f func(*Stats)) {

@@ -29,10 +29,11 @@ type modem struct {
 
 	stop func()
 
-	mu   sync.Mutex
-	seen []string
-	echo bool
-	mute bool
+	mu     sync.Mutex
+	seen   []string
+	echo   bool
+	mute   bool
+	script map[string][]string // replies set by a test, instead of the built-in ones
 }
 
 func startModem(t *testing.T, path string) *modem {
@@ -72,6 +73,7 @@ func (m *modem) handle(cmd string) {
 	m.mu.Lock()
 	m.seen = append(m.seen, cmd)
 	echo, mute := m.echo, m.mute
+	scripted, isScripted := m.script[cmd]
 	if cmd == "ATE0" && !mute {
 		m.echo = false
 	}
@@ -84,6 +86,10 @@ func (m *modem) handle(cmd string) {
 	}
 	if echo {
 		m.send(cmd + "\r\r\n")
+	}
+	if isScripted {
+		m.send(scripted...)
+		return
 	}
 	switch cmd {
 	case "ATE0", "AT", "AT+RST":
@@ -112,6 +118,16 @@ func (m *modem) setMute(v bool) {
 	m.mu.Lock()
 	m.mute = v
 	m.mu.Unlock()
+}
+
+// answer makes the modem reply to cmd with chunks from now on.
+func (m *modem) answer(cmd string, chunks ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.script == nil {
+		m.script = map[string][]string{}
+	}
+	m.script[cmd] = chunks
 }
 
 func (m *modem) commands() []string {
@@ -234,6 +250,44 @@ func TestModuleTalksToAScriptedModem(t *testing.T) {
 	}
 	if st := mod.Stats(); st.Errors == 0 || st.URCs == 0 || st.Timeouts != 0 || !st.Online {
 		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestABadQueryIsPublishedOncePerChangeOfState(t *testing.T) {
+	pair := testpeer.StartPtyPair(t)
+	m := startModem(t, pair.B)
+	rec := testpeer.NewRecorder()
+	cfg := wifi(pair.A)
+	cfg.Queries = cfg.Queries[1:] // AT+CPIN?, answered +CME ERROR: 10 until told otherwise
+	cfg.Interval = config.Duration{Duration: 20 * time.Millisecond}
+	startModule(t, cfg, rec)
+	sim := gw + "/wifi/sim"
+	bad := func() int {
+		n := 0
+		for _, p := range rec.On(sim) {
+			if strings.Contains(p, `"quality":"bad"`) {
+				n++
+			}
+		}
+		return n
+	}
+	cycles := func(n int) {
+		t.Helper()
+		want := m.count("AT+CPIN?") + n
+		testpeer.Eventually(t, 10*time.Second, "more queries", func() bool { return m.count("AT+CPIN?") >= want })
+	}
+
+	cycles(5)
+	if got := bad(); got != 1 {
+		t.Errorf("%d bad readings over %d failed queries, want 1", got, m.count("AT+CPIN?"))
+	}
+	m.answer("AT+CPIN?", "\r\n+CPIN: READY\r\n\r\nOK\r\n")
+	testpeer.Eventually(t, 10*time.Second, "a value", func() bool { return strings.Contains(rec.Last(sim), `"value":"READY"`) })
+	m.answer("AT+CPIN?", "\r\n+CPIN: ?\r\n\r\nOK\r\n") // no match: bad again
+	testpeer.Eventually(t, 10*time.Second, "bad again", func() bool { return bad() == 2 })
+	cycles(5)
+	if got := bad(); got != 2 {
+		t.Errorf("%d bad readings after the point went bad a second time, want 2", got)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edged/edged/adapters/internal/pointstate"
 	"github.com/edged/edged/config"
 	"github.com/edged/edged/telemetry"
 )
@@ -104,29 +105,22 @@ type device struct {
 // point is one configured value with its decoded settings and the state of
 // what was last published for it.
 type point struct {
-	name      string
-	table     Table
-	addr      uint16
-	typ       Type
-	bit       int // -1 unless a bool taken from a register bit
-	length    int // string length in registers
-	order     Order
-	scale     float64
-	offset    float64
-	unit      string
-	writable  bool
-	topic     string
-	qos       byte
-	retain    bool
-	deadband  float64
-	heartbeat time.Duration
+	name     string
+	table    Table
+	addr     uint16
+	typ      Type
+	bit      int // -1 unless a bool taken from a register bit
+	length   int // string length in registers
+	order    Order
+	scale    float64
+	offset   float64
+	unit     string
+	writable bool
+	topic    string
+	qos      byte
+	retain   bool
 
-	// last publication
-	published bool
-	last      any
-	lastAt    time.Time
-	bad       bool
-	badErr    string
+	state pointstate.State // what was last published, and the deadband and heartbeat
 }
 
 // span is the number of registers (or bits) the point occupies.
@@ -295,7 +289,8 @@ func newPoint(pc config.Point) (*point, error) {
 		return nil, fmt.Errorf("name: %q may not contain +, # or /", pc.Name)
 	}
 	p := &point{name: pc.Name, bit: -1, scale: 1, offset: pc.Offset, unit: pc.Unit,
-		writable: pc.Writable, retain: pc.Retain, deadband: pc.Deadband, heartbeat: pc.Heartbeat.Duration}
+		writable: pc.Writable, retain: pc.Retain,
+		state: pointstate.State{Deadband: pc.Deadband, Heartbeat: pc.Heartbeat.Duration}}
 	var err error
 	if p.table, err = parseTable(pc.Table); err != nil {
 		return nil, fmt.Errorf("table: %w", err)

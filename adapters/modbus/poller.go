@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	mb "github.com/simonvetter/modbus"
@@ -231,62 +230,32 @@ func (b *Bus) setHealth(d *device, noAnswer error) {
 // publishValue publishes a good reading unless the deadband holds it back.
 // force is set for the read-back after a write.
 func (b *Bus) publishValue(d *device, p *point, v any, now time.Time, force bool) {
-	if !force && p.published && !p.bad && !changed(p, v) &&
-		(p.heartbeat <= 0 || now.Sub(p.lastAt) < p.heartbeat) {
+	if force {
+		p.state.Set(v, now)
+	} else if !p.state.Good(v, now) {
 		return
 	}
 	pt := telemetry.Point{Device: d.name, Name: p.name, Value: v, Unit: p.unit, Time: now}
 	b.publish(p.topic, pt.Payload(d.format), p.qos, p.retain)
-	p.published, p.last, p.lastAt, p.bad, p.badErr = true, v, now, false, ""
 }
 
 // publishBad publishes a failed reading when the point goes bad, not on
 // every failed cycle: while it stays bad, a different error (a timeout
 // becoming a closed port) is only logged.
 func (b *Bus) publishBad(d *device, p *point, err error, now time.Time) {
-	if p.bad {
-		if p.badErr != err.Error() {
-			b.log.Debug("point still bad", "device", d.name, "point", p.name, "err", err)
-			p.badErr = err.Error()
-		}
+	publish, reason := p.state.Bad(err)
+	if reason {
+		b.log.Debug("point still bad", "device", d.name, "point", p.name, "err", err)
+	}
+	if !publish {
 		return
 	}
 	pt := telemetry.Point{Device: d.name, Name: p.name, Unit: p.unit, Time: now, Err: err}
 	b.publish(p.topic, pt.Payload(d.format), p.qos, p.retain)
-	p.bad, p.badErr = true, err.Error()
 }
 
 func (b *Bus) publish(topic string, payload []byte, qos byte, retain bool) {
 	if err := b.pub.Publish(topic, payload, qos, retain); err != nil {
 		b.log.Debug("publish failed", "topic", topic, "err", err)
 	}
-}
-
-// changed reports whether v differs from the last published value by more
-// than the point's deadband. Without a deadband every reading counts.
-func changed(p *point, v any) bool {
-	if p.deadband <= 0 {
-		return true
-	}
-	a, aok := toFloat(p.last)
-	c, cok := toFloat(v)
-	if !aok || !cok {
-		return p.last != v
-	}
-	if math.IsNaN(a) || math.IsNaN(c) {
-		return math.IsNaN(a) != math.IsNaN(c)
-	}
-	return math.Abs(c-a) > p.deadband
-}
-
-func toFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case int64:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
-	case float64:
-		return x, true
-	}
-	return 0, false
 }
