@@ -14,10 +14,9 @@ import (
 
 	"go.bug.st/serial"
 
-	"github.com/edged/edged/adapters/internal/pointstate"
+	"github.com/edged/edged/adapters/internal/mqttdevice"
 	"github.com/edged/edged/adapters/serialline"
 	"github.com/edged/edged/config"
-	"github.com/edged/edged/telemetry"
 )
 
 // Defaults applied to zero config values.
@@ -42,14 +41,10 @@ var errTimeout = errors.New("no final result code before the timeout")
 var errReset = errors.New("too many consecutive timeouts")
 
 // Publisher is where readings, status and raw replies go: the local broker.
-type Publisher interface {
-	Publish(topic string, payload []byte, qos byte, retain bool) error
-}
+type Publisher = mqttdevice.Publisher
 
-// Subscriber delivers messages published on topics matching filter.
-type Subscriber interface {
-	Subscribe(filter string, handler func(topic string, payload []byte)) (unsubscribe func(), err error)
-}
+// Subscriber delivers the raw commands published on {gateway}/{device}/at.
+type Subscriber = mqttdevice.Subscriber
 
 // Stats counts what a Module did since New.
 type Stats struct {
@@ -92,9 +87,8 @@ type Module struct {
 	resetAfter int
 	raw        bool
 	rawTimeout time.Duration
-	tmpl       telemetry.Template
-	format     telemetry.PayloadFormat
-	pub        Publisher
+	out        *mqttdevice.Out
+	status     *mqttdevice.Status
 	sub        Subscriber
 	log        *slog.Logger
 
@@ -102,12 +96,11 @@ type Module struct {
 	rawReady atomic.Bool    // Subscribe returned; see onRaw
 	wg       sync.WaitGroup // replies published off the subscriber's goroutine
 
-	mu      sync.Mutex
-	stats   Stats
-	open    bool
-	pubFail bool
+	mu    sync.Mutex
+	stats Stats // but Online and PubErrors, kept by status and out
+	open  bool
 
-	points map[string]*pointstate.State // by group name; touched by the session goroutine only
+	points *mqttdevice.Points // by group name; touched by the session goroutine only
 }
 
 // New checks cfg, applies the defaults to its zero values (baud 115200,
@@ -136,12 +129,13 @@ func New(cfg config.ATDev, gateway string, pub Publisher, sub Subscriber, log *s
 		name: cfg.Name, gateway: gateway, path: cfg.Port, mode: mode,
 		every: cfg.Interval.Duration, timeout: cfg.Timeout.Duration,
 		reset: strings.TrimSpace(cfg.Reset), resetAfter: cfg.ResetAfter,
-		raw: cfg.RawCommands == nil || *cfg.RawCommands,
-		pub: pub, sub: sub,
-		log:    log.With("port", cfg.Port), // the caller names the adapter and device
-		rawq:   make(chan rawRequest, rawQueue),
-		points: map[string]*pointstate.State{},
+		raw:  cfg.RawCommands == nil || *cfg.RawCommands,
+		sub:  sub,
+		log:  log.With("port", cfg.Port), // the caller names the adapter and device
+		rawq: make(chan rawRequest, rawQueue),
 	}
+	m.out = mqttdevice.NewOut(pub, m.log)
+	m.status = mqttdevice.NewStatus(m.out, gateway, m.name, m.log)
 	if m.every <= 0 {
 		m.every = DefaultInterval
 	}
@@ -194,9 +188,11 @@ func New(cfg config.ATDev, gateway string, pub Publisher, sub Subscriber, log *s
 		}
 		m.urcs = append(m.urcs, re)
 	}
-	if m.tmpl, m.format, err = serialline.Output(cfg.Topic, cfg.Payload); err != nil {
+	tmpl, format, err := mqttdevice.Output(cfg.Topic, cfg.Payload)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
+	m.points = mqttdevice.NewPoints(gateway, cfg.Name, tmpl, format)
 	if m.raw && sub == nil {
 		return nil, fmt.Errorf("%s: raw_commands needs a subscriber (or set raw_commands = false)", where)
 	}
@@ -219,8 +215,10 @@ func checkCommand(c string) error {
 // Stats returns a snapshot of the counters.
 func (m *Module) Stats() Stats {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.stats
+	s := m.stats
+	m.mu.Unlock()
+	s.Online, s.PubErrors = m.status.Online(), m.out.Errors()
+	return s
 }
 
 // Run drives the module until ctx ends and returns nil then. Port and module
@@ -236,7 +234,7 @@ func (m *Module) Run(ctx context.Context) error {
 			defer unsub()
 		}
 	}
-	m.publishStatus(false)
+	m.status.Begin()
 	serialline.KeepOpen(ctx, m.path, m.mode, m.log, m.session, func(open bool) {
 		m.mu.Lock()
 		m.open = open
@@ -245,7 +243,7 @@ func (m *Module) Run(ctx context.Context) error {
 		}
 		m.mu.Unlock()
 		if !open {
-			m.setOnline(false)
+			m.status.Set(false, "reason", "port closed")
 		}
 	})
 	m.wg.Wait()
@@ -303,57 +301,14 @@ func (m *Module) respond(r Reply, err error) {
 	}
 	b, _ := json.Marshal(out)
 	m.count(func(s *Stats) { s.RawCommands++ })
-	m.publish(m.gateway+"/"+m.name+"/at/response", b, 0, false)
-}
-
-func (m *Module) setOnline(online bool) {
-	m.mu.Lock()
-	changed := m.stats.Online != online
-	m.stats.Online = online
-	m.mu.Unlock()
-	if changed {
-		if online {
-			m.log.Info("module answers; online")
-		} else {
-			m.log.Warn("module offline")
-		}
-		m.publishStatus(online)
-	}
-}
-
-func (m *Module) publishStatus(online bool) {
-	v := "offline"
-	if online {
-		v = "online"
-	}
-	m.publish(telemetry.StatusTopic(m.gateway, m.name), []byte(v), 1, true)
-}
-
-// publish hands a message on, logging the first failure of a run of them.
-func (m *Module) publish(topic string, payload []byte, qos byte, retain bool) bool {
-	err := m.pub.Publish(topic, payload, qos, retain)
-	m.mu.Lock()
-	first := err != nil && !m.pubFail
-	m.pubFail = err != nil
-	if err != nil {
-		m.stats.PubErrors++
-	}
-	m.mu.Unlock()
-	if first {
-		m.log.Warn("publish failed", "topic", topic, "err", err)
-	}
-	return err == nil
+	m.out.Publish(m.gateway+"/"+m.name+"/at/response", b, 0, false)
 }
 
 // publishFields publishes the named groups of a match as points.
 func (m *Module) publishFields(fields []serialline.Field) {
 	now := time.Now()
 	for _, f := range fields {
-		if !m.point(f.Name).Good(f.Value, now) {
-			continue
-		}
-		pt := telemetry.Point{Device: m.name, Name: f.Name, Value: f.Value, Time: now}
-		if m.publish(m.tmpl.Expand(m.gateway, m.name, f.Name), pt.Payload(m.format), 0, false) {
+		if m.out.Value(m.points.Get(f.Name), f.Value, now) {
 			m.count(func(s *Stats) { s.Points++ })
 		}
 	}
@@ -364,26 +319,8 @@ func (m *Module) publishFields(fields []serialline.Field) {
 func (m *Module) publishBad(q query, err error) {
 	now := time.Now()
 	for _, n := range q.names {
-		publish, reason := m.point(n).Bad(err)
-		if reason {
-			m.log.Debug("point still bad", "point", n, "err", err)
-		}
-		if !publish {
-			continue
-		}
-		pt := telemetry.Point{Device: m.name, Name: n, Time: now, Err: err}
-		m.publish(m.tmpl.Expand(m.gateway, m.name, n), pt.Payload(m.format), 0, false)
+		m.out.Bad(m.points.Get(n), err, now)
 	}
-}
-
-// point returns the publication state of the point named n.
-func (m *Module) point(n string) *pointstate.State {
-	s := m.points[n]
-	if s == nil {
-		s = &pointstate.State{}
-		m.points[n] = s
-	}
-	return s
 }
 
 func (m *Module) count(f func(*Stats)) {

@@ -8,22 +8,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edged/edged/adapters/internal/mqttdevice"
 	"github.com/edged/edged/adapters/internal/pointstate"
 	"github.com/edged/edged/config"
-	"github.com/edged/edged/telemetry"
 )
 
 // Publisher takes readings out of the adapter; the broker's inline client
 // satisfies it.
-type Publisher interface {
-	Publish(topic string, payload []byte, qos byte, retain bool) error
-}
+type Publisher = mqttdevice.Publisher
 
 // Subscriber delivers `<point topic>/set` messages to the adapter. It may be
 // nil, and then no point is writable over MQTT.
-type Subscriber interface {
-	Subscribe(filter string, handler func(topic string, payload []byte)) (unsubscribe func(), err error)
-}
+type Subscriber = mqttdevice.Subscriber
 
 // Defaults applied when a key is absent (config.Load applies the same; the
 // adapter repeats them so that a zero value never reaches the wire).
@@ -46,7 +42,7 @@ type Bus struct {
 	target    string // serial device or host:port
 	cfg       config.Bus
 	gateway   string
-	pub       Publisher
+	out       *mqttdevice.Out
 	sub       Subscriber
 	log       *slog.Logger
 	devices   []*device
@@ -86,7 +82,6 @@ type device struct {
 	unit     uint8
 	interval time.Duration
 	timeout  time.Duration
-	format   telemetry.PayloadFormat
 	maxGap   int
 	maxRegs  int
 	maxBits  int
@@ -97,8 +92,8 @@ type device struct {
 	// poller state
 	next        time.Time
 	failures    int
-	online      *bool // nil until known
-	overrunning bool  // an overrun was logged and not yet recovered
+	status      *mqttdevice.Status
+	overrunning bool // an overrun was logged and not yet recovered
 	backoff     time.Duration
 }
 
@@ -114,13 +109,9 @@ type point struct {
 	order    Order
 	scale    float64
 	offset   float64
-	unit     string
 	writable bool
-	topic    string
-	qos      byte
-	retain   bool
 
-	state pointstate.State // what was last published, and the deadband and heartbeat
+	mqtt mqttdevice.Point // topic, unit, qos, retain, deadband and what was last published
 }
 
 // span is the number of registers (or bits) the point occupies.
@@ -145,7 +136,6 @@ func New(bus config.Bus, gateway string, pub Publisher, sub Subscriber, log *slo
 		name:    bus.Name,
 		cfg:     bus,
 		gateway: gateway,
-		pub:     pub,
 		sub:     sub,
 		writes:  make(chan writeReq, 64),
 	}
@@ -185,6 +175,7 @@ func New(bus config.Bus, gateway string, pub Publisher, sub Subscriber, log *slo
 		b.name = b.target
 	}
 	b.log = log.With("adapter", "modbus", "bus", b.name)
+	b.out = mqttdevice.NewOut(pub, b.log)
 	b.stats.Bus = b.name
 	if bus.Timeout.Duration <= 0 {
 		bus.Timeout.Duration = defaultTimeout
@@ -227,20 +218,10 @@ func New(bus config.Bus, gateway string, pub Publisher, sub Subscriber, log *slo
 		if d.timeout <= 0 {
 			d.timeout = bus.Timeout.Duration
 		}
-		switch dc.Payload {
-		case "", "json":
-			d.format = telemetry.PayloadJSON
-		case "value":
-			d.format = telemetry.PayloadValue
-		default:
-			bad(key+".payload", "%q is not one of json, value", dc.Payload)
-		}
-		tmpl := telemetry.Template(dc.Topic)
-		if tmpl == "" {
-			tmpl = telemetry.DefaultTemplate
-		}
-		if err := tmpl.Validate(); err != nil {
-			bad(key+".topic", "%v", err)
+		d.status = mqttdevice.NewStatus(b.out, gateway, d.name, b.log.With("device", d.name))
+		tmpl, format, err := mqttdevice.Output(dc.Topic, dc.Payload)
+		if err != nil {
+			bad(key, "%v", err)
 		}
 		pnames := map[string]bool{}
 		for j, pc := range dc.Points {
@@ -257,7 +238,7 @@ func New(bus config.Bus, gateway string, pub Publisher, sub Subscriber, log *slo
 			pnames[p.name] = true
 			// config.Load already warned about a 4xxxx-looking address;
 			// the point's read error repeats the hint if the device refuses it.
-			p.topic = tmpl.Expand(gateway, d.name, p.name)
+			p.mqtt.Device, p.mqtt.Topic, p.mqtt.Format = d.name, tmpl.Expand(gateway, d.name, p.name), format
 			d.points = append(d.points, p)
 		}
 		d.reads = planReads(d.points, d.maxGap, d.maxRegs, d.maxBits)
@@ -288,9 +269,9 @@ func newPoint(pc config.Point) (*point, error) {
 	if strings.ContainsAny(pc.Name, "+#/") {
 		return nil, fmt.Errorf("name: %q may not contain +, # or /", pc.Name)
 	}
-	p := &point{name: pc.Name, bit: -1, scale: 1, offset: pc.Offset, unit: pc.Unit,
-		writable: pc.Writable, retain: pc.Retain,
-		state: pointstate.State{Deadband: pc.Deadband, Heartbeat: pc.Heartbeat.Duration}}
+	p := &point{name: pc.Name, bit: -1, scale: 1, offset: pc.Offset, writable: pc.Writable,
+		mqtt: mqttdevice.Point{Name: pc.Name, Unit: pc.Unit, Retain: pc.Retain,
+			State: pointstate.State{Deadband: pc.Deadband, Heartbeat: pc.Heartbeat.Duration}}}
 	var err error
 	if p.table, err = parseTable(pc.Table); err != nil {
 		return nil, fmt.Errorf("table: %w", err)
@@ -315,7 +296,7 @@ func newPoint(pc config.Point) (*point, error) {
 		if *pc.QoS < 0 || *pc.QoS > 1 {
 			return nil, fmt.Errorf("qos: %d is not 0 or 1", *pc.QoS)
 		}
-		p.qos = byte(*pc.QoS)
+		p.mqtt.QoS = byte(*pc.QoS)
 	}
 	if p.table.isBits() && p.typ != Bool {
 		return nil, fmt.Errorf("type: a %s holds bits; use type = \"bool\"", p.table)
@@ -365,6 +346,9 @@ func (b *Bus) Stats() Stats {
 	defer b.mu.Unlock()
 	s := b.stats
 	s.Devices = append([]DeviceStats(nil), b.stats.Devices...)
+	for i, d := range b.devices {
+		s.Devices[i].Online = d.status.Online()
+	}
 	return s
 }
 

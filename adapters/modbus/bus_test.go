@@ -105,8 +105,7 @@ func TestScheduleKeepsAFixedRateAndCountsOverrunsOnce(t *testing.T) {
 	if d.overrunning {
 		t.Fatal("a cycle that fits again must clear the overrun state")
 	}
-	off := false
-	d.online = &off
+	d.status.Set(false)
 	now := t0.Add(10 * time.Second)
 	var waits []time.Duration
 	for i := 0; i < 6; i++ {
@@ -146,25 +145,25 @@ func TestDeadbandAndHeartbeat(t *testing.T) {
 	}
 	for _, s := range steps {
 		before := len(rec.On("gw/d/t"))
-		b.publishValue(d, p, s.v, t0.Add(s.at), false)
+		b.out.Value(&p.mqtt, s.v, t0.Add(s.at))
 		if got := len(rec.On("gw/d/t")) > before; got != s.want {
 			t.Fatalf("%s: published %v, want %v", s.why, got, s.want)
 		}
 	}
 	for i := 0; i < 3; i++ {
-		b.publishValue(d, every, uint64(7), t0, false)
+		b.out.Value(&every.mqtt, uint64(7), t0)
 	}
 	if n := len(rec.On("gw/d/every")); n != 3 {
 		t.Fatalf("without a deadband every reading is published; got %d of 3", n)
 	}
 	before := len(rec.On("gw/d/t"))
-	b.publishBad(d, p, errString("timeout"), t0)
-	b.publishBad(d, p, errString("timeout"), t0)
-	b.publishBad(d, p, errString("port gone"), t0)
+	b.out.Bad(&p.mqtt, errString("timeout"), t0)
+	b.out.Bad(&p.mqtt, errString("timeout"), t0)
+	b.out.Bad(&p.mqtt, errString("port gone"), t0)
 	if n := len(rec.On("gw/d/t")) - before; n != 1 {
 		t.Fatalf("a point going bad published %d times, want once", n)
 	}
-	b.publishValue(d, p, 19.9, t0, false)
+	b.out.Value(&p.mqtt, 19.9, t0)
 	msgs := rec.On("gw/d/t")
 	if !strings.Contains(msgs[len(msgs)-2], `"quality":"bad"`) || !strings.Contains(msgs[len(msgs)-1], `"value":19.9`) {
 		t.Fatalf("bad once, then the unchanged value again after recovery: %v", msgs[len(msgs)-3:])

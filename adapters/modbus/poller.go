@@ -7,8 +7,6 @@ import (
 	"time"
 
 	mb "github.com/simonvetter/modbus"
-
-	"github.com/edged/edged/telemetry"
 )
 
 // Run polls the bus's devices until ctx ends, then closes the port and
@@ -87,7 +85,7 @@ func (b *Bus) nextDue() *device {
 // logged once until the device keeps up again) instead of piling them up.
 // An offline device is retried with a growing backoff instead.
 func (b *Bus) schedule(d *device, now time.Time) {
-	if d.online != nil && !*d.online {
+	if d.status.Offline() {
 		limit := max(d.interval, min(30*time.Second, 10*d.interval))
 		d.backoff = min(max(2*d.backoff, d.interval), limit)
 		d.next = now.Add(d.backoff)
@@ -131,10 +129,10 @@ func (b *Bus) pollDevice(ctx context.Context, l *link, d *device) {
 			for _, p := range r.points {
 				v, derr := decodePoint(p, r.start, regs, bits)
 				if derr != nil {
-					b.publishBad(d, p, fmt.Errorf("decode %s: %w", r, derr), now)
+					b.out.Bad(&p.mqtt, fmt.Errorf("decode %s: %w", r, derr), now)
 					continue
 				}
-				b.publishValue(d, p, v, now, false)
+				b.out.Value(&p.mqtt, v, now)
 			}
 			continue
 		case classException:
@@ -157,7 +155,7 @@ func (b *Bus) pollDevice(ctx context.Context, l *link, d *device) {
 					perr = fmt.Errorf("%w; address %d looks like %dxxxx notation: try address %d", perr,
 						p.addr, p.addr/10000, p.addr%10000-1)
 				}
-				b.publishBad(d, p, perr, now)
+				b.out.Bad(&p.mqtt, perr, now)
 			}
 			continue
 		}
@@ -166,7 +164,7 @@ func (b *Bus) pollDevice(ctx context.Context, l *link, d *device) {
 		noAnswer = fmt.Errorf("read %s: %w", r, err)
 		for _, rr := range d.reads[i:] {
 			for _, p := range rr.points {
-				b.publishBad(d, p, noAnswer, now)
+				b.out.Bad(&p.mqtt, noAnswer, now)
 			}
 		}
 		break
@@ -203,59 +201,13 @@ func (b *Bus) readOnce(l *link, d *device, r *read) (regs []byte, bits []bool, c
 // retained status when it changes: offline after offlineAfter failed
 // cycles in a row, online on the first answer.
 func (b *Bus) setHealth(d *device, noAnswer error) {
-	topic := telemetry.StatusTopic(b.gateway, d.name)
 	if noAnswer == nil {
 		d.failures = 0
-		if d.online == nil || !*d.online {
-			if d.online != nil {
-				b.log.Info("device answers again", "device", d.name)
-			}
-			on := true
-			d.online = &on
-			b.count(d, func(s *DeviceStats) { s.Online = true })
-			b.publish(topic, []byte("online"), 1, true)
-		}
+		d.status.Set(true)
 		return
 	}
 	d.failures++
-	if d.failures >= offlineAfter && (d.online == nil || *d.online) {
-		off := false
-		d.online = &off
-		b.count(d, func(s *DeviceStats) { s.Online = false })
-		b.log.Warn("device offline", "device", d.name, "failures", d.failures, "err", noAnswer)
-		b.publish(topic, []byte("offline"), 1, true)
-	}
-}
-
-// publishValue publishes a good reading unless the deadband holds it back.
-// force is set for the read-back after a write.
-func (b *Bus) publishValue(d *device, p *point, v any, now time.Time, force bool) {
-	if force {
-		p.state.Set(v, now)
-	} else if !p.state.Good(v, now) {
-		return
-	}
-	pt := telemetry.Point{Device: d.name, Name: p.name, Value: v, Unit: p.unit, Time: now}
-	b.publish(p.topic, pt.Payload(d.format), p.qos, p.retain)
-}
-
-// publishBad publishes a failed reading when the point goes bad, not on
-// every failed cycle: while it stays bad, a different error (a timeout
-// becoming a closed port) is only logged.
-func (b *Bus) publishBad(d *device, p *point, err error, now time.Time) {
-	publish, reason := p.state.Bad(err)
-	if reason {
-		b.log.Debug("point still bad", "device", d.name, "point", p.name, "err", err)
-	}
-	if !publish {
-		return
-	}
-	pt := telemetry.Point{Device: d.name, Name: p.name, Unit: p.unit, Time: now, Err: err}
-	b.publish(p.topic, pt.Payload(d.format), p.qos, p.retain)
-}
-
-func (b *Bus) publish(topic string, payload []byte, qos byte, retain bool) {
-	if err := b.pub.Publish(topic, payload, qos, retain); err != nil {
-		b.log.Debug("publish failed", "topic", topic, "err", err)
+	if d.failures >= offlineAfter {
+		d.status.Set(false, "failures", d.failures, "err", noAnswer)
 	}
 }

@@ -37,7 +37,7 @@ func (b *Bus) subscribeWrites() []func() {
 			// command from the past, replayed at every start. Only what is
 			// published after the subscription is a write.
 			var live atomic.Bool
-			u, err := b.sub.Subscribe(p.topic+"/set", func(_ string, payload []byte) {
+			u, err := b.sub.Subscribe(p.mqtt.Topic+"/set", func(_ string, payload []byte) {
 				if !live.Load() {
 					b.log.Warn("ignored a retained write; publish writes without retain", "device", d.name, "point", p.name)
 					return
@@ -53,7 +53,7 @@ func (b *Bus) subscribeWrites() []func() {
 				}
 			})
 			if err != nil {
-				b.log.Warn("cannot subscribe for writes", "topic", p.topic+"/set", "err", err)
+				b.log.Warn("cannot subscribe for writes", "topic", p.mqtt.Topic+"/set", "err", err)
 				continue
 			}
 			live.Store(true)
@@ -70,7 +70,7 @@ func (b *Bus) refuse(d *device, p *point, payload []byte, reason string) {
 		Payload string `json:"payload"`
 		TS      string `json:"ts"`
 	}{reason, strings.ToValidUTF8(string(payload), "\uFFFD"), time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00")})
-	b.publish(p.topic+"/set/error", msg, 0, false)
+	b.out.Publish(p.mqtt.Topic+"/set/error", msg, 0, false)
 	b.log.Info("write refused", "device", d.name, "point", p.name, "reason", reason)
 	b.count(d, func(s *DeviceStats) { s.WriteErrors++ }) // after the reply, so a counter seen means a reply sent
 }
@@ -173,15 +173,15 @@ func (b *Bus) readBack(l *link, d *device, p *point) {
 	regs, bits, class, err := b.readOnce(l, d, r)
 	now := time.Now()
 	if class != classOK {
-		b.publishBad(d, p, fmt.Errorf("read back %s: %w", r, err), now)
+		b.out.Bad(&p.mqtt, fmt.Errorf("read back %s: %w", r, err), now)
 		return
 	}
 	v, err := decodePoint(p, r.start, regs, bits)
 	if err != nil {
-		b.publishBad(d, p, fmt.Errorf("read back %s: %w", r, err), now)
+		b.out.Bad(&p.mqtt, fmt.Errorf("read back %s: %w", r, err), now)
 		return
 	}
-	b.publishValue(d, p, v, now, true)
+	b.out.ReadBack(&p.mqtt, v, now)
 }
 
 // parseSetPayload accepts `42`, `true`, `"text"`, `{"value": 42}`, or bare

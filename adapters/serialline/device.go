@@ -12,8 +12,8 @@ import (
 
 	"go.bug.st/serial"
 
+	"github.com/edged/edged/adapters/internal/mqttdevice"
 	"github.com/edged/edged/config"
-	"github.com/edged/edged/telemetry"
 )
 
 // Defaults applied to zero config values.
@@ -30,14 +30,10 @@ const missedPolls = 3
 const txQueue = 16
 
 // Publisher is where readings and status go: the local broker's inline client.
-type Publisher interface {
-	Publish(topic string, payload []byte, qos byte, retain bool) error
-}
+type Publisher = mqttdevice.Publisher
 
-// Subscriber delivers messages published on topics matching filter.
-type Subscriber interface {
-	Subscribe(filter string, handler func(topic string, payload []byte)) (unsubscribe func(), err error)
-}
+// Subscriber delivers the payloads published on {gateway}/{device}/tx.
+type Subscriber = mqttdevice.Subscriber
 
 // Stats counts what a Device did since New.
 type Stats struct {
@@ -68,18 +64,18 @@ type Device struct {
 	request []byte
 	every   time.Duration
 	tx      bool
-	tmpl    telemetry.Template
-	format  telemetry.PayloadFormat
-	pub     Publisher
+	out     *mqttdevice.Out
+	status  *mqttdevice.Status
 	sub     Subscriber
 	log     *slog.Logger
 
 	txq     chan []byte
 	txReady atomic.Bool // Subscribe returned; see onTx
 
-	mu      sync.Mutex
-	stats   Stats
-	pubFail bool // a publish failed; log again only once one succeeds
+	mu    sync.Mutex
+	stats Stats // but Online and PubErrors, kept by status and out
+
+	points *mqttdevice.Points // by group name; touched by the session goroutine only
 }
 
 // New checks cfg, applies the defaults to its zero values (baud 9600,
@@ -105,10 +101,12 @@ func New(cfg config.Serial, gateway string, pub Publisher, sub Subscriber, log *
 	}
 	d := &Device{
 		name: cfg.Name, gateway: gateway, path: cfg.Port, mode: mode, raw: cfg.Raw,
-		tx: cfg.Writable, pub: pub, sub: sub, every: cfg.Interval.Duration,
+		tx: cfg.Writable, sub: sub, every: cfg.Interval.Duration,
 		log: log.With("port", cfg.Port), // the caller names the adapter and device
 		txq: make(chan []byte, txQueue),
 	}
+	d.out = mqttdevice.NewOut(pub, d.log)
+	d.status = mqttdevice.NewStatus(d.out, gateway, d.name, d.log)
 	if d.spec, err = frameSpec(cfg); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -126,32 +124,15 @@ func New(cfg config.Serial, gateway string, pub Publisher, sub Subscriber, log *
 	if d.every <= 0 {
 		d.every = DefaultInterval
 	}
-	if d.tmpl, d.format, err = Output(cfg.Topic, cfg.Payload); err != nil {
+	tmpl, format, err := mqttdevice.Output(cfg.Topic, cfg.Payload)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
+	d.points = mqttdevice.NewPoints(gateway, cfg.Name, tmpl, format)
 	if d.tx && sub == nil {
 		return nil, fmt.Errorf("%s: writable needs a subscriber", where)
 	}
 	return d, nil
-}
-
-// Output checks a device's topic template and payload format, with the
-// defaults for empty values.
-func Output(topic, payload string) (telemetry.Template, telemetry.PayloadFormat, error) {
-	tmpl := telemetry.Template(topic)
-	if topic == "" {
-		tmpl = telemetry.DefaultTemplate
-	}
-	if err := tmpl.Validate(); err != nil {
-		return "", 0, fmt.Errorf("topic: %w", err)
-	}
-	switch payload {
-	case "", "json":
-		return tmpl, telemetry.PayloadJSON, nil
-	case "value":
-		return tmpl, telemetry.PayloadValue, nil
-	}
-	return "", 0, fmt.Errorf("payload %q is not one of json, value", payload)
 }
 
 func frameSpec(cfg config.Serial) (FrameSpec, error) {
@@ -176,8 +157,10 @@ func frameSpec(cfg config.Serial) (FrameSpec, error) {
 // Stats returns a snapshot of the counters.
 func (d *Device) Stats() Stats {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.stats
+	s := d.stats
+	d.mu.Unlock()
+	s.Online, s.PubErrors = d.status.Online(), d.out.Errors()
+	return s
 }
 
 // Run reads the device until ctx ends and returns nil then. Port and device
@@ -194,35 +177,20 @@ func (d *Device) Run(ctx context.Context) error {
 			defer unsub()
 		}
 	}
-	d.publishStatus(false)
+	d.status.Begin()
 	KeepOpen(ctx, d.path, d.mode, d.log, d.session, func(open bool) {
 		if open {
 			d.count(func(s *Stats) { s.Opens++ })
 		}
 		// A sensor that talks on its own is online with its port; one that is
 		// polled is online once it answers (see session).
-		if !open || len(d.request) == 0 {
-			d.setOnline(open)
+		if open && len(d.request) == 0 {
+			d.status.Set(true)
+		} else if !open {
+			d.status.Set(false, "reason", "port closed")
 		}
 	})
 	return nil
-}
-
-// setOnline publishes the status when it changes.
-func (d *Device) setOnline(online bool) {
-	d.mu.Lock()
-	changed := d.stats.Online != online
-	d.stats.Online = online
-	d.mu.Unlock()
-	if !changed {
-		return
-	}
-	if online {
-		d.log.Info("device online")
-	} else {
-		d.log.Warn("device offline")
-	}
-	d.publishStatus(online)
 }
 
 // onTx queues a payload for the port; the session goroutine writes it.
@@ -252,7 +220,7 @@ func (d *Device) session(ctx context.Context, c *Conn) error {
 	unanswered := 0 // requests since the last frame
 	poll := func() error {
 		if unanswered >= missedPolls {
-			d.setOnline(false)
+			d.status.Set(false, "reason", "requests unanswered", "requests", unanswered)
 		}
 		unanswered++
 		return d.write(c, d.request, func(s *Stats) { s.Requests++ })
@@ -277,7 +245,7 @@ func (d *Device) session(ctx context.Context, c *Conn) error {
 			f.Feed(chunk, func(frame []byte) {
 				if len(d.request) > 0 {
 					unanswered = 0
-					d.setOnline(true)
+					d.status.Set(true)
 				}
 				d.frame(frame)
 			})
@@ -335,41 +303,16 @@ func (d *Device) frame(frame []byte) {
 	})
 	if !ok {
 		if d.raw {
-			d.publish(d.gateway+"/"+d.name+"/raw", frame, 0, false)
+			d.out.Publish(d.gateway+"/"+d.name+"/raw", frame, 0, false)
 		}
 		return
 	}
 	now := time.Now()
 	for _, f := range fields {
-		pt := telemetry.Point{Device: d.name, Name: f.Name, Value: f.Value, Time: now}
-		if d.publish(d.tmpl.Expand(d.gateway, d.name, f.Name), pt.Payload(d.format), 0, false) {
+		if d.out.Value(d.points.Get(f.Name), f.Value, now) {
 			d.count(func(s *Stats) { s.Points++ })
 		}
 	}
-}
-
-func (d *Device) publishStatus(online bool) {
-	v := "offline"
-	if online {
-		v = "online"
-	}
-	d.publish(telemetry.StatusTopic(d.gateway, d.name), []byte(v), 1, true)
-}
-
-// publish hands a message on, logging the first failure of a run of them.
-func (d *Device) publish(topic string, payload []byte, qos byte, retain bool) bool {
-	err := d.pub.Publish(topic, payload, qos, retain)
-	d.mu.Lock()
-	first := err != nil && !d.pubFail
-	d.pubFail = err != nil
-	if err != nil {
-		d.stats.PubErrors++
-	}
-	d.mu.Unlock()
-	if first {
-		d.log.Warn("publish failed", "topic", topic, "err", err)
-	}
-	return err == nil
 }
 
 func (d *Device) count(f func(*Stats)) {
