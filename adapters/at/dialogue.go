@@ -4,7 +4,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/edged/edged/adapters/serialline"
+	"github.com/edged/edged/adapters/internal/framing"
 )
 
 // maxLine bounds one line of a module's output; longer ones are dropped.
@@ -44,7 +44,7 @@ func (e Event) Stray() bool { return e.URC < 0 && e.Reply == nil }
 //
 // A Dialogue is not safe for concurrent use.
 type Dialogue struct {
-	lines *serialline.Framer
+	lines *framing.Framer
 	urcs  []*regexp.Regexp
 
 	pending bool
@@ -55,7 +55,7 @@ type Dialogue struct {
 
 // NewDialogue returns a parser that recognises the given URC patterns.
 func NewDialogue(urcs []*regexp.Regexp) *Dialogue {
-	f, _ := serialline.NewFramer(serialline.FrameSpec{Max: maxLine}) // line framing cannot fail
+	f, _ := framing.NewFramer(framing.FrameSpec{Max: maxLine}) // line framing cannot fail
 	return &Dialogue{lines: f, urcs: urcs}
 }
 

@@ -14,8 +14,9 @@ import (
 
 	"go.bug.st/serial"
 
+	"github.com/edged/edged/adapters/internal/framing"
 	"github.com/edged/edged/adapters/internal/mqttdevice"
-	"github.com/edged/edged/adapters/serialline"
+	"github.com/edged/edged/adapters/internal/serialport"
 	"github.com/edged/edged/config"
 )
 
@@ -121,7 +122,7 @@ func New(cfg config.ATDev, gateway string, pub Publisher, sub Subscriber, log *s
 	if pub == nil {
 		return nil, fmt.Errorf("%s: no publisher", where)
 	}
-	mode, err := serialline.PortMode(cfg.SerialPort, DefaultBaud)
+	mode, err := serialport.PortMode(cfg.SerialPort, DefaultBaud)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -174,7 +175,7 @@ func New(cfg config.ATDev, gateway string, pub Publisher, sub Subscriber, log *s
 				return nil, fmt.Errorf("%s: queries[%d].pattern: %w", where, i, err)
 			}
 			// A pattern without named groups only checks the reply's shape.
-			mq.names = serialline.GroupNames(mq.re)
+			mq.names = framing.GroupNames(mq.re)
 		}
 		m.queries = append(m.queries, mq)
 	}
@@ -235,7 +236,7 @@ func (m *Module) Run(ctx context.Context) error {
 		}
 	}
 	m.status.Begin()
-	serialline.KeepOpen(ctx, m.path, m.mode, m.log, m.session, func(open bool) {
+	serialport.KeepOpen(ctx, m.path, m.mode, m.log, m.session, func(open bool) {
 		m.mu.Lock()
 		m.open = open
 		if open {
@@ -305,7 +306,7 @@ func (m *Module) respond(r Reply, err error) {
 }
 
 // publishFields publishes the named groups of a match as points.
-func (m *Module) publishFields(fields []serialline.Field) {
+func (m *Module) publishFields(fields []framing.Field) {
 	now := time.Now()
 	for _, f := range fields {
 		if m.out.Value(m.points.Get(f.Name), f.Value, now) {

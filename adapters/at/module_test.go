@@ -441,7 +441,7 @@ func TestRunLeavesNoGoroutinesBehind(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	testpeer.GoroutinesGone(t, 5*time.Second, "adapters/serialline.runSession", "adapters/at.(*")
+	testpeer.GoroutinesGone(t, 5*time.Second, "adapters/internal/serialport.runSession", "adapters/at.(*")
 	if rec.Last(status) != "offline" {
 		t.Errorf("status after shutdown %q, want offline", rec.Last(status))
 	}

@@ -6,21 +6,22 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/edged/edged/adapters/serialline"
+	"github.com/edged/edged/adapters/internal/framing"
+	"github.com/edged/edged/adapters/internal/serialport"
 )
 
 // session is one open period of the port: it owns the dialogue and is the
 // only writer, so exactly one command is outstanding at a time.
 type session struct {
 	m        *Module
-	c        *serialline.Conn
+	c        *serialport.Conn
 	dlg      *Dialogue
 	timeouts int // consecutive
 }
 
 // session runs init, then the queries every interval and raw commands in
 // between, until the port fails or ctx ends.
-func (m *Module) session(ctx context.Context, c *serialline.Conn) error {
+func (m *Module) session(ctx context.Context, c *serialport.Conn) error {
 	s := &session{m: m, c: c, dlg: NewDialogue(m.urcs)}
 	// Raw commands queued while the port was closed were refused already;
 	// anything left is for a module that went away.
@@ -164,7 +165,7 @@ func (s *session) matchQuery(q query, r Reply) {
 		return
 	}
 	for _, line := range r.Lines {
-		if fields, ok := serialline.MatchOne(q.re, line); ok {
+		if fields, ok := framing.MatchOne(q.re, line); ok {
 			s.m.publishFields(fields)
 			return
 		}
@@ -217,7 +218,7 @@ func (s *session) exec(ctx context.Context, cmd string, timeout time.Duration) (
 	s.dlg.Begin(cmd)
 	if _, err := s.c.Port.Write([]byte(cmd + "\r\n")); err != nil {
 		s.dlg.Abort()
-		return Reply{Command: cmd}, fmt.Errorf("write %s: %w: %w", cmd, serialline.ErrPortGone, err)
+		return Reply{Command: cmd}, fmt.Errorf("write %s: %w: %w", cmd, serialport.ErrPortGone, err)
 	}
 	s.m.count(func(st *Stats) { st.Commands++ })
 	t := time.NewTimer(timeout)
@@ -259,7 +260,7 @@ func (s *session) events(evs []Event) *Reply {
 			reply = ev.Reply
 		case ev.URC >= 0:
 			s.m.count(func(st *Stats) { st.URCs++ })
-			if fields, ok := serialline.MatchOne(s.m.urcs[ev.URC], ev.Line); ok {
+			if fields, ok := framing.MatchOne(s.m.urcs[ev.URC], ev.Line); ok {
 				s.m.publishFields(fields)
 			}
 		default:

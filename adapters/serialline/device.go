@@ -12,7 +12,9 @@ import (
 
 	"go.bug.st/serial"
 
+	"github.com/edged/edged/adapters/internal/framing"
 	"github.com/edged/edged/adapters/internal/mqttdevice"
+	"github.com/edged/edged/adapters/internal/serialport"
 	"github.com/edged/edged/config"
 )
 
@@ -58,8 +60,8 @@ type Device struct {
 	gateway string
 	path    string
 	mode    *serial.Mode
-	spec    FrameSpec
-	pats    *Patterns
+	spec    framing.FrameSpec
+	pats    *framing.Patterns
 	raw     bool
 	request []byte
 	every   time.Duration
@@ -95,7 +97,7 @@ func New(cfg config.Serial, gateway string, pub Publisher, sub Subscriber, log *
 	if pub == nil {
 		return nil, fmt.Errorf("%s: no publisher", where)
 	}
-	mode, err := PortMode(cfg.SerialPort, DefaultBaud)
+	mode, err := serialport.PortMode(cfg.SerialPort, DefaultBaud)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -110,10 +112,10 @@ func New(cfg config.Serial, gateway string, pub Publisher, sub Subscriber, log *
 	if d.spec, err = frameSpec(cfg); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	if _, err := NewFramer(d.spec); err != nil {
+	if _, err := framing.NewFramer(d.spec); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	if d.pats, err = CompilePatterns(cfg.Patterns, !cfg.Raw); err != nil {
+	if d.pats, err = framing.CompilePatterns(cfg.Patterns, !cfg.Raw); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	if cfg.Request != "" {
@@ -135,8 +137,8 @@ func New(cfg config.Serial, gateway string, pub Publisher, sub Subscriber, log *
 	return d, nil
 }
 
-func frameSpec(cfg config.Serial) (FrameSpec, error) {
-	var s FrameSpec
+func frameSpec(cfg config.Serial) (framing.FrameSpec, error) {
+	var s framing.FrameSpec
 	var err error
 	if s.Delimiter, err = config.Unescape(cfg.Delimiter); err != nil {
 		return s, fmt.Errorf("delimiter: %w", err)
@@ -178,7 +180,7 @@ func (d *Device) Run(ctx context.Context) error {
 		}
 	}
 	d.status.Begin()
-	KeepOpen(ctx, d.path, d.mode, d.log, d.session, func(open bool) {
+	serialport.KeepOpen(ctx, d.path, d.mode, d.log, d.session, func(open bool) {
 		if open {
 			d.count(func(s *Stats) { s.Opens++ })
 		}
@@ -211,8 +213,8 @@ func (d *Device) onTx(topic string, payload []byte) {
 	}
 }
 
-func (d *Device) session(ctx context.Context, c *Conn) error {
-	f, _ := NewFramer(d.spec) // checked in New
+func (d *Device) session(ctx context.Context, c *serialport.Conn) error {
+	f, _ := framing.NewFramer(d.spec) // checked in New
 	// Payloads queued while the port was closed are for a device that is
 	// gone; writing them to the one that came back would surprise it.
 	d.drainTx()
@@ -277,9 +279,9 @@ func (d *Device) drainTx() {
 	}
 }
 
-func (d *Device) write(c *Conn, p []byte, counter func(*Stats)) error {
+func (d *Device) write(c *serialport.Conn, p []byte, counter func(*Stats)) error {
 	if _, err := c.Port.Write(p); err != nil {
-		return fmt.Errorf("write: %w: %w", ErrPortGone, err)
+		return fmt.Errorf("write: %w: %w", serialport.ErrPortGone, err)
 	}
 	d.count(counter)
 	return nil

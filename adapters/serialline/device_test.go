@@ -243,8 +243,24 @@ func TestRunLeavesNoGoroutinesBehind(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	testpeer.GoroutinesGone(t, 5*time.Second, "adapters/serialline.runSession", "adapters/serialline.(*Device)")
+	testpeer.GoroutinesGone(t, 5*time.Second, "adapters/internal/serialport.runSession", "adapters/serialline.(*Device)")
 	if rec.Last(status) != "offline" {
 		t.Errorf("status after shutdown %q, want offline", rec.Last(status))
 	}
 }
+
+// BenchmarkDeviceFrame measures matching a frame and rendering its points.
+func BenchmarkDeviceFrame(b *testing.B) {
+	d, err := New(weather("/dev/null"), gw, discard{}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	frame := []byte("T=21.5,H=40.2")
+	for b.Loop() {
+		d.frame(frame)
+	}
+}
+
+type discard struct{}
+
+func (discard) Publish(string, []byte, byte, bool) error { return nil }

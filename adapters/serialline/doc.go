@@ -13,9 +13,10 @@
 // that vanishes (USB unplug) is closed and reopened with backoff when its
 // path comes back; nothing here ends the daemon.
 //
-// The framer, the patterns and the port keeper are exported because the AT
-// adapter (adapters/at) reads the same kind of port and turns replies into
-// points exactly the same way.
+// The framer and the patterns (adapters/internal/framing), the port keeper
+// (adapters/internal/serialport) and the status and point publication
+// (adapters/internal/mqttdevice) are shared with the AT adapter, which reads
+// the same kind of port and turns replies into points exactly the same way.
 //
 // It deliberately knows nothing of the broker: it publishes to the small
 // Publisher it is given.

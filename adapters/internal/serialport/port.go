@@ -1,4 +1,4 @@
-package serialline
+package serialport
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package serialline
+package framing
 
 import (
 	"bytes"
@@ -120,19 +120,3 @@ func BenchmarkFramerLines(b *testing.B) {
 		f.Feed(chunk, func([]byte) { n++ })
 	}
 }
-
-// BenchmarkDeviceFrame measures matching a frame and rendering its points.
-func BenchmarkDeviceFrame(b *testing.B) {
-	d, err := New(weather("/dev/null"), gw, discard{}, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	frame := []byte("T=21.5,H=40.2")
-	for b.Loop() {
-		d.frame(frame)
-	}
-}
-
-type discard struct{}
-
-func (discard) Publish(string, []byte, byte, bool) error { return nil }

@@ -1,4 +1,4 @@
-package serialline
+package framing
 
 import (
 	"encoding/json"
