@@ -30,7 +30,7 @@ func TestWebSocketUplink(t *testing.T) {
 		t.Fatalf("upstream broker: %v", err)
 	}
 	got := make(chan string, 10)
-	unsub, err := up.Subscribe("sites/#", func(topic string, payload []byte) { got <- topic + " " + string(payload) })
+	unsub, err := up.Subscribe("sites/#", func(topic string, payload []byte, _ bool) { got <- topic + " " + string(payload) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -331,17 +331,23 @@ func (b *Broker) Publish(topic string, payload []byte, qos byte, retain bool) er
 }
 
 // Subscribe calls handler, in the publisher's goroutine, for every message
-// on a topic matching filter, starting with the retained ones. handler must
-// not block and must not keep payload after it returns. The returned
-// function removes the subscription.
-func (b *Broker) Subscribe(filter string, handler func(topic string, payload []byte)) (unsubscribe func(), err error) {
+// on a topic matching filter, starting with the retained ones. retained is
+// true for those only, as an MQTT subscriber sees the retain flag: a message
+// from the retained store handed over on subscribing, not a live publish
+// (with or without the flag). handler must not block and must not keep
+// payload after it returns. The returned function removes the subscription.
+func (b *Broker) Subscribe(filter string, handler func(topic string, payload []byte, retained bool)) (unsubscribe func(), err error) {
 	if handler == nil {
 		return nil, errors.New("broker: subscribe: nil handler")
 	}
 	id := int(b.subIDs.Add(1))
+	// mochi hands the retained store to an inline subscription inside
+	// srv.Subscribe; what arrives after it returned is live.
+	var live atomic.Bool
 	err = b.srv.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-		handler(pk.TopicName, pk.Payload)
+		handler(pk.TopicName, pk.Payload, pk.FixedHeader.Retain && !live.Load())
 	})
+	live.Store(true)
 	if err != nil {
 		return nil, fmt.Errorf("broker: subscribe %q: %w", filter, err)
 	}

@@ -134,12 +134,46 @@ func TestWillIsPublishedWhenAClientVanishes(t *testing.T) {
 	}
 }
 
+func TestAnInProcessSubscriberLearnsWhichMessagesAreRetained(t *testing.T) {
+	b, _ := startBroker(t, loopbackCfg(), "")
+	if err := b.Publish("rt/old", []byte("stored"), 1, true); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 10)
+	unsub, err := b.Subscribe("rt/#", func(topic string, payload []byte, retained bool) {
+		got <- fmt.Sprintf("%s %s retained=%v", topic, payload, retained)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	for _, p := range []struct {
+		topic  string
+		retain bool
+	}{{"rt/live", true}, {"rt/plain", false}} {
+		if err := b.Publish(p.topic, []byte("now"), 1, p.retain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"rt/old stored retained=true", "rt/live now retained=false", "rt/plain now retained=false"}
+	for _, w := range want {
+		select {
+		case m := <-got:
+			if m != w {
+				t.Errorf("got %q, want %q", m, w)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no message; want %q", w)
+		}
+	}
+}
+
 func TestInProcessPublishAndSubscribeMeetNetworkClients(t *testing.T) {
 	b, addr := startBroker(t, loopbackCfg(), "")
 	h, p := hostPort(t, addr)
 
 	got := make(chan string, 10)
-	unsub, err := b.Subscribe("in/#", func(topic string, payload []byte) { got <- topic + " " + string(payload) })
+	unsub, err := b.Subscribe("in/#", func(topic string, payload []byte, _ bool) { got <- topic + " " + string(payload) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +339,7 @@ func (r *refuse) fn(m telemetry.Message, from string) error {
 func TestInterceptorRefusals(t *testing.T) {
 	b, addr := startBroker(t, loopbackCfg(), "")
 	delivered := make(chan string, 100)
-	if _, err := b.Subscribe("ic/#", func(topic string, _ []byte) { delivered <- topic }); err != nil {
+	if _, err := b.Subscribe("ic/#", func(topic string, _ []byte, _ bool) { delivered <- topic }); err != nil {
 		t.Fatal(err)
 	}
 	r := &refuse{err: ErrQuotaExceeded}

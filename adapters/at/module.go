@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.bug.st/serial"
@@ -93,9 +92,8 @@ type Module struct {
 	sub        Subscriber
 	log        *slog.Logger
 
-	rawq     chan rawRequest
-	rawReady atomic.Bool    // Subscribe returned; see onRaw
-	wg       sync.WaitGroup // replies published off the subscriber's goroutine
+	rawq chan rawRequest
+	wg   sync.WaitGroup // replies published off the subscriber's goroutine
 
 	mu    sync.Mutex
 	stats Stats // but Online and PubErrors, kept by status and out
@@ -227,11 +225,10 @@ func (m *Module) Stats() Stats {
 func (m *Module) Run(ctx context.Context) error {
 	if m.raw {
 		topic := m.gateway + "/" + m.name + "/at"
-		unsub, err := m.sub.Subscribe(topic, m.onRaw)
+		unsub, err := mqttdevice.SubscribeCommands(m.sub, topic, m.log, m.onRaw, nil)
 		if err != nil {
 			m.log.Error("cannot subscribe; raw commands are off", "topic", topic, "err", err)
 		} else {
-			m.rawReady.Store(true)
 			defer unsub()
 		}
 	}
@@ -252,14 +249,9 @@ func (m *Module) Run(ctx context.Context) error {
 }
 
 // onRaw queues a raw command for the session; what cannot be queued is
-// answered at once. What arrives before Subscribe returned is the retained
-// message the broker hands every new subscriber; replaying an old AT+RST or
-// AT+CWJAP at every start would be a surprise, so it is ignored.
-func (m *Module) onRaw(topic string, payload []byte) {
-	if !m.rawReady.Load() {
-		m.log.Warn("retained raw command ignored; publish commands without retain", "topic", topic)
-		return
-	}
+// answered at once. A retained command (an old AT+RST or AT+CWJAP) never
+// gets here: SubscribeCommands does not replay it at every start.
+func (m *Module) onRaw(_ string, payload []byte) {
 	cmd := strings.TrimSpace(string(payload))
 	refuse := func(why string) {
 		m.wg.Go(func() { m.respond(Reply{Command: cmd}, errors.New(why)) })

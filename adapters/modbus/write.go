@@ -9,10 +9,11 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	mb "github.com/simonvetter/modbus"
+
+	"github.com/edged/edged/adapters/internal/mqttdevice"
 )
 
 // writeReq is a `<point topic>/set` message waiting for the bus.
@@ -33,15 +34,7 @@ func (b *Bus) subscribeWrites() []func() {
 	for _, d := range b.devices {
 		for _, p := range d.points {
 			d, p := d, p
-			// The broker hands over a retained /set inside Subscribe: a
-			// command from the past, replayed at every start. Only what is
-			// published after the subscription is a write.
-			var live atomic.Bool
-			u, err := b.sub.Subscribe(p.mqtt.Topic+"/set", func(_ string, payload []byte) {
-				if !live.Load() {
-					b.log.Warn("ignored a retained write; publish writes without retain", "device", d.name, "point", p.name)
-					return
-				}
+			u, err := mqttdevice.SubscribeCommands(b.sub, p.mqtt.Topic+"/set", b.log, func(_ string, payload []byte) {
 				if !p.writable {
 					b.refuse(d, p, payload, "point is not writable")
 					return
@@ -51,12 +44,11 @@ func (b *Bus) subscribeWrites() []func() {
 				default:
 					b.refuse(d, p, payload, "too many writes waiting for the bus")
 				}
-			})
+			}, nil)
 			if err != nil {
 				b.log.Warn("cannot subscribe for writes", "topic", p.mqtt.Topic+"/set", "err", err)
 				continue
 			}
-			live.Store(true)
 			unsubs = append(unsubs, u)
 		}
 	}

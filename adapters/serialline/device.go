@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -71,8 +70,7 @@ type Device struct {
 	sub     Subscriber
 	log     *slog.Logger
 
-	txq     chan []byte
-	txReady atomic.Bool // Subscribe returned; see onTx
+	txq chan []byte
 
 	mu    sync.Mutex
 	stats Stats // but Online and PubErrors, kept by status and out
@@ -170,12 +168,12 @@ func (d *Device) Stats() Stats {
 func (d *Device) Run(ctx context.Context) error {
 	if d.tx {
 		topic := d.gateway + "/" + d.name + "/tx"
-		unsub, err := d.sub.Subscribe(topic, d.onTx)
+		unsub, err := mqttdevice.SubscribeCommands(d.sub, topic, d.log, d.onTx,
+			func() { d.count(func(s *Stats) { s.TxDropped++ }) })
 		if err != nil {
 			// The daemon keeps the readings flowing; only writes are lost.
 			d.log.Error("cannot subscribe; writes to the port are off", "topic", topic, "err", err)
 		} else {
-			d.txReady.Store(true)
 			defer unsub()
 		}
 	}
@@ -195,16 +193,9 @@ func (d *Device) Run(ctx context.Context) error {
 	return nil
 }
 
-// onTx queues a payload for the port; the session goroutine writes it.
-// What arrives before Subscribe returned is the retained message the broker
-// hands every new subscriber: an old write, not a new one, so it is dropped
-// rather than replayed to the device at every start.
-func (d *Device) onTx(topic string, payload []byte) {
-	if !d.txReady.Load() {
-		d.count(func(s *Stats) { s.TxDropped++ })
-		d.log.Warn("retained payload on tx ignored; publish writes without retain", "topic", topic)
-		return
-	}
+// onTx queues a payload for the port; the session goroutine writes it. A
+// retained payload never gets here (SubscribeCommands counts it dropped).
+func (d *Device) onTx(_ string, payload []byte) {
 	select {
 	case d.txq <- append([]byte(nil), payload...):
 	default:

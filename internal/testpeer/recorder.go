@@ -37,7 +37,7 @@ type Message struct {
 
 type subscription struct {
 	filter  string
-	handler func(topic string, payload []byte)
+	handler func(topic string, payload []byte, retained bool)
 }
 
 // NewRecorder returns a Recorder with nothing published or subscribed.
@@ -52,10 +52,11 @@ func (r *Recorder) Publish(topic string, payload []byte, qos byte, retain bool) 
 }
 
 // Subscribe registers handler for filter. Retained messages seeded with
-// Retain whose topic matches are handed to handler before Subscribe returns,
-// as the broker does on a new subscription. The returned function removes
-// this subscription only; calling it again does nothing.
-func (r *Recorder) Subscribe(filter string, handler func(topic string, payload []byte)) (func(), error) {
+// Retain whose topic matches are handed to handler, with retained set,
+// before Subscribe returns, as the broker does on a new subscription. The
+// returned function removes this subscription only; calling it again does
+// nothing.
+func (r *Recorder) Subscribe(filter string, handler func(topic string, payload []byte, retained bool)) (func(), error) {
 	s := &subscription{filter: filter, handler: handler}
 	r.mu.Lock()
 	r.subs = append(r.subs, s)
@@ -68,7 +69,7 @@ func (r *Recorder) Subscribe(filter string, handler func(topic string, payload [
 	r.mu.Unlock()
 	// Outside the lock: a handler may publish.
 	for _, m := range replay {
-		handler(m.Topic, []byte(m.Payload))
+		handler(m.Topic, []byte(m.Payload), true)
 	}
 	return func() {
 		r.mu.Lock()
@@ -97,11 +98,12 @@ func (r *Recorder) Retain(topic string, payload []byte) {
 	r.retained = append(r.retained, Message{Topic: topic, Payload: string(payload), Retain: true})
 }
 
-// Deliver hands a message on topic to every subscription whose filter
-// matches, as the broker would, and reports whether there was one.
+// Deliver hands a live message (not retained) on topic to every
+// subscription whose filter matches, as the broker would, and reports
+// whether there was one.
 func (r *Recorder) Deliver(topic string, payload []byte) bool {
 	r.mu.Lock()
-	var hs []func(string, []byte)
+	var hs []func(string, []byte, bool)
 	for _, s := range r.subs {
 		if matches(s.filter, topic) {
 			hs = append(hs, s.handler)
@@ -109,7 +111,7 @@ func (r *Recorder) Deliver(topic string, payload []byte) bool {
 	}
 	r.mu.Unlock()
 	for _, h := range hs {
-		h(topic, payload)
+		h(topic, payload, false)
 	}
 	return len(hs) > 0
 }

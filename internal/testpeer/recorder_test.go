@@ -3,6 +3,7 @@ package testpeer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -61,7 +62,7 @@ func TestRecorder(t *testing.T) {
 	t.Run("a publish does not reach subscribers", func(t *testing.T) {
 		r := NewRecorder()
 		heard := 0
-		r.Subscribe("a", func(string, []byte) { heard++ })
+		r.Subscribe("a", func(string, []byte, bool) { heard++ })
 		r.Publish("a", []byte("x"), 0, false)
 		if heard != 0 {
 			t.Errorf("a subscriber heard a publish %d times", heard)
@@ -70,13 +71,15 @@ func TestRecorder(t *testing.T) {
 	t.Run("a delivery reaches every matching subscription and only those", func(t *testing.T) {
 		r := NewRecorder()
 		var got []string
-		r.Subscribe("gw/+/set", func(topic string, p []byte) { got = append(got, "plus "+topic+" "+string(p)) })
-		r.Subscribe("gw/a/set", func(topic string, p []byte) { got = append(got, "exact "+topic+" "+string(p)) })
-		r.Subscribe("gw/b/set", func(string, []byte) { got = append(got, "wrong") })
+		r.Subscribe("gw/+/set", func(topic string, p []byte, retained bool) {
+			got = append(got, fmt.Sprint("plus ", topic, " ", string(p), " ", retained))
+		})
+		r.Subscribe("gw/a/set", func(topic string, p []byte, _ bool) { got = append(got, "exact "+topic+" "+string(p)) })
+		r.Subscribe("gw/b/set", func(string, []byte, bool) { got = append(got, "wrong") })
 		if !r.Deliver("gw/a/set", []byte("1")) {
 			t.Error("Deliver reported no subscriber")
 		}
-		if want := []string{"plus gw/a/set 1", "exact gw/a/set 1"}; !slices.Equal(got, want) {
+		if want := []string{"plus gw/a/set 1 false", "exact gw/a/set 1"}; !slices.Equal(got, want) {
 			t.Errorf("handlers saw %q, want %q", got, want)
 		}
 		if r.Deliver("gw/a/other", []byte("1")) {
@@ -85,8 +88,8 @@ func TestRecorder(t *testing.T) {
 	})
 	t.Run("unsubscribing removes that subscription only, once", func(t *testing.T) {
 		r := NewRecorder()
-		un1, _ := r.Subscribe("a", func(string, []byte) {})
-		r.Subscribe("a", func(string, []byte) {})
+		un1, _ := r.Subscribe("a", func(string, []byte, bool) {})
+		r.Subscribe("a", func(string, []byte, bool) {})
 		un1()
 		un1()
 		if got := r.Filters(); !slices.Equal(got, []string{"a"}) {
@@ -96,21 +99,23 @@ func TestRecorder(t *testing.T) {
 			t.Error("Subscribed disagrees with Filters")
 		}
 	})
-	t.Run("a retained message is handed to a matching subscriber before Subscribe returns", func(t *testing.T) {
+	t.Run("a retained message is handed to a matching subscriber, marked retained, before Subscribe returns", func(t *testing.T) {
 		r := NewRecorder()
 		r.Retain("gw/a/tx", []byte("old"))
 		r.Retain("gw/a/tx", []byte("newer"))
 		r.Retain("gw/b/tx", []byte("other"))
 		var got []string
-		r.Subscribe("gw/a/tx", func(topic string, p []byte) { got = append(got, topic+" "+string(p)) })
-		if want := []string{"gw/a/tx newer"}; !slices.Equal(got, want) {
+		r.Subscribe("gw/a/tx", func(topic string, p []byte, retained bool) {
+			got = append(got, fmt.Sprint(topic, " ", string(p), " ", retained))
+		})
+		if want := []string{"gw/a/tx newer true"}; !slices.Equal(got, want) {
 			t.Errorf("subscriber saw %q, want %q", got, want)
 		}
 	})
 	t.Run("inject waits for a subscriber", func(t *testing.T) {
 		r := NewRecorder()
 		got := make(chan string, 1)
-		go r.Subscribe("a", func(_ string, p []byte) { got <- string(p) })
+		go r.Subscribe("a", func(_ string, p []byte, _ bool) { got <- string(p) })
 		r.Inject(t, "a", []byte("hello"))
 		if p := <-got; p != "hello" {
 			t.Errorf("delivered %q", p)

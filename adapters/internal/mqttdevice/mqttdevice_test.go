@@ -126,3 +126,20 @@ func TestOutputRefusesWhatCannotBePublished(t *testing.T) {
 		t.Errorf("defaults: %q %v %v", tmpl, format, err)
 	}
 }
+
+func TestARetainedCommandIsNotPassedOn(t *testing.T) {
+	rec := testpeer.NewRecorder()
+	rec.Retain("gw/dev/tx", []byte("old"))
+	var got []string
+	ignored := 0
+	unsub, err := SubscribeCommands(rec, "gw/dev/tx", slog.New(slog.DiscardHandler),
+		func(_ string, p []byte) { got = append(got, string(p)) }, func() { ignored++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	rec.Deliver("gw/dev/tx", []byte("new"))
+	if !slices.Equal(got, []string{"new"}) || ignored != 1 {
+		t.Errorf("handled %q and ignored %d, want only the live command handled and the retained one ignored", got, ignored)
+	}
+}

@@ -13,9 +13,11 @@ type Publisher interface {
 	Publish(topic string, payload []byte, qos byte, retain bool) error
 }
 
-// Subscriber delivers messages published on topics matching filter.
+// Subscriber delivers messages published on topics matching filter; retained
+// is set for a message the broker hands over from its retained store when
+// the subscription starts, as MQTT sets the retain flag for a subscriber.
 type Subscriber interface {
-	Subscribe(filter string, handler func(topic string, payload []byte)) (unsubscribe func(), err error)
+	Subscribe(filter string, handler func(topic string, payload []byte, retained bool)) (unsubscribe func(), err error)
 }
 
 // Out publishes for one adapter instance (a bus, a serial device, a module).
