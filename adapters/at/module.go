@@ -11,11 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"go.bug.st/serial"
-
 	"github.com/edged/edged/adapters/internal/framing"
 	"github.com/edged/edged/adapters/internal/mqttdevice"
-	"github.com/edged/edged/adapters/internal/serialport"
+	"github.com/edged/edged/adapters/internal/serialdevice"
 	"github.com/edged/edged/config"
 )
 
@@ -49,7 +47,7 @@ type Subscriber = mqttdevice.Subscriber
 // Stats counts what a Module did since New.
 type Stats struct {
 	Online      bool   // the port is open and the module answers
-	Opens       uint64 // successful opens of the port
+	Opens       uint64 // successful opens of the port, the first included
 	Commands    uint64 // commands sent
 	Replies     uint64 // commands answered with OK
 	Errors      uint64 // commands answered with ERROR, +CME ERROR, FAIL, ...
@@ -74,10 +72,7 @@ type rawRequest struct{ command string }
 
 // Module is one [[at]] module.
 type Module struct {
-	name       string
-	gateway    string
-	path       string
-	mode       *serial.Mode
+	dev        *serialdevice.Device // name, port, status, points
 	init       []string
 	every      time.Duration
 	timeout    time.Duration
@@ -87,8 +82,6 @@ type Module struct {
 	resetAfter int
 	raw        bool
 	rawTimeout time.Duration
-	out        *mqttdevice.Out
-	status     *mqttdevice.Status
 	sub        Subscriber
 	log        *slog.Logger
 
@@ -96,10 +89,8 @@ type Module struct {
 	wg   sync.WaitGroup // replies published off the subscriber's goroutine
 
 	mu    sync.Mutex
-	stats Stats // but Online and PubErrors, kept by status and out
+	stats Stats // but Online, PubErrors and Opens, kept by dev
 	open  bool
-
-	points *mqttdevice.Points // by group name; touched by the session goroutine only
 }
 
 // New checks cfg, applies the defaults to its zero values (baud 115200,
@@ -107,34 +98,21 @@ type Module struct {
 // module; the port is opened by Run. log should already name the adapter and
 // device; New adds the port.
 func New(cfg config.ATDev, gateway string, pub Publisher, sub Subscriber, log *slog.Logger) (*Module, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Name == "" {
-		return nil, errors.New("at: name is empty")
+	dev, err := serialdevice.New(serialdevice.Config{Kind: "at", Name: cfg.Name, Port: cfg.SerialPort,
+		DefaultBaud: DefaultBaud, Topic: cfg.Topic, Payload: cfg.Payload}, gateway, pub, log)
+	if err != nil {
+		return nil, err
 	}
 	where := fmt.Sprintf("at %q", cfg.Name)
-	if cfg.Port == "" {
-		return nil, fmt.Errorf("%s: port is empty", where)
-	}
-	if pub == nil {
-		return nil, fmt.Errorf("%s: no publisher", where)
-	}
-	mode, err := serialport.PortMode(cfg.SerialPort, DefaultBaud)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
-	}
 	m := &Module{
-		name: cfg.Name, gateway: gateway, path: cfg.Port, mode: mode,
+		dev:   dev,
 		every: cfg.Interval.Duration, timeout: cfg.Timeout.Duration,
 		reset: strings.TrimSpace(cfg.Reset), resetAfter: cfg.ResetAfter,
 		raw:  cfg.RawCommands == nil || *cfg.RawCommands,
 		sub:  sub,
-		log:  log.With("port", cfg.Port), // the caller names the adapter and device
+		log:  dev.Log,
 		rawq: make(chan rawRequest, rawQueue),
 	}
-	m.out = mqttdevice.NewOut(pub, m.log)
-	m.status = mqttdevice.NewStatus(m.out, gateway, m.name, m.log)
 	if m.every <= 0 {
 		m.every = DefaultInterval
 	}
@@ -187,11 +165,6 @@ func New(cfg config.ATDev, gateway string, pub Publisher, sub Subscriber, log *s
 		}
 		m.urcs = append(m.urcs, re)
 	}
-	tmpl, format, err := mqttdevice.Output(cfg.Topic, cfg.Payload)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
-	}
-	m.points = mqttdevice.NewPoints(gateway, cfg.Name, tmpl, format)
 	if m.raw && sub == nil {
 		return nil, fmt.Errorf("%s: raw_commands needs a subscriber (or set raw_commands = false)", where)
 	}
@@ -216,7 +189,7 @@ func (m *Module) Stats() Stats {
 	m.mu.Lock()
 	s := m.stats
 	m.mu.Unlock()
-	s.Online, s.PubErrors = m.status.Online(), m.out.Errors()
+	s.Online, s.PubErrors, s.Opens = m.dev.Status.Online(), m.dev.Out.Errors(), m.dev.Opens()
 	return s
 }
 
@@ -224,25 +197,12 @@ func (m *Module) Stats() Stats {
 // errors are logged, shown on the status topic and retried; they never end Run.
 func (m *Module) Run(ctx context.Context) error {
 	if m.raw {
-		topic := m.gateway + "/" + m.name + "/at"
-		unsub, err := mqttdevice.SubscribeCommands(m.sub, topic, m.log, m.onRaw, nil)
-		if err != nil {
-			m.log.Error("cannot subscribe; raw commands are off", "topic", topic, "err", err)
-		} else {
-			defer unsub()
-		}
+		defer m.dev.Commands(m.sub, "at", "raw commands", m.onRaw, nil)()
 	}
-	m.status.Begin()
-	serialport.KeepOpen(ctx, m.path, m.mode, m.log, m.session, func(open bool) {
+	m.dev.Run(ctx, m.session, func(open bool) {
 		m.mu.Lock()
 		m.open = open
-		if open {
-			m.stats.Opens++
-		}
 		m.mu.Unlock()
-		if !open {
-			m.status.Set(false, "reason", "port closed")
-		}
 	})
 	m.wg.Wait()
 	return nil
@@ -294,14 +254,14 @@ func (m *Module) respond(r Reply, err error) {
 	}
 	b, _ := json.Marshal(out)
 	m.count(func(s *Stats) { s.RawCommands++ })
-	m.out.Publish(m.gateway+"/"+m.name+"/at/response", b, 0, false)
+	m.dev.Out.Publish(m.dev.Gateway+"/"+m.dev.Name+"/at/response", b, 0, false)
 }
 
 // publishFields publishes the named groups of a match as points.
 func (m *Module) publishFields(fields []framing.Field) {
 	now := time.Now()
 	for _, f := range fields {
-		if m.out.Value(m.points.Get(f.Name), f.Value, now) {
+		if m.dev.Out.Value(m.dev.Points.Get(f.Name), f.Value, now) {
 			m.count(func(s *Stats) { s.Points++ })
 		}
 	}
@@ -312,7 +272,7 @@ func (m *Module) publishFields(fields []framing.Field) {
 func (m *Module) publishBad(q query, err error) {
 	now := time.Now()
 	for _, n := range q.names {
-		m.out.Bad(m.points.Get(n), err, now)
+		m.dev.Out.Bad(m.dev.Points.Get(n), err, now)
 	}
 }
 

@@ -67,7 +67,7 @@ func (s *session) raw(ctx context.Context, cmd string) error {
 	switch {
 	case err == nil:
 		s.timeouts = 0
-		s.m.status.Set(true)
+		s.m.dev.Status.Set(true)
 	case ctx.Err() != nil:
 		return nil
 	case !errors.Is(err, errTimeout):
@@ -177,7 +177,7 @@ func (s *session) matchQuery(q query, r Reply) {
 // resetModule marks the module offline, sends the reset command if there is
 // one, and starts counting timeouts afresh.
 func (s *session) resetModule(ctx context.Context) error {
-	s.m.status.Set(false, "reason", "no answer")
+	s.m.dev.Status.Set(false, "reason", "no answer")
 	s.m.count(func(st *Stats) { st.Resets++ })
 	s.timeouts = 0
 	if s.m.reset == "" {
@@ -201,7 +201,7 @@ func (s *session) run(ctx context.Context, cmd string, timeout time.Duration) (R
 	switch {
 	case err == nil:
 		s.timeouts = 0
-		s.m.status.Set(true)
+		s.m.dev.Status.Set(true)
 	case errors.Is(err, errTimeout):
 		s.timeouts++
 		s.m.log.Debug("command timed out", "command", cmd, "consecutive", s.timeouts)

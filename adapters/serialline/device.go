@@ -9,10 +9,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"go.bug.st/serial"
-
 	"github.com/edged/edged/adapters/internal/framing"
 	"github.com/edged/edged/adapters/internal/mqttdevice"
+	"github.com/edged/edged/adapters/internal/serialdevice"
 	"github.com/edged/edged/adapters/internal/serialport"
 	"github.com/edged/edged/config"
 )
@@ -55,58 +54,38 @@ type Stats struct {
 
 // Device is one [[serial]] sensor.
 type Device struct {
-	name    string
-	gateway string
-	path    string
-	mode    *serial.Mode
+	dev     *serialdevice.Device // name, port, status, points
 	spec    framing.FrameSpec
 	pats    *framing.Patterns
 	raw     bool
 	request []byte
 	every   time.Duration
 	tx      bool
-	out     *mqttdevice.Out
-	status  *mqttdevice.Status
 	sub     Subscriber
 	log     *slog.Logger
 
 	txq chan []byte
 
 	mu    sync.Mutex
-	stats Stats // but Online and PubErrors, kept by status and out
-
-	points *mqttdevice.Points // by group name; touched by the session goroutine only
+	stats Stats // but Online, PubErrors and Opens, kept by dev
 }
 
 // New checks cfg, applies the defaults to its zero values (baud 9600,
 // max_frame 4096, interval 30s) and prepares a device; the port is opened by
 // Run. log should already name the adapter and device; New adds the port.
 func New(cfg config.Serial, gateway string, pub Publisher, sub Subscriber, log *slog.Logger) (*Device, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	dev, err := serialdevice.New(serialdevice.Config{Kind: "serial", Name: cfg.Name, Port: cfg.SerialPort,
+		DefaultBaud: DefaultBaud, Topic: cfg.Topic, Payload: cfg.Payload}, gateway, pub, log)
+	if err != nil {
+		return nil, err
 	}
 	where := fmt.Sprintf("serial %q", cfg.Name)
-	if cfg.Name == "" {
-		return nil, fmt.Errorf("serial: name is empty")
-	}
-	if cfg.Port == "" {
-		return nil, fmt.Errorf("%s: port is empty", where)
-	}
-	if pub == nil {
-		return nil, fmt.Errorf("%s: no publisher", where)
-	}
-	mode, err := serialport.PortMode(cfg.SerialPort, DefaultBaud)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
-	}
 	d := &Device{
-		name: cfg.Name, gateway: gateway, path: cfg.Port, mode: mode, raw: cfg.Raw,
+		dev: dev, raw: cfg.Raw,
 		tx: cfg.Writable, sub: sub, every: cfg.Interval.Duration,
-		log: log.With("port", cfg.Port), // the caller names the adapter and device
+		log: dev.Log,
 		txq: make(chan []byte, txQueue),
 	}
-	d.out = mqttdevice.NewOut(pub, d.log)
-	d.status = mqttdevice.NewStatus(d.out, gateway, d.name, d.log)
 	if d.spec, err = frameSpec(cfg); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -124,11 +103,6 @@ func New(cfg config.Serial, gateway string, pub Publisher, sub Subscriber, log *
 	if d.every <= 0 {
 		d.every = DefaultInterval
 	}
-	tmpl, format, err := mqttdevice.Output(cfg.Topic, cfg.Payload)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
-	}
-	d.points = mqttdevice.NewPoints(gateway, cfg.Name, tmpl, format)
 	if d.tx && sub == nil {
 		return nil, fmt.Errorf("%s: writable needs a subscriber", where)
 	}
@@ -159,7 +133,7 @@ func (d *Device) Stats() Stats {
 	d.mu.Lock()
 	s := d.stats
 	d.mu.Unlock()
-	s.Online, s.PubErrors = d.status.Online(), d.out.Errors()
+	s.Online, s.PubErrors, s.Opens = d.dev.Status.Online(), d.dev.Out.Errors(), d.dev.Opens()
 	return s
 }
 
@@ -167,27 +141,14 @@ func (d *Device) Stats() Stats {
 // errors are logged, shown on the status topic and retried; they never end Run.
 func (d *Device) Run(ctx context.Context) error {
 	if d.tx {
-		topic := d.gateway + "/" + d.name + "/tx"
-		unsub, err := mqttdevice.SubscribeCommands(d.sub, topic, d.log, d.onTx,
-			func() { d.count(func(s *Stats) { s.TxDropped++ }) })
-		if err != nil {
-			// The daemon keeps the readings flowing; only writes are lost.
-			d.log.Error("cannot subscribe; writes to the port are off", "topic", topic, "err", err)
-		} else {
-			defer unsub()
-		}
+		defer d.dev.Commands(d.sub, "tx", "writes to the port", d.onTx,
+			func() { d.count(func(s *Stats) { s.TxDropped++ }) })()
 	}
-	d.status.Begin()
-	serialport.KeepOpen(ctx, d.path, d.mode, d.log, d.session, func(open bool) {
-		if open {
-			d.count(func(s *Stats) { s.Opens++ })
-		}
+	d.dev.Run(ctx, d.session, func(open bool) {
 		// A sensor that talks on its own is online with its port; one that is
 		// polled is online once it answers (see session).
 		if open && len(d.request) == 0 {
-			d.status.Set(true)
-		} else if !open {
-			d.status.Set(false, "reason", "port closed")
+			d.dev.Status.Set(true)
 		}
 	})
 	return nil
@@ -213,7 +174,7 @@ func (d *Device) session(ctx context.Context, c *serialport.Conn) error {
 	unanswered := 0 // requests since the last frame
 	poll := func() error {
 		if unanswered >= missedPolls {
-			d.status.Set(false, "reason", "requests unanswered", "requests", unanswered)
+			d.dev.Status.Set(false, "reason", "requests unanswered", "requests", unanswered)
 		}
 		unanswered++
 		return d.write(c, d.request, func(s *Stats) { s.Requests++ })
@@ -238,7 +199,7 @@ func (d *Device) session(ctx context.Context, c *serialport.Conn) error {
 			f.Feed(chunk, func(frame []byte) {
 				if len(d.request) > 0 {
 					unanswered = 0
-					d.status.Set(true)
+					d.dev.Status.Set(true)
 				}
 				d.frame(frame)
 			})
@@ -296,13 +257,13 @@ func (d *Device) frame(frame []byte) {
 	})
 	if !ok {
 		if d.raw {
-			d.out.Publish(d.gateway+"/"+d.name+"/raw", frame, 0, false)
+			d.dev.Out.Publish(d.dev.Gateway+"/"+d.dev.Name+"/raw", frame, 0, false)
 		}
 		return
 	}
 	now := time.Now()
 	for _, f := range fields {
-		if d.out.Value(d.points.Get(f.Name), f.Value, now) {
+		if d.dev.Out.Value(d.dev.Points.Get(f.Name), f.Value, now) {
 			d.count(func(s *Stats) { s.Points++ })
 		}
 	}

@@ -13,10 +13,11 @@
 // that vanishes (USB unplug) is closed and reopened with backoff when its
 // path comes back; nothing here ends the daemon.
 //
-// The framer and the patterns (adapters/internal/framing), the port keeper
-// (adapters/internal/serialport) and the status and point publication
-// (adapters/internal/mqttdevice) are shared with the AT adapter, which reads
-// the same kind of port and turns replies into points exactly the same way.
+// What it has in common with the AT adapter, which reads the same kind of
+// port and turns replies into points the same way, lives in
+// adapters/internal: the device with its port and status (serialdevice), the
+// port keeper (serialport), the framer and patterns (framing) and the
+// publication of status and points (mqttdevice).
 //
 // It deliberately knows nothing of the broker: it publishes to the small
 // Publisher it is given.
