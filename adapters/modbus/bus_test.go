@@ -117,56 +117,36 @@ func TestScheduleKeepsAFixedRateAndCountsOverrunsOnce(t *testing.T) {
 	}
 }
 
-func TestDeadbandAndHeartbeat(t *testing.T) {
+// TestAPointPublishesWithItsConfiguredDeadband checks the wiring only: the
+// rule itself (deadband, heartbeat, bad quality once per change) is tested
+// in adapters/internal/pointstate and adapters/internal/mqttdevice.
+func TestAPointPublishesWithItsConfiguredDeadband(t *testing.T) {
 	rec := testpeer.NewRecorder()
+	qos := 1
 	b, err := New(config.Bus{Address: "x:1", Devices: []config.Device{{Name: "d", Points: []config.Point{
-		{Name: "t", Table: "holding", Type: "uint16", Deadband: 0.5, Heartbeat: dur(time.Minute)},
-		{Name: "every", Table: "holding", Address: 1, Type: "uint16"},
+		{Name: "t", Table: "holding", Type: "uint16", Unit: "C", Deadband: 0.5, Heartbeat: dur(time.Minute), QoS: &qos, Retain: true},
 	}}}}, "gw", rec, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := b.devices[0]
-	p, every := d.points[0], d.points[1]
+	p := b.devices[0].points[0]
 	t0 := time.Unix(1_800_000_000, 0)
-	steps := []struct {
-		at   time.Duration
-		v    float64
-		want bool
-		why  string
-	}{
-		{0, 20.0, true, "the first reading"},
-		{time.Second, 20.3, false, "a change inside the deadband"},
-		{2 * time.Second, 20.6, true, "a change beyond the deadband"},
-		{3 * time.Second, 20.2, false, "back inside the deadband of the last published value"},
-		{63 * time.Second, 20.2, true, "the heartbeat"},
-		{64 * time.Second, 20.2, false, "no change after the heartbeat"},
-		{65 * time.Second, 19.6, true, "a fall beyond the deadband"},
+	b.out.Value(&p.mqtt, 20.0, t0)
+	b.out.Value(&p.mqtt, 20.3, t0.Add(time.Second)) // inside the deadband
+	b.out.Bad(&p.mqtt, errString("timeout"), t0)
+	b.out.Bad(&p.mqtt, errString("timeout"), t0)
+	b.out.ReadBack(&p.mqtt, 20.0, t0) // a read-back ignores the deadband
+	msgs := rec.Messages()
+	if len(msgs) != 3 {
+		t.Fatalf("published %+v, want the value, bad once and the read-back", msgs)
 	}
-	for _, s := range steps {
-		before := len(rec.On("gw/d/t"))
-		b.out.Value(&p.mqtt, s.v, t0.Add(s.at))
-		if got := len(rec.On("gw/d/t")) > before; got != s.want {
-			t.Fatalf("%s: published %v, want %v", s.why, got, s.want)
+	for _, m := range msgs {
+		if m.Topic != "gw/d/t" || m.QoS != 1 || !m.Retain {
+			t.Errorf("published %+v, want gw/d/t at qos 1, retained", m)
 		}
 	}
-	for i := 0; i < 3; i++ {
-		b.out.Value(&every.mqtt, uint64(7), t0)
-	}
-	if n := len(rec.On("gw/d/every")); n != 3 {
-		t.Fatalf("without a deadband every reading is published; got %d of 3", n)
-	}
-	before := len(rec.On("gw/d/t"))
-	b.out.Bad(&p.mqtt, errString("timeout"), t0)
-	b.out.Bad(&p.mqtt, errString("timeout"), t0)
-	b.out.Bad(&p.mqtt, errString("port gone"), t0)
-	if n := len(rec.On("gw/d/t")) - before; n != 1 {
-		t.Fatalf("a point going bad published %d times, want once", n)
-	}
-	b.out.Value(&p.mqtt, 19.9, t0)
-	msgs := rec.On("gw/d/t")
-	if !strings.Contains(msgs[len(msgs)-2], `"quality":"bad"`) || !strings.Contains(msgs[len(msgs)-1], `"value":19.9`) {
-		t.Fatalf("bad once, then the unchanged value again after recovery: %v", msgs[len(msgs)-3:])
+	if !strings.Contains(msgs[0].Payload, `"unit":"C"`) || !strings.Contains(msgs[1].Payload, `"quality":"bad"`) {
+		t.Errorf("payloads %+v", msgs)
 	}
 }
 
