@@ -99,7 +99,7 @@ type Module struct {
 // device; New adds the port.
 func New(cfg config.ATDev, gateway string, pub Publisher, sub Subscriber, log *slog.Logger) (*Module, error) {
 	dev, err := serialdevice.New(serialdevice.Config{Kind: "at", Name: cfg.Name, Port: cfg.SerialPort,
-		DefaultBaud: DefaultBaud, Topic: cfg.Topic, Payload: cfg.Payload}, gateway, pub, log)
+		DefaultBaud: DefaultBaud, Topic: cfg.Topic, Payload: cfg.Payload, OpLimit: longestCommand(cfg)}, gateway, pub, log)
 	if err != nil {
 		return nil, err
 	}
@@ -170,6 +170,26 @@ func New(cfg config.ATDev, gateway string, pub Publisher, sub Subscriber, log *s
 	}
 	return m, nil
 }
+
+// longestCommand is the longest a command may wait for its answer under
+// cfg, raw commands included, with the defaults applied: the watchdog's
+// bound for one command, before its margin.
+func longestCommand(cfg config.ATDev) time.Duration {
+	base := cfg.Timeout.Duration
+	if base <= 0 {
+		base = DefaultTimeout
+	}
+	longest := max(base, rawTimeout)
+	for _, q := range cfg.Queries {
+		longest = max(longest, q.Timeout.Duration)
+	}
+	return longest
+}
+
+// Stalled reports a port open or a command that has lasted past its bound
+// (nil while the module makes progress or waits); the daemon stops pinging
+// the systemd watchdog while it does.
+func (m *Module) Stalled() error { return m.dev.Stalled() }
 
 // checkCommand refuses what cannot be sent as one AT command line.
 func checkCommand(c string) error {

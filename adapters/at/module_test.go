@@ -251,6 +251,9 @@ func TestModuleTalksToAScriptedModem(t *testing.T) {
 	if st := mod.Stats(); st.Errors == 0 || st.URCs == 0 || st.Timeouts != 0 || !st.Online {
 		t.Errorf("stats = %+v", st)
 	}
+	if err := mod.Stalled(); err != nil {
+		t.Errorf("a module that answers was reported stuck: %v", err)
+	}
 }
 
 func TestABadQueryIsPublishedOncePerChangeOfState(t *testing.T) {

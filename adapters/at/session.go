@@ -216,10 +216,13 @@ func (s *session) run(ctx context.Context, cmd string, timeout time.Duration) (R
 // port failure or the end of ctx. URCs that arrive meanwhile are handled.
 func (s *session) exec(ctx context.Context, cmd string, timeout time.Duration) (Reply, error) {
 	s.dlg.Begin(cmd)
-	if _, err := s.c.Port.Write([]byte(cmd + "\r\n")); err != nil {
+	if err := s.m.dev.Write(s.c, []byte(cmd+"\r\n")); err != nil {
 		s.dlg.Abort()
-		return Reply{Command: cmd}, fmt.Errorf("write %s: %w: %w", cmd, serialport.ErrPortGone, err)
+		return Reply{Command: cmd}, fmt.Errorf("%s: %w", cmd, err)
 	}
+	// The command and the wait for its answer are one bounded operation.
+	s.m.dev.Busy(cmd)
+	defer s.m.dev.Idle()
 	s.m.count(func(st *Stats) { st.Commands++ })
 	t := time.NewTimer(timeout)
 	defer t.Stop()

@@ -11,6 +11,7 @@ import (
 	"github.com/edged/edged/adapters/internal/mqttdevice"
 	"github.com/edged/edged/adapters/internal/pointstate"
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/liveness"
 )
 
 // Publisher takes readings out of the adapter; the broker's inline client
@@ -31,6 +32,11 @@ const (
 	defaultMaxRegs  = 125  // the protocol's limit for FC 3/4
 	defaultMaxBits  = 2000 // the protocol's limit for FC 1/2
 	offlineAfter    = 3    // consecutive failed cycles before a device is offline
+	// stallMargin is added to a device's timeout to bound one transaction
+	// for the watchdog (package liveness): it covers the client library's
+	// fixed 5 s TCP dial and a busy machine, and stays well under systemd's
+	// WatchdogSec = 30 (packaging/edged.service).
+	stallMargin = 10 * time.Second
 )
 
 // Bus polls the devices of one Modbus bus (a serial line or a TCP endpoint)
@@ -47,6 +53,7 @@ type Bus struct {
 	log       *slog.Logger
 	devices   []*device
 	writes    chan writeReq
+	live      *liveness.Set // one loop per device, added by Run
 
 	mu    sync.Mutex // guards stats
 	stats Stats
@@ -87,7 +94,8 @@ type device struct {
 	maxBits  int
 	points   []*point
 	reads    []*read
-	idx      int // index into Bus.stats.Devices
+	idx      int            // index into Bus.stats.Devices
+	live     *liveness.Loop // busy during each of its transactions; set by Run
 
 	// poller state
 	next        time.Time
@@ -138,6 +146,7 @@ func New(bus config.Bus, gateway string, pub Publisher, sub Subscriber, log *slo
 		gateway: gateway,
 		sub:     sub,
 		writes:  make(chan writeReq, 64),
+		live:    liveness.NewSet(nil),
 	}
 	var errs []error
 	bad := func(key string, format string, args ...any) {
@@ -338,6 +347,11 @@ func looksLikeRegisterNumber(p *point) bool {
 	a := int(p.addr)
 	return (p.table == Input && a >= 30001 && a <= 39999) || (p.table == Holding && a >= 40001 && a <= 49999)
 }
+
+// Stalled reports a transaction that has lasted longer than its device's
+// timeout plus a margin (nil while the bus polls or waits), so the daemon
+// stops pinging the systemd watchdog while the bus is stuck.
+func (b *Bus) Stalled() error { return b.live.Check() }
 
 // Stats returns a copy of the bus's counters. It is safe to call from any
 // goroutine.

@@ -194,10 +194,16 @@ func (l *link) closeAll() {
 	}
 }
 
-// do runs one transaction for device d. reqPDU and respPDU are the PDU
-// sizes of the request and of a normal answer, for the byte counters. The
-// returned error is already classified (ErrTimeout, ExceptionError, ...).
-func (b *Bus) do(l *link, d *device, reqPDU, respPDU int, fn func(*mb.ModbusClient) error) (errClass, error) {
+// do runs one transaction for device d; what names it for the watchdog
+// ("read holding 0..9"), which sees the device busy from the (re)open to
+// the answer. reqPDU and respPDU are the PDU sizes of the request and of a
+// normal answer, for the byte counters. The returned error is already
+// classified (ErrTimeout, ExceptionError, ...).
+func (b *Bus) do(l *link, d *device, what string, reqPDU, respPDU int, fn func(*mb.ModbusClient) error) (errClass, error) {
+	if d.live != nil {
+		d.live.Busy(what)
+		defer d.live.Idle()
+	}
 	c, err := l.get(d.timeout)
 	if err != nil {
 		b.count(d, func(s *DeviceStats) { s.Errors++ })

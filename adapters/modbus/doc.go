@@ -10,6 +10,9 @@
 // fixed rate, publishes bad quality on change of state, marks devices
 // offline and online, and reopens a vanished port with backoff. Writes
 // (write.go) arrive on `<point topic>/set` and are interleaved with polling.
+// Each transaction, open included, is one bounded operation for the systemd
+// watchdog (package liveness): Stalled reports one that outlasts its
+// device's timeout plus a margin.
 //
 // It deliberately knows nothing of the broker, the buffer or the uplink,
 // and it neither loads config files nor merges profiles: it receives a

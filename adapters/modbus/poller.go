@@ -24,6 +24,8 @@ func (b *Bus) Run(ctx context.Context) error {
 	now := time.Now()
 	for _, d := range b.devices {
 		d.next = now
+		d.live = b.live.Loop(fmt.Sprintf("modbus bus %q device %q", b.name, d.name), d.timeout+stallMargin)
+		defer b.live.Remove(d.live)
 	}
 	b.log.Info("polling", "transport", b.transport, "target", b.target, "devices", len(b.devices))
 	timer := time.NewTimer(time.Hour)
@@ -180,7 +182,7 @@ func (b *Bus) readOnce(l *link, d *device, r *read) (regs []byte, bits []bool, c
 	} else {
 		respPDU = 2 + 2*int(r.count)
 	}
-	class, err = b.do(l, d, 5, respPDU, func(c *mb.ModbusClient) error {
+	class, err = b.do(l, d, "read "+r.String(), 5, respPDU, func(c *mb.ModbusClient) error {
 		var e error
 		switch r.table {
 		case Holding:

@@ -23,6 +23,9 @@ type writeReq struct {
 	payload []byte
 }
 
+// what names the write for logs and the watchdog.
+func (w writeReq) what() string { return fmt.Sprintf("write %s %d", w.p.table, w.p.addr) }
+
 // subscribeWrites listens on `<point topic>/set` of every point. Messages
 // for read-only points are refused at once; the others queue for the bus
 // goroutine, which alone touches the wire.
@@ -84,9 +87,9 @@ func (b *Bus) doWrite(l *link, w writeReq) {
 			b.refuse(d, p, w.payload, err.Error())
 			return
 		}
-		class, err = b.do(l, d, 5, 5, func(c *mb.ModbusClient) error { return c.WriteCoil(p.addr, on) })
+		class, err = b.do(l, d, w.what(), 5, 5, func(c *mb.ModbusClient) error { return c.WriteCoil(p.addr, on) })
 		if isIllegalFunction(err) { // some devices only implement FC 15
-			class, err = b.do(l, d, 7, 5, func(c *mb.ModbusClient) error { return c.WriteCoils(p.addr, []bool{on}) })
+			class, err = b.do(l, d, w.what(), 7, 5, func(c *mb.ModbusClient) error { return c.WriteCoils(p.addr, []bool{on}) })
 		}
 		if err != nil {
 			b.writeFailed(d, p, w.payload, class, err)
@@ -99,7 +102,7 @@ func (b *Bus) doWrite(l *link, w writeReq) {
 			return
 		}
 		var cur uint16
-		class, err = b.do(l, d, 5, 4, func(c *mb.ModbusClient) error {
+		class, err = b.do(l, d, fmt.Sprintf("read holding %d for a bit write", p.addr), 5, 4, func(c *mb.ModbusClient) error {
 			var e error
 			cur, e = c.ReadRegister(p.addr, mb.HOLDING_REGISTER)
 			return e
@@ -137,12 +140,12 @@ func (b *Bus) doWrite(l *link, w writeReq) {
 // back to FC 16 for a device that lacks FC 6.
 func (b *Bus) writeWords(l *link, d *device, p *point, words []uint16) (errClass, error) {
 	if len(words) == 1 {
-		class, err := b.do(l, d, 5, 5, func(c *mb.ModbusClient) error { return c.WriteRegister(p.addr, words[0]) })
+		class, err := b.do(l, d, fmt.Sprintf("write holding %d", p.addr), 5, 5, func(c *mb.ModbusClient) error { return c.WriteRegister(p.addr, words[0]) })
 		if !isIllegalFunction(err) {
 			return class, err
 		}
 	}
-	return b.do(l, d, 6+2*len(words), 5, func(c *mb.ModbusClient) error { return c.WriteRegisters(p.addr, words) })
+	return b.do(l, d, fmt.Sprintf("write holding %d..%d", p.addr, int(p.addr)+len(words)-1), 6+2*len(words), 5, func(c *mb.ModbusClient) error { return c.WriteRegisters(p.addr, words) })
 }
 
 func isIllegalFunction(err error) bool {

@@ -232,12 +232,17 @@ func (d *Device) drainTx() {
 }
 
 func (d *Device) write(c *serialport.Conn, p []byte, counter func(*Stats)) error {
-	if _, err := c.Port.Write(p); err != nil {
-		return fmt.Errorf("write: %w: %w", serialport.ErrPortGone, err)
+	if err := d.dev.Write(c, p); err != nil {
+		return err
 	}
 	d.count(counter)
 	return nil
 }
+
+// Stalled reports a port open or write that has lasted past its bound
+// (nil while the device makes progress or waits for data); the daemon
+// stops pinging the systemd watchdog while it does.
+func (d *Device) Stalled() error { return d.dev.Stalled() }
 
 // frame turns one frame into points, or counts (and maybe publishes) it as
 // unmatched.

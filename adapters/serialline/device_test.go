@@ -132,6 +132,9 @@ func TestDeviceReadsAScriptedSensor(t *testing.T) {
 	if st.Frames != 4 || st.Matched != 3 || st.Unmatched != 1 || st.Overlong != 1 || st.Points != 6 || !st.Online {
 		t.Errorf("stats = %+v", st)
 	}
+	if err := d.Stalled(); err != nil {
+		t.Errorf("a sensor that talks was reported stuck: %v", err)
+	}
 }
 
 func TestDevicePollsAndWritesTx(t *testing.T) {

@@ -5,13 +5,24 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"go.bug.st/serial"
 
 	"github.com/edged/edged/adapters/internal/mqttdevice"
 	"github.com/edged/edged/adapters/internal/serialport"
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/liveness"
 )
+
+// stallMargin is added to an operation's own bound before the watchdog
+// calls it stuck: scheduling on a busy board, and a USB adapter's latency.
+// It stays well under systemd's WatchdogSec = 30 (packaging/edged.service).
+const stallMargin = 10 * time.Second
+
+// writeChunk is the most Write hands the port at once, so that a long
+// payload is many short bounded operations rather than one of any length.
+const writeChunk = 512
 
 // Config is what New needs of a [[serial]] or [[at]] table.
 type Config struct {
@@ -21,6 +32,9 @@ type Config struct {
 	DefaultBaud int
 	Topic       string // the point topic template; "" for the default
 	Payload     string // json | value; "" for json
+	// OpLimit is the longest a session's own operations may take besides
+	// writing one chunk (an AT command's timeout); 0 when it has none.
+	OpLimit time.Duration
 }
 
 // Device is one device on a serial port of its own.
@@ -32,9 +46,13 @@ type Device struct {
 	Status  *mqttdevice.Status
 	Points  *mqttdevice.Points
 
+	kind  string
 	path  string
 	mode  *serial.Mode
 	opens atomic.Uint64
+	limit time.Duration  // of one operation, margin included
+	live  *liveness.Set  // the Run goroutine's loop while it runs
+	loop  *liveness.Loop // set by Run
 }
 
 // New checks cfg and prepares the device; log should already name the
@@ -61,7 +79,8 @@ func New(cfg Config, gateway string, pub mqttdevice.Publisher, log *slog.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	d := &Device{Name: cfg.Name, Gateway: gateway, Log: log.With("port", cfg.Port.Port), path: cfg.Port.Port, mode: mode}
+	d := &Device{Name: cfg.Name, Gateway: gateway, Log: log.With("port", cfg.Port.Port), path: cfg.Port.Port, mode: mode, kind: cfg.Kind,
+		limit: cfg.OpLimit + lineTime(writeChunk, mode) + stallMargin, live: liveness.NewSet(nil)}
 	d.Out = mqttdevice.NewOut(pub, d.Log)
 	d.Status = mqttdevice.NewStatus(d.Out, gateway, d.Name, d.Log)
 	d.Points = mqttdevice.NewPoints(gateway, d.Name, tmpl, format)
@@ -82,12 +101,23 @@ func (d *Device) Commands(sub mqttdevice.Subscriber, level, lost string, handle 
 	return unsub
 }
 
+// lineTime is how long n characters take on the wire at the mode's speed,
+// counting start, parity and stop bits generously (12 bits a character).
+func lineTime(n int, mode *serial.Mode) time.Duration {
+	baud := max(mode.BaudRate, 1)
+	return time.Duration(n) * 12 * time.Second / time.Duration(baud)
+}
+
 // Run publishes the device offline, then keeps its port open and runs
 // session on it until ctx ends. Whenever the port closes the device is shown
-// offline; onState, when not nil, is told of every open and close.
+// offline; onState, when not nil, is told of every open and close. The
+// opens, Write and what the session marks with Busy are the bounded
+// operations Stalled watches.
 func (d *Device) Run(ctx context.Context, session serialport.Session, onState func(open bool)) {
+	d.loop = d.live.Loop(fmt.Sprintf("%s %q", d.kind, d.Name), d.limit)
+	defer d.live.Remove(d.loop)
 	d.Status.Begin()
-	serialport.KeepOpen(ctx, d.path, d.mode, d.Log, session, func(open bool) {
+	serialport.KeepOpen(ctx, d.path, d.mode, d.Log, d.loop, session, func(open bool) {
 		if open {
 			d.opens.Add(1)
 		}
@@ -99,6 +129,35 @@ func (d *Device) Run(ctx context.Context, session serialport.Session, onState fu
 		}
 	})
 }
+
+// Busy marks the start of one of the session's bounded operations (an AT
+// command and the wait for its answer); Idle marks its end. Only the
+// session, on Run's goroutine, calls them.
+func (d *Device) Busy(what string) { d.loop.Busy(what) }
+
+// Idle marks the end of the operation Busy began: the session waits for work.
+func (d *Device) Idle() { d.loop.Idle() }
+
+// Write writes p to the port in chunks, each a bounded operation for the
+// watchdog, and wraps a failure in serialport.ErrPortGone. Only the session
+// calls it.
+func (d *Device) Write(c *serialport.Conn, p []byte) error {
+	defer d.loop.Idle()
+	for len(p) > 0 {
+		n := min(len(p), writeChunk)
+		d.loop.Busy(fmt.Sprintf("write %d bytes", n))
+		if _, err := c.Port.Write(p[:n]); err != nil {
+			return fmt.Errorf("write: %w: %w", serialport.ErrPortGone, err)
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// Stalled reports an open, a write or a session operation that has lasted
+// longer than its bound plus a margin; nil while the device makes progress
+// or waits for data.
+func (d *Device) Stalled() error { return d.live.Check() }
 
 // Opens is how many times the port was opened, the first included.
 func (d *Device) Opens() uint64 { return d.opens.Load() }

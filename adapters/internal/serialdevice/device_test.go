@@ -4,11 +4,14 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/edged/edged/adapters/internal/serialport"
 	"github.com/edged/edged/config"
 	"github.com/edged/edged/internal/testpeer"
+	"github.com/edged/edged/liveness"
 )
 
 func TestNewRefusesWhatNoSerialDeviceCanRun(t *testing.T) {
@@ -73,5 +76,99 @@ func TestRunShowsTheDeviceOfflineWhenItsPortCloses(t *testing.T) {
 	}
 	if d.Opens() != 1 {
 		t.Errorf("opens = %d, want 1", d.Opens())
+	}
+}
+
+// shiftedClock is the real clock moved forward by what the test adds, so a
+// test can let hours pass for the watchdog without waiting for them.
+type shiftedClock struct{ ahead atomic.Int64 }
+
+func (c *shiftedClock) now() time.Time      { return time.Now().Add(time.Duration(c.ahead.Load())) }
+func (c *shiftedClock) add(d time.Duration) { c.ahead.Add(int64(d)) }
+
+// writer runs a device on a pty pair whose session writes p once and then
+// waits for the end. The device's watchdog clock is the returned one;
+// wrote says how the write went.
+type writer struct {
+	d     *Device
+	pair  *testpeer.PtyPair
+	clock *shiftedClock
+	stop  func() error
+	wrote chan error
+}
+
+func startWriter(t *testing.T, p []byte) *writer {
+	t.Helper()
+	pair := testpeer.StartPtyPair(t)
+	d, err := New(Config{Kind: "serial", Name: "s", Port: config.SerialPort{Port: pair.A, Baud: 115200}}, "gw",
+		testpeer.NewRecorder(), testpeer.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &writer{d: d, pair: pair, clock: &shiftedClock{}, wrote: make(chan error, 1)}
+	d.live = liveness.NewSet(w.clock.now)
+	w.stop = testpeer.Go(t, func(ctx context.Context) error {
+		d.Run(ctx, func(ctx context.Context, c *serialport.Conn) error {
+			err := d.Write(c, p)
+			select {
+			case w.wrote <- err:
+			default: // a later session after a reopen
+			}
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			return nil
+		}, nil)
+		return nil
+	})
+	return w
+}
+
+// written waits for the write to end and returns its error.
+func (w *writer) written(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-w.wrote:
+		return err
+	case <-time.After(15 * time.Second):
+		t.Fatal("the write did not end")
+		return nil
+	}
+}
+
+func TestTheWatchdogSeesAWriteThatNoLongerMoves(t *testing.T) {
+	// Nobody reads the far end of the pair: once socat's and the kernel's
+	// buffers are full, the write blocks, as on a line whose flow control
+	// never lets it send.
+	w := startWriter(t, make([]byte, 16<<20))
+	// Let an hour pass at every look: a chunk that is still being written
+	// an hour (of the shifted clock) after it began is stuck.
+	var stalled error
+	testpeer.Eventually(t, 15*time.Second, "the blocked write to be reported", func() bool {
+		w.clock.add(time.Hour)
+		stalled = w.d.Stalled()
+		return stalled != nil
+	})
+	if !strings.Contains(stalled.Error(), `serial "s": stuck in write 512 bytes`) {
+		t.Errorf("Stalled() = %q, want it to name the device and the write", stalled)
+	}
+	w.pair.Stop() // the write fails once the port vanishes, and Run can end
+	if err := w.written(t); err == nil {
+		t.Error("the blocked write returned no error when its port vanished")
+	}
+	if err := w.stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTheWatchdogSeesADeviceWaitingForDataMakeProgress(t *testing.T) {
+	w := startWriter(t, []byte("PING\r\n"))
+	if err := w.written(t); err != nil {
+		t.Fatal(err)
+	}
+	w.clock.add(24 * time.Hour)
+	if err := w.d.Stalled(); err != nil {
+		t.Fatalf("a device waiting for data was reported stuck: %v", err)
 	}
 }

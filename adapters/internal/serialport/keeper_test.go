@@ -10,6 +10,7 @@ import (
 
 	"github.com/edged/edged/config"
 	"github.com/edged/edged/internal/testpeer"
+	"github.com/edged/edged/liveness"
 )
 
 func TestKeepOpenReopensAVanishedPortAndClosesTheOldOne(t *testing.T) {
@@ -35,7 +36,7 @@ func TestKeepOpenReopensAVanishedPortAndClosesTheOldOne(t *testing.T) {
 		}
 	}
 	testpeer.Go(t, func(ctx context.Context) error {
-		KeepOpen(ctx, pair.A, mode, testpeer.Logger(t), session, func(open bool) {
+		KeepOpen(ctx, pair.A, mode, testpeer.Logger(t), liveness.NewSet(nil).Loop("test", time.Hour), session, func(open bool) {
 			mu.Lock()
 			states = append(states, open)
 			mu.Unlock()

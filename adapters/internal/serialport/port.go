@@ -14,6 +14,7 @@ import (
 	"go.bug.st/serial"
 
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/liveness"
 )
 
 // Reopen backoff bounds: quick enough that a replugged adapter is back within
@@ -90,12 +91,15 @@ type Session func(ctx context.Context, c *Conn) error
 // session ends with an error the port is closed — a replugged USB adapter
 // only comes back under the same name once the old descriptor is gone — and
 // opened again with backoff, for as long as it takes. state is told true
-// after every open and false after every close. It returns when ctx ends.
-func KeepOpen(ctx context.Context, path string, mode *serial.Mode, log *slog.Logger, session Session, state func(open bool)) {
+// after every open and false after every close. loop sees each open as one
+// bounded operation. It returns when ctx ends.
+func KeepOpen(ctx context.Context, path string, mode *serial.Mode, log *slog.Logger, loop *liveness.Loop, session Session, state func(open bool)) {
 	backoff := minBackoff
 	failing := false // log the first failed open, not every retry
 	for ctx.Err() == nil {
+		loop.Busy("open " + path)
 		p, err := serial.Open(path, mode)
+		loop.Idle()
 		if err != nil {
 			if !failing {
 				log.Warn("cannot open port; retrying with backoff", "err", describeOpenErr(err))
