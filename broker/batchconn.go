@@ -2,6 +2,8 @@ package broker
 
 import (
 	"net"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 	"sync"
 	"time"
 )
@@ -29,7 +31,8 @@ type batchConn struct {
 	pending  []byte
 	spare    []byte // the buffer the flusher last wrote, reused
 	flushing bool
-	err      error // the first write error; every later Write returns it
+	err      error     // the first write error; every later Write returns it
+	win      outWindow // the client's Receive Maximum, kept in order
 }
 
 func newBatchConn(c net.Conn) *batchConn {
@@ -49,12 +52,38 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	b.pending = append(b.pending, p...)
-	if !b.flushing {
+	b.pending = b.win.admit(b.pending, p)
+	b.startFlush()
+	return len(p), nil
+}
+
+func (b *batchConn) startFlush() {
+	if !b.flushing && len(b.pending) > 0 && b.err == nil {
 		b.flushing = true
 		go b.flush()
 	}
-	return len(p), nil
+}
+
+// observe follows the client's packets (as the guard decoded them) that
+// set or open its Receive Maximum window.
+func (b *batchConn) observe(pk *packets.Packet) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		if pk.ProtocolVersion == 5 {
+			b.win.max = int(pk.Properties.ReceiveMaximum)
+		}
+	case packets.Puback, packets.Pubcomp:
+		b.pending = b.win.ack(b.pending, pk.PacketID)
+	case packets.Pubrec:
+		if pk.ReasonCode >= packets.ErrUnspecifiedError.Code {
+			b.pending = b.win.ack(b.pending, pk.PacketID)
+		}
+	default:
+		return
+	}
+	b.startFlush()
 }
 
 // flush writes pending bytes until none are left or a write fails; Close

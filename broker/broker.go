@@ -45,7 +45,10 @@ type Broker struct {
 	started   atomic.Bool
 	malformed atomic.Int64
 	expired   atomic.Int64
-	subIDs    atomic.Int64
+	// windowDropped counts QoS 0 messages dropped behind a full MQTT 5
+	// Receive Maximum window (see outWindow).
+	windowDropped atomic.Int64
+	subIDs        atomic.Int64
 }
 
 // Stats are the broker's counters since New.
@@ -105,6 +108,7 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 		ClientNetWriteBufferSize: 16 << 10,
 	})
 	b.hook.info = b.srv.Info
+	b.hook.seq.renumber = func() int { return b.hook.renumberAll(b.srv.Clients.GetAll()) }
 	if err := b.srv.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -133,7 +137,11 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 			id: s.id, proto: s.kind, addr: s.addr, tls: s.tls,
 			wrap: func(c net.Conn) net.Conn {
 				_ = c.SetReadDeadline(time.Now().Add(connectTimeout))
-				return newBatchConn(newGuardConn(c, maxPacket, b.onMalformed))
+				g := newGuardConn(c, maxPacket, b.onMalformed)
+				bc := newBatchConn(g)
+				bc.win.onDrop = func() { b.windowDropped.Add(1) }
+				g.dec.observe = bc.observe
+				return bc
 			},
 		})
 	}
@@ -267,7 +275,7 @@ func (b *Broker) sweep(ctx context.Context) {
 			return
 		case now := <-t.C:
 			for _, cl := range b.srv.Clients.GetAll() {
-				if n := len(cl.ClearExpiredInflights(now.Unix(), maxAge)); n > 0 {
+				if n := b.dropExpired(cl, now.Unix(), maxAge); n > 0 {
 					b.expired.Add(int64(n))
 					for range n {
 						b.hook.drops.dropped(cl.ID, cl.Net.Listener, "expired (message_expiry)")
@@ -276,6 +284,26 @@ func (b *Broker) sweep(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// dropExpired deletes cl's publishes older than maxAge seconds and returns
+// how many. mochi's ClearExpiredInflights would take Created for seconds,
+// which the sequencer's stamps are not.
+func (b *Broker) dropExpired(cl *mqtt.Client, now, maxAge int64) int {
+	n := 0
+	for _, pk := range cl.State.Inflight.GetAll(false) {
+		if pk.FixedHeader.Type != packets.Publish || now-stampTime(pk.Created) <= maxAge {
+			continue
+		}
+		if cl.State.Inflight.Delete(pk.PacketID) {
+			atomic.AddInt64(&b.srv.Info.Inflight, -1)
+			if b.store != nil {
+				b.store.OnQosDropped(cl, pk)
+			}
+			n++
+		}
+	}
+	return n
 }
 
 // Ready is closed once every listener is open.
@@ -362,7 +390,7 @@ func (b *Broker) Stats() Stats {
 		ClientsConnected: atomic.LoadInt64(&info.ClientsConnected),
 		MessagesReceived: atomic.LoadInt64(&info.MessagesReceived),
 		MessagesSent:     atomic.LoadInt64(&info.MessagesSent),
-		DroppedQueueFull: atomic.LoadInt64(&info.MessagesDropped) + atomic.LoadInt64(&info.InflightDropped),
+		DroppedQueueFull: atomic.LoadInt64(&info.MessagesDropped) + atomic.LoadInt64(&info.InflightDropped) + b.windowDropped.Load(),
 		DroppedExpired:   b.expired.Load(),
 		Refused:          b.hook.refused.Load(),
 		Malformed:        b.malformed.Load(),

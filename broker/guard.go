@@ -31,6 +31,8 @@ type frameDecoder struct {
 	maxPacket int  // whole packet, header included
 	version   byte // protocol version, from the CONNECT; mochi's default before it
 	connected bool // a CONNECT has been seen
+	// observe, when set, is shown every packet that passed the check.
+	observe func(pk *packets.Packet)
 }
 
 func newFrameDecoder(maxPacket int) frameDecoder {
@@ -93,6 +95,9 @@ func (d *frameDecoder) check(pkt []byte, headerLen int) (err error) {
 	if pk.FixedHeader.Type == packets.Connect && !d.connected {
 		d.connected = true
 		d.version = pk.ProtocolVersion
+	}
+	if d.observe != nil {
+		d.observe(&pk)
 	}
 	return nil
 }

@@ -32,83 +32,103 @@ type edgeHook struct {
 	refused   atomic.Int64
 	drops     *dropLog
 	info      *system.Info
+	seq       sequencer
 
-	// released holds QoS 1/2 messages mochi sent from a client's hold-back
-	// queue (see OnPacketSent); nReleased counts them for a cheap fast path.
-	releasedMu sync.Mutex
-	released   map[*mqtt.Client][]packets.Packet
-	nReleased  atomic.Int64
+	// subIDs holds the packet ids of SUBSCRIBE/UNSUBSCRIBE packets being
+	// answered (see OnPacketRead).
+	subIDsMu sync.Mutex
+	subIDs   map[*mqtt.Client][2]uint16 // the id mochi sees, the client's id
 }
 
 func (h *edgeHook) ID() string { return "edged" }
 
 func (h *edgeHook) Provides(b byte) bool {
 	return bytes.IndexByte([]byte{mqtt.OnConnect, mqtt.OnPublish, mqtt.OnPublishDropped, mqtt.OnDisconnect,
-		mqtt.OnPacketSent, mqtt.OnPacketRead}, b) >= 0
+		mqtt.OnStarted, mqtt.OnPacketEncode, mqtt.OnPacketRead}, b) >= 0
 }
 
-// OnPacketSent notices mochi releasing a message it held back because the
-// client's Receive Maximum window was full (mochi marks those Expiry -1).
-// mochi deletes such a message from the in-flight map right after sending
-// it, so its PUBACK would neither complete it nor reopen the window: the
-// client would stall after Receive Maximum messages, and the message would
-// not be resent after a reconnect. It is put back on the client's next read
-// (before that packet, often its PUBACK, is processed) or at disconnect.
-func (h *edgeHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
-	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 || pk.Expiry >= 0 {
-		return
-	}
-	pk.Expiry = 0
-	pk.FixedHeader.Dup = false
-	h.releasedMu.Lock()
-	if h.released == nil {
-		h.released = map[*mqtt.Client][]packets.Packet{}
-	}
-	h.released[cl] = append(h.released[cl], pk)
-	h.releasedMu.Unlock()
-	h.nReleased.Add(1)
-}
+// OnStarted puts the sessions mochi restored from the store in order (see
+// sequencer) before their clients come back.
+func (h *edgeHook) OnStarted() { h.seq.restart() }
 
-// OnPacketRead puts released messages back in flight (see OnPacketSent).
-func (h *edgeHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if h.nReleased.Load() > 0 {
-		h.restoreReleased(cl)
-	}
-	return pk, nil
-}
-
-func (h *edgeHook) restoreReleased(cl *mqtt.Client) {
-	h.releasedMu.Lock()
-	pks := h.released[cl]
-	delete(h.released, cl)
-	h.releasedMu.Unlock()
-	if len(pks) == 0 {
-		return
-	}
-	h.nReleased.Add(-int64(len(pks)))
-	for _, p := range pks {
-		if cl.State.Inflight.Set(p) && h.info != nil {
-			atomic.AddInt64(&h.info.Inflight, 1)
-		}
-	}
-}
-
-// OnConnect lifts an MQTT 3 client's inbound QoS 2 quota to the packet id
-// space: mochi applies its announced Receive Maximum to every client, and an
-// MQTT 3 client, which cannot learn it, would be disconnected for exceeding
-// it. An MQTT 5 client's own Receive Maximum is left as it is: narrowing it
-// would make mochi hold messages back in an unordered map.
+// OnConnect sets the client's windows; see setWindows.
 func (h *edgeHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
-	if cl.Properties.ProtocolVersion < 5 {
-		cl.State.Inflight.ResetReceiveQuota(65535)
-	}
+	setWindows(cl)
 	return nil
 }
 
-// OnPublish runs the interceptor for a network client's publish. The inline
-// client's publishes are intercepted in Broker.Publish, where the error can
-// be returned to the caller.
+// OnPacketRead keeps mochi from refusing a SUBSCRIBE or UNSUBSCRIBE whose
+// packet id equals one the broker chose for a message it sent the client.
+// The two directions have their own ids (MQTT 2.2.1), but mochi looks the
+// id up in the map that holds both and answers 0x91 (packet identifier in
+// use); mosquitto_sub then exits when it resubscribes to a session with
+// messages waiting. Such a packet is handed to mochi with an id not in use,
+// and the client's id is put back on its SUBACK or UNSUBACK.
+func (h *edgeHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Subscribe && pk.FixedHeader.Type != packets.Unsubscribe {
+		return pk, nil
+	}
+	cur, ok := cl.State.Inflight.Get(pk.PacketID)
+	if !ok || cur.FixedHeader.Type == packets.Pubrec { // the client's own QoS 2 publish: truly in use
+		return pk, nil
+	}
+	free := uint16(0xffff)
+	for ; free > 0; free-- {
+		if _, used := cl.State.Inflight.Get(free); !used {
+			break
+		}
+	}
+	if free == 0 {
+		return pk, nil
+	}
+	h.subIDsMu.Lock()
+	if h.subIDs == nil {
+		h.subIDs = map[*mqtt.Client][2]uint16{}
+	}
+	h.subIDs[cl] = [2]uint16{free, pk.PacketID}
+	h.subIDsMu.Unlock()
+	pk.PacketID = free
+	return pk, nil
+}
+
+// OnPacketEncode puts back a SUBACK's or UNSUBACK's packet id (see
+// OnPacketRead), and sets the client's windows again as its CONNACK goes
+// out: mochi resets them when the client takes over a stored session.
+func (h *edgeHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		setWindows(cl)
+	case packets.Suback, packets.Unsuback:
+		h.subIDsMu.Lock()
+		if ids, ok := h.subIDs[cl]; ok && ids[0] == pk.PacketID {
+			pk.PacketID = ids[1]
+			delete(h.subIDs, cl)
+		}
+		h.subIDsMu.Unlock()
+	}
+	return pk
+}
+
+// setWindows lifts an MQTT 3 client's inbound QoS 2 quota to the packet id
+// space: mochi applies its announced Receive Maximum to every client, and an
+// MQTT 3 client, which cannot learn it, would be disconnected for exceeding
+// it. It also turns off mochi's own hold-back for an MQTT 5 client's Receive
+// Maximum, which releases messages in no particular order and lets new ones
+// overtake held ones; edged keeps that window on the connection instead, in
+// publish order (see outWindow).
+func setWindows(cl *mqtt.Client) {
+	if cl.Properties.ProtocolVersion < 5 {
+		cl.State.Inflight.ResetReceiveQuota(65535)
+	}
+	cl.State.Inflight.ResetSendQuota(0)
+}
+
+// OnPublish stamps every publish with its place in the publish order (see
+// sequencer) and runs the interceptor for a network client's publish. The
+// inline client's publishes are intercepted in Broker.Publish, where the
+// error can be returned to the caller.
 func (h *edgeHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	pk.Created = h.seq.stamp(time.Now())
 	fn := h.intercept.Load()
 	if fn == nil || cl.Net.Inline {
 		return pk, nil
@@ -148,8 +168,10 @@ func (h *edgeHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 }
 
 func (h *edgeHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	h.restoreReleased(cl)
 	h.drops.forget(cl.ID)
+	h.subIDsMu.Lock()
+	delete(h.subIDs, cl)
+	h.subIDsMu.Unlock()
 }
 
 // dropLog logs, per client, that messages are being dropped: once when it

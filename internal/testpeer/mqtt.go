@@ -123,9 +123,18 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 // its error (a non-zero exit is an *exec.ExitError). It is given 10s.
 func MosquittoPub(t testing.TB, args ...string) (string, error) {
 	t.Helper()
+	return MosquittoPubInput(t, "", args...)
+}
+
+// MosquittoPubInput is MosquittoPub with stdin, for -l (one message per
+// line, published in order over one connection) and -s.
+func MosquittoPubInput(t testing.TB, stdin string, args ...string) (string, error) {
+	t.Helper()
 	bin := Need(t, "mosquitto_pub", "mosquitto-clients")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
