@@ -99,6 +99,9 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 	// status topic that did not change for a week would vanish. edged keeps
 	// retained messages until replaced and expires queued ones itself (sweep).
 	caps.MaximumMessageExpiryInterval = 0
+	// An acknowledgement carries none of the publisher's properties (mochi
+	// copies its user properties otherwise).
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities:             caps,

@@ -122,6 +122,8 @@ func encode(t testing.TB, version byte, pks ...packets.Packet) []byte {
 			err = pk.PingreqEncode(&buf)
 		case packets.Puback:
 			err = pk.PubackEncode(&buf)
+		case packets.Pubrel:
+			err = pk.PubrelEncode(&buf)
 		case packets.Disconnect:
 			err = pk.DisconnectEncode(&buf)
 		default:

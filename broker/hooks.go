@@ -92,10 +92,16 @@ func (h *edgeHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 }
 
 // OnPacketEncode puts back a SUBACK's or UNSUBACK's packet id (see
-// OnPacketRead), and sets the client's windows again as its CONNACK goes
-// out: mochi resets them when the client takes over a stored session.
+// OnPacketRead), sets the client's windows again as its CONNACK goes out
+// (mochi resets them when the client takes over a stored session), and
+// gives a successful PUBACK reason 0x00: mochi uses 0x01 (granted QoS 1),
+// which is not a PUBACK reason code.
 func (h *edgeHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	switch pk.FixedHeader.Type {
+	case packets.Puback:
+		if pk.ReasonCode == packets.CodeGrantedQos1.Code {
+			pk.ReasonCode = packets.CodeSuccess.Code
+		}
 	case packets.Connack:
 		setWindows(cl)
 	case packets.Suback, packets.Unsuback:
