@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -48,6 +49,8 @@ type Broker struct {
 	// windowDropped counts QoS 0 messages dropped behind a full MQTT 5
 	// Receive Maximum window (see outWindow).
 	windowDropped atomic.Int64
+	badTopics     atomic.Int64
+	badTopicLog   onceSet
 	subIDs        atomic.Int64
 }
 
@@ -63,6 +66,7 @@ type Stats struct {
 	RefusedLogins    uint64
 	RefusedACL       uint64
 	Malformed        int64 // connections closed for a malformed or oversized packet
+	InvalidTopics    int64 // connections closed for a publish on an invalid topic name
 	Retained         int64
 	Subscriptions    int64
 	Inflight         int64 // QoS 1/2 messages held for subscribers
@@ -138,14 +142,7 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 	for _, s := range specs {
 		b.lns = append(b.lns, &netListener{
 			id: s.id, proto: s.kind, addr: s.addr, tls: s.tls,
-			wrap: func(c net.Conn) net.Conn {
-				_ = c.SetReadDeadline(time.Now().Add(connectTimeout))
-				g := newGuardConn(c, maxPacket, b.onMalformed)
-				bc := newBatchConn(g)
-				bc.win.onDrop = func() { b.windowDropped.Add(1) }
-				g.dec.observe = bc.observe
-				return bc
-			},
+			wrap: func(c net.Conn) net.Conn { return b.wrapConn(c, maxPacket) },
 		})
 	}
 	return b, nil
@@ -188,9 +185,41 @@ func loadOnce[T any](loaded map[string]*T, path string, load func(string) (*T, e
 	return v, err
 }
 
-func (b *Broker) onMalformed(c net.Conn, err error) {
-	b.malformed.Add(1)
-	b.log.Warn("closing client connection: malformed packet", "remote", c.RemoteAddr().String(), "error", err)
+// wrapConn guards a new client connection (guardConn) and batches what is
+// written to it, keeping an MQTT 5 client's Receive Maximum (batchConn).
+func (b *Broker) wrapConn(c net.Conn, maxPacket int) net.Conn {
+	_ = c.SetReadDeadline(time.Now().Add(connectTimeout))
+	g := newGuardConn(c, maxPacket, nil)
+	bc := newBatchConn(g)
+	bc.win.onDrop = func() { b.windowDropped.Add(1) }
+	g.dec.observe = bc.observe
+	g.onReject = func(c net.Conn, err error) { b.onRejected(c, &g.dec, bc, err) }
+	return bc
+}
+
+// onRejected counts and logs a connection the guard closes, and tells an
+// MQTT 5 client why with a DISCONNECT, as Mosquitto does: 0x95 (packet too
+// large) or 0x81 (malformed packet, which Mosquitto 2.0.11 also sends for
+// a refused topic name).
+func (b *Broker) onRejected(c net.Conn, dec *frameDecoder, w io.Writer, err error) {
+	remote := c.RemoteAddr().String()
+	if isBadTopic(err) {
+		b.badTopics.Add(1)
+		if b.badTopicLog.first(dec.clientID) {
+			b.log.Warn("closing client connection: publish on an invalid topic name (logged once per client)",
+				"client", dec.clientID, "remote", remote, "error", err)
+		}
+	} else {
+		b.malformed.Add(1)
+		b.log.Warn("closing client connection: malformed packet", "client", dec.clientID, "remote", remote, "error", err)
+	}
+	if dec.connected && dec.version == 5 {
+		reason := packets.ErrMalformedPacket.Code
+		if errors.Is(err, errTooLarge) {
+			reason = packets.ErrPacketTooLarge.Code
+		}
+		_, _ = w.Write([]byte{packets.Disconnect << 4, 1, reason})
+	}
 }
 
 // Run opens every listener (an error if one cannot be opened, such as an
@@ -343,8 +372,11 @@ func (b *Broker) SetInterceptor(fn func(m telemetry.Message, fromClient string) 
 // Publish publishes a message in-process, as the broker itself, without
 // ACL checks. Subscribers get it at up to the given QoS.
 func (b *Broker) Publish(topic string, payload []byte, qos byte, retain bool) error {
-	if topic == "" || strings.ContainsAny(topic, "+#\x00") {
+	if topic == "" || strings.ContainsAny(topic, "+#") {
 		return fmt.Errorf("broker: publish: %q is not a valid topic name", topic)
+	}
+	if err := checkTopicName([]byte(topic)); err != nil {
+		return fmt.Errorf("broker: publish %q: %w", topic, err)
 	}
 	if qos > 2 {
 		return fmt.Errorf("broker: publish %s: qos %d is not 0, 1 or 2", topic, qos)
@@ -397,6 +429,7 @@ func (b *Broker) Stats() Stats {
 		DroppedExpired:   b.expired.Load(),
 		Refused:          b.hook.refused.Load(),
 		Malformed:        b.malformed.Load(),
+		InvalidTopics:    b.badTopics.Load(),
 		Retained:         int64(b.srv.Topics.Retained.Len()),
 		Subscriptions:    atomic.LoadInt64(&info.Subscriptions),
 		Inflight:         atomic.LoadInt64(&info.Inflight),

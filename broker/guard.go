@@ -13,6 +13,9 @@ import (
 // client's session as it would after any read error.
 var errMalformed = errors.New("malformed MQTT packet")
 
+// errTooLarge is errMalformed for a packet beyond max_packet_size.
+var errTooLarge = fmt.Errorf("%w: too large", errMalformed)
+
 const (
 	// guardBufSize is the read buffer a guarded connection starts with; it
 	// holds many small packets, so most reads are one syscall for several.
@@ -28,9 +31,10 @@ const (
 // it, and runs mochi's own decoder on it inside recover, so a packet that
 // would panic mochi's reader (upstream #501) panics here, harmlessly.
 type frameDecoder struct {
-	maxPacket int  // whole packet, header included
-	version   byte // protocol version, from the CONNECT; mochi's default before it
-	connected bool // a CONNECT has been seen
+	maxPacket int    // whole packet, header included
+	version   byte   // protocol version, from the CONNECT; mochi's default before it
+	connected bool   // a CONNECT has been seen
+	clientID  string // from the CONNECT, for logs
 	// observe, when set, is shown every packet that passed the check.
 	observe func(pk *packets.Packet)
 }
@@ -66,7 +70,7 @@ func (d *frameDecoder) frame(buf []byte) (total, hdr int, err error) {
 	hdr = i + 1
 	total = hdr + remaining
 	if total > d.maxPacket {
-		return 0, 0, fmt.Errorf("%w: packet of %d bytes exceeds max_packet_size %d", errMalformed, total, d.maxPacket)
+		return 0, 0, fmt.Errorf("%w: packet of %d bytes exceeds max_packet_size %d", errTooLarge, total, d.maxPacket)
 	}
 	return total, hdr, nil
 }
@@ -84,6 +88,11 @@ func (d *frameDecoder) check(pkt []byte, headerLen int) (err error) {
 		return fmt.Errorf("%w: first packet is type %d, not CONNECT", errMalformed, pk.FixedHeader.Type)
 	}
 	body := pkt[headerLen:]
+	if pk.FixedHeader.Type == packets.Publish {
+		if err := checkTopicName(publishTopic(body)); err != nil {
+			return err
+		}
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: decoder panicked on packet type %d: %v", errMalformed, pk.FixedHeader.Type, r)
@@ -95,6 +104,7 @@ func (d *frameDecoder) check(pkt []byte, headerLen int) (err error) {
 	if pk.FixedHeader.Type == packets.Connect && !d.connected {
 		d.connected = true
 		d.version = pk.ProtocolVersion
+		d.clientID = pk.Connect.ClientIdentifier
 	}
 	if d.observe != nil {
 		d.observe(&pk)

@@ -204,7 +204,15 @@ func TestBrokerSurvivesHostilePackets(t *testing.T) {
 		t.Run("closes the connection that sends "+hc.name+" and serves the next client", func(t *testing.T) {
 			rc := dialRaw(t, addr)
 			hc.send(rc)
-			if pk, err := rc.read(5 * time.Second); err == nil {
+			pk, err := rc.read(5 * time.Second)
+			if err == nil && pk.FixedHeader.Type == packets.Disconnect && rc.version == 5 {
+				// An MQTT 5 client is told why (0x81 malformed packet), then closed.
+				if pk.ReasonCode != packets.ErrMalformedPacket.Code {
+					t.Fatalf("DISCONNECT reason %#x, want 0x81", pk.ReasonCode)
+				}
+				pk, err = rc.read(5 * time.Second)
+			}
+			if err == nil {
 				t.Fatalf("got packet type %d, want the connection closed", pk.FixedHeader.Type)
 			} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				t.Fatal("connection still open")

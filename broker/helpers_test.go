@@ -166,7 +166,15 @@ func (rc *rawClient) read(limit time.Duration) (packets.Packet, error) {
 	}
 	pk.FixedHeader.Remaining = n
 	pk.ProtocolVersion = rc.version
-	return pk, decodeBody(&pk, body)
+	if err := decodeBody(&pk, body); err != nil {
+		return pk, err
+	}
+	// mochi's decoder reads a DISCONNECT's reason code only when properties
+	// follow it.
+	if pk.FixedHeader.Type == packets.Disconnect && n == 1 {
+		pk.ReasonCode = body[0]
+	}
+	return pk, nil
 }
 
 // expect reads the next packet and fails unless it has the given type.
