@@ -67,6 +67,7 @@ type Stats struct {
 	RefusedACL       uint64
 	Malformed        int64 // connections closed for a malformed or oversized packet
 	InvalidTopics    int64 // connections closed for a publish on an invalid topic name
+	AcceptErrors     int64 // failed accepts (such as EMFILE), retried with backoff
 	Retained         int64
 	Subscriptions    int64
 	Inflight         int64 // QoS 1/2 messages held for subscribers
@@ -433,6 +434,9 @@ func (b *Broker) Stats() Stats {
 		Retained:         int64(b.srv.Topics.Retained.Len()),
 		Subscriptions:    atomic.LoadInt64(&info.Subscriptions),
 		Inflight:         atomic.LoadInt64(&info.Inflight),
+	}
+	for _, l := range b.lns {
+		s.AcceptErrors += l.acceptErrors.Load()
 	}
 	s.Dropped = s.DroppedQueueFull + s.DroppedExpired
 	s.RefusedLogins, s.RefusedACL = b.auth.Refused()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -26,8 +27,13 @@ type netListener struct {
 	addr  string
 	tls   *tls.Config
 	wrap  func(net.Conn) net.Conn
+	// wrapListener, when set (by tests), wraps the bound socket.
+	wrapListener func(net.Listener) net.Listener
+
+	acceptErrors atomic.Int64
 
 	mu   sync.Mutex
+	stop chan struct{} // closed by Close
 	ln   net.Listener
 	http *http.Server
 	done bool
@@ -64,6 +70,9 @@ func (l *netListener) Init(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if l.wrapListener != nil {
+		ln = l.wrapListener(ln)
+	}
 	if l.tls != nil {
 		ln = tls.NewListener(ln, l.tls)
 	}
@@ -79,6 +88,7 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 		l.serveWS(establish)
 		return
 	}
+	var failing int // accept errors in a row
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
@@ -89,8 +99,21 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			l.log.Warn("accept failed; listener stops", "error", err)
-			return
+			// Out of file descriptors (EMFILE), of memory, a connection
+			// aborted before it was accepted: the socket is still good.
+			l.acceptErrors.Add(1)
+			failing++
+			if failing == 1 {
+				l.log.Warn("accept failing; retrying with backoff", "listener", l.id, "error", err)
+			}
+			if !l.pause(acceptBackoff(failing)) {
+				return
+			}
+			continue
+		}
+		if failing > 0 {
+			l.log.Info("accepting again", "listener", l.id, "failed_accepts", failing)
+			failing = 0
 		}
 		go func() {
 			if err := establish(l.id, l.wrap(c)); err != nil && !errors.Is(err, io.EOF) {
@@ -98,6 +121,34 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 			}
 		}()
 	}
+}
+
+// acceptBackoff is the wait after the n-th accept error in a row: 5ms,
+// doubling, at most a second.
+func acceptBackoff(n int) time.Duration {
+	return min(5*time.Millisecond<<min(n-1, 8), time.Second)
+}
+
+// pause waits d, or until Close; it reports whether the listener is open.
+func (l *netListener) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return !l.closed()
+	case <-l.stopped():
+		return false
+	}
+}
+
+// stopped is closed by Close.
+func (l *netListener) stopped() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stop == nil {
+		l.stop = make(chan struct{})
+	}
+	return l.stop
 }
 
 func (l *netListener) closed() bool {
@@ -112,6 +163,12 @@ func (l *netListener) Close(closeClients listeners.CloseFn) {
 	first := !l.done
 	l.done = true
 	ln, hs := l.ln, l.http
+	if l.stop == nil {
+		l.stop = make(chan struct{})
+	}
+	if first {
+		close(l.stop)
+	}
 	l.mu.Unlock()
 	if !first {
 		return
