@@ -23,6 +23,11 @@ const (
 	// guardKeepMax is the largest buffer kept between packets: a client that
 	// once sent a big packet does not pin that much memory for its lifetime.
 	guardKeepMax = 64 << 10
+	// preConnectMax is the largest packet accepted before a CONNECT has been
+	// accepted, and so the largest CONNECT: client id, credentials (a JWT
+	// password fits), will message and properties. A client that has not
+	// logged in may not make the broker hold more (issue 13.10).
+	preConnectMax = 64 << 10
 )
 
 // frameDecoder checks MQTT packets one at a time the way mochi will read
@@ -69,6 +74,9 @@ func (d *frameDecoder) frame(buf []byte) (total, hdr int, err error) {
 	}
 	hdr = i + 1
 	total = hdr + remaining
+	if !d.connected && total > min(d.maxPacket, preConnectMax) {
+		return 0, 0, fmt.Errorf("%w: packet of %d bytes before CONNECT exceeds %d", errTooLarge, total, min(d.maxPacket, preConnectMax))
+	}
 	if total > d.maxPacket {
 		return 0, 0, fmt.Errorf("%w: packet of %d bytes exceeds max_packet_size %d", errTooLarge, total, d.maxPacket)
 	}
@@ -159,6 +167,9 @@ type guardConn struct {
 	r, v, w  int // buf[r:v] checked and not yet read by mochi, buf[v:w] unchecked
 	err      error
 	onReject func(c net.Conn, err error)
+	// onRelease, when set, is told the size of the buffer the guard lets go
+	// of when the stream ends.
+	onRelease func(n int)
 }
 
 func newGuardConn(c net.Conn, maxPacket int, onReject func(net.Conn, error)) *guardConn {
@@ -171,6 +182,12 @@ func newGuardConn(c net.Conn, maxPacket int, onReject func(net.Conn, error)) *gu
 func (g *guardConn) Read(p []byte) (int, error) {
 	for g.r == g.v {
 		if g.err != nil {
+			// The stream has ended and mochi has read all it may: the
+			// buffer is let go of.
+			if g.buf != nil && g.onRelease != nil {
+				g.onRelease(cap(g.buf))
+			}
+			g.buf = nil
 			return 0, g.err
 		}
 		if err := g.fill(); err != nil {
@@ -199,8 +216,11 @@ func (g *guardConn) fill() error {
 				return err
 			}
 			if total == 0 || total > g.w-g.v {
-				if total > len(g.buf)-g.v {
-					g.makeRoom(total)
+				// The rest of the packet has not come yet. Room is made as
+				// its bytes arrive, doubling, never for the size a client
+				// merely announced.
+				if total > len(g.buf)-g.v && g.w == len(g.buf) {
+					g.makeRoom(min(total, 2*len(g.buf)))
 				}
 				break
 			}
@@ -233,8 +253,8 @@ func (g *guardConn) fill() error {
 }
 
 // makeRoom moves the unread bytes to the front of the buffer and grows it to
-// hold need bytes of one packet. need was checked against max_packet_size by
-// frame, so a client cannot make this allocate more than the limit.
+// hold need bytes. need is at most the size of the packet being read, which
+// frame checked against the limits, and twice what has arrived of it.
 func (g *guardConn) makeRoom(need int) {
 	unread := g.w - g.r
 	if need < unread {

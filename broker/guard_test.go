@@ -81,22 +81,39 @@ func readAllGuarded(c net.Conn, maxPacket int) ([]byte, error) {
 func TestGuardPassesValidStreamsUnchanged(t *testing.T) {
 	for _, v := range []byte{3, 4, 5} {
 		stream := sessionStream(t, v)
-		for _, split := range []int{1, 2, 7, 100, 4096} {
-			var chunks [][]byte
-			for rest := stream; len(rest) > 0; {
-				n := min(split, len(rest))
-				chunks = append(chunks, append([]byte(nil), rest[:n]...))
-				rest = rest[n:]
-			}
-			got, err := readAllGuarded(&chunkConn{chunks: chunks}, 1<<20)
+		for _, size := range []int{1, 2, 7, 100, 4096} {
+			got, err := readAllGuarded(&chunkConn{chunks: split(stream, size)}, 1<<20)
 			if !errors.Is(err, io.EOF) {
-				t.Fatalf("version %d, chunks of %d: %v", v, split, err)
+				t.Fatalf("version %d, chunks of %d: %v", v, size, err)
 			}
 			if !bytes.Equal(got, stream) {
-				t.Fatalf("version %d, chunks of %d: bytes changed (%d in, %d out)", v, split, len(stream), len(got))
+				t.Fatalf("version %d, chunks of %d: bytes changed (%d in, %d out)", v, size, len(stream), len(got))
 			}
 		}
 	}
+}
+
+func TestGuardPassesLargePacketsAfterCONNECT(t *testing.T) {
+	stream := encode(t, 4, connectPk(4),
+		packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "big", PacketID: 1, Payload: bytes.Repeat([]byte("y"), 200<<10)},
+		packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+	for _, size := range []int{1000, 70000, len(stream)} {
+		got, err := readAllGuarded(&chunkConn{chunks: split(stream, size)}, 1<<20)
+		if !errors.Is(err, io.EOF) || !bytes.Equal(got, stream) {
+			t.Fatalf("chunks of %d: %d of %d bytes passed, err %v", size, len(got), len(stream), err)
+		}
+	}
+}
+
+// split cuts stream into chunks of size bytes (the last one shorter).
+func split(stream []byte, size int) [][]byte {
+	var chunks [][]byte
+	for rest := stream; len(rest) > 0; {
+		n := min(size, len(rest))
+		chunks = append(chunks, append([]byte(nil), rest[:n]...))
+		rest = rest[n:]
+	}
+	return chunks
 }
 
 func TestGuardRefusesMalformedPackets(t *testing.T) {
@@ -263,5 +280,81 @@ func BenchmarkGuard(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(pks)), "ns/packet")
 		})
+	}
+}
+
+// stallConn is a client that sent head and then nothing: Read returns head,
+// then blocks until Close.
+type stallConn struct {
+	net.Conn
+	head    []byte
+	stalled chan struct{} // closed once head was read
+	closed  chan struct{}
+}
+
+func (c *stallConn) Read(p []byte) (int, error) {
+	if len(c.head) > 0 {
+		n := copy(p, c.head)
+		c.head = c.head[n:]
+		return n, nil
+	}
+	select {
+	case <-c.stalled:
+	default:
+		close(c.stalled)
+	}
+	<-c.closed
+	return 0, net.ErrClosed
+}
+
+func (c *stallConn) Close() error { close(c.closed); return nil }
+
+// TestGuardAllocatesLittleBeforeCONNECT: 300 connections that each announced
+// a 1 MB CONNECT and stalled held 316 MB (issue 13.10). A CONNECT larger
+// than preConnectMax is refused from its fixed header, and a packet is given
+// room as its bytes arrive, not when it is announced.
+func TestGuardAllocatesLittleBeforeCONNECT(t *testing.T) {
+	t.Run("a CONNECT announcing 1MB is refused from its header, under a 1MiB max_packet_size", func(t *testing.T) {
+		got, err := readAllGuarded(&chunkConn{chunks: [][]byte{{0x10, 0xc0, 0x84, 0x3d}}}, 1<<20)
+		if !errors.Is(err, errTooLarge) || len(got) != 0 {
+			t.Fatalf("passed %d bytes, err = %v; want errTooLarge", len(got), err)
+		}
+	})
+	t.Run("a stalled CONNECT under the limit holds only the bytes that arrived", func(t *testing.T) {
+		const announced = 16000 // beyond the first buffer, within two header bytes
+		head := []byte{0x10, byte(announced&0x7f | 0x80), byte(announced >> 7)}
+		sc := &stallConn{head: append(head, make([]byte, 100)...), stalled: make(chan struct{}), closed: make(chan struct{})}
+		g := newGuardConn(sc, 1<<20, nil)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = g.Read(make([]byte, 10))
+		}()
+		select {
+		case <-sc.stalled:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the guard did not read the announcement")
+		}
+		_ = sc.Close()
+		<-done
+		if len(g.buf) > guardBufSize {
+			t.Fatalf("buffer of %d bytes for %d received; want at most %d", len(g.buf), len(head)+100, guardBufSize)
+		}
+	})
+}
+
+func TestAConnectionThatStallsBeforeCONNECTIsClosed(t *testing.T) {
+	b, err := New(loopbackCfg(), t.TempDir(), testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.connectTimeout = 300 * time.Millisecond
+	t.Cleanup(runBroker(t, b))
+	rc := dialRaw(t, b.Addrs()[0].String())
+	rc.write([]byte{0x10, 0xd0, 0x0f, 0x00, 0x04, 'M'}) // a 2000-byte CONNECT, 4 bytes of it
+	if pk, err := rc.read(5 * time.Second); err == nil {
+		t.Fatalf("got packet type %d, want the connection closed", pk.FixedHeader.Type)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("connection still open after the CONNECT deadline")
 	}
 }
