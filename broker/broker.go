@@ -111,6 +111,11 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 	// An acknowledgement carries none of the publisher's properties (mochi
 	// copies its user properties otherwise).
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
+	// mochi accepts topic aliases up to this but does not advertise it;
+	// edgeHook puts it in the CONNACK.
+	caps.TopicAliasMaximum = uint16(*cfg.TopicAliasMaximum)
+	b.hook.topicAliasMax = caps.TopicAliasMaximum
+	b.hook.maxKeepalive = uint16(cfg.MaxKeepalive.Duration / time.Second)
 
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities:             caps,

@@ -34,6 +34,11 @@ type edgeHook struct {
 	info      *system.Info
 	seq       sequencer
 
+	// maxKeepalive and topicAliasMax are broker.max_keepalive (seconds) and
+	// broker.topic_alias_maximum, told to MQTT 5 clients in the CONNACK.
+	maxKeepalive  uint16
+	topicAliasMax uint16
+
 	// subIDs holds the packet ids of SUBSCRIBE/UNSUBSCRIBE packets being
 	// answered (see OnPacketRead).
 	subIDsMu sync.Mutex
@@ -51,9 +56,17 @@ func (h *edgeHook) Provides(b byte) bool {
 // sequencer) before their clients come back.
 func (h *edgeHook) OnStarted() { h.seq.restart() }
 
-// OnConnect sets the client's windows; see setWindows.
+// OnConnect sets the client's windows (see setWindows) and caps an MQTT 5
+// client's keep alive: one that asked for none or for more than
+// max_keepalive is told to use max_keepalive (Server Keep Alive), which
+// the broker then enforces. An MQTT 3 client cannot be told and keeps its
+// own, as with Mosquitto.
 func (h *edgeHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	setWindows(cl)
+	if cl.Properties.ProtocolVersion >= 5 && h.maxKeepalive > 0 && (cl.State.Keepalive == 0 || cl.State.Keepalive > h.maxKeepalive) {
+		cl.State.Keepalive = h.maxKeepalive
+		cl.State.ServerKeepalive = true
+	}
 	return nil
 }
 
@@ -93,7 +106,8 @@ func (h *edgeHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 
 // OnPacketEncode puts back a SUBACK's or UNSUBACK's packet id (see
 // OnPacketRead), sets the client's windows again as its CONNACK goes out
-// (mochi resets them when the client takes over a stored session), and
+// (mochi resets them when the client takes over a stored session) and
+// announces broker.topic_alias_maximum in it (mochi does not), and
 // gives a successful PUBACK reason 0x00: mochi uses 0x01 (granted QoS 1),
 // which is not a PUBACK reason code.
 func (h *edgeHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
@@ -104,6 +118,9 @@ func (h *edgeHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Pa
 		}
 	case packets.Connack:
 		setWindows(cl)
+		if pk.ReasonCode < packets.ErrUnspecifiedError.Code {
+			pk.Properties.TopicAliasMaximum = h.topicAliasMax
+		}
 	case packets.Suback, packets.Unsuback:
 		h.subIDsMu.Lock()
 		if ids, ok := h.subIDs[cl]; ok && ids[0] == pk.PacketID {

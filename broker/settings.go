@@ -73,6 +73,13 @@ func withDefaults(cfg config.Broker) config.Broker {
 		t := true
 		cfg.Persist = &t
 	}
+	if cfg.MaxKeepalive.Duration == 0 {
+		cfg.MaxKeepalive.Duration = config.DefaultMaxKeepalive
+	}
+	if cfg.TopicAliasMaximum == nil {
+		n := config.DefaultTopicAliasMaximum
+		cfg.TopicAliasMaximum = &n
+	}
 	return cfg
 }
 

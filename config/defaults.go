@@ -11,6 +11,12 @@ import (
 const (
 	DefaultStateDir      = "/var/lib/edged"
 	DefaultListenAddress = "127.0.0.1:1883"
+	// DefaultMaxKeepalive is broker.max_keepalive: an MQTT 5 client asking
+	// for a longer keep alive, or none, is told to use this.
+	DefaultMaxKeepalive = 5 * time.Minute
+	// DefaultTopicAliasMaximum is broker.topic_alias_maximum (Mosquitto's
+	// default too).
+	DefaultTopicAliasMaximum = 10
 )
 
 // applyDefaults fills in every key the file left out. It is the only place
@@ -82,6 +88,8 @@ func defaultBroker(b *Broker, isSet func(string) bool) {
 	setDur(&b.SessionExpiry, 168*time.Hour, isSet("broker.session_expiry"))
 	setDur(&b.MessageExpiry, 168*time.Hour, isSet("broker.message_expiry"))
 	setPtr(&b.Persist, true)
+	setDur(&b.MaxKeepalive, DefaultMaxKeepalive, isSet("broker.max_keepalive"))
+	setPtr(&b.TopicAliasMaximum, DefaultTopicAliasMaximum)
 }
 
 func defaultBus(b *Bus, path string, isSet func(string) bool) {

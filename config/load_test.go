@@ -115,6 +115,8 @@ func TestEmptyFileGetsEveryDefault(t *testing.T) {
 		{"session expiry", c.Broker.SessionExpiry.Duration, 168 * time.Hour},
 		{"message expiry", c.Broker.MessageExpiry.Duration, 168 * time.Hour},
 		{"persist", *c.Broker.Persist, true},
+		{"max keepalive", c.Broker.MaxKeepalive.Duration, 5 * time.Minute},
+		{"topic alias maximum", *c.Broker.TopicAliasMaximum, 10},
 		{"no uplink", c.Uplink == nil, true},
 		{"buffer bytes", c.Buffer.MaxBytes, Size(256 << 20)},
 		{"buffer age", c.Buffer.MaxAge.Duration, 168 * time.Hour},
@@ -198,14 +200,33 @@ url = "mqtt://broker.local"
 }
 
 func TestExplicitZeroIsCheckedNotReplaced(t *testing.T) {
-	got := errorLines(t, "[broker]\nmax_clients = 0\nmax_packet_size = 0\n")
-	want := []string{
+	wantErrorLines(t, "[broker]\nmax_clients = 0\nmax_packet_size = 0\n",
 		"edged.toml:2: broker.max_clients: must be at least 1, got 0",
 		"edged.toml:3: broker.max_packet_size: must be between 1 and 268435455 bytes (MQTT's limit), got 0",
-	}
+	)
+}
+
+// wantErrorLines fails unless loading text reports exactly want.
+func wantErrorLines(t *testing.T, text string, want ...string) {
+	t.Helper()
+	got := errorLines(t, text)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+func TestBrokerConformanceKeys(t *testing.T) {
+	c, err := parseTest(t, "[broker]\nmax_keepalive = \"90s\"\ntopic_alias_maximum = 0\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Broker.MaxKeepalive.Duration != 90*time.Second || *c.Broker.TopicAliasMaximum != 0 {
+		t.Errorf("max_keepalive %v, topic_alias_maximum %d; want 1m30s, 0 (kept, not defaulted)", c.Broker.MaxKeepalive, *c.Broker.TopicAliasMaximum)
+	}
+	wantErrorLines(t, "[broker]\nmax_keepalive = \"19h\"\ntopic_alias_maximum = 70000\n",
+		"edged.toml:2: broker.max_keepalive: must be whole seconds from 1s to 65535s (MQTT's limit, 18h12m15s), got 19h0m0s",
+		"edged.toml:3: broker.topic_alias_maximum: 70000 is out of range 0..65535",
+	)
 }
 
 func TestListenerAccessDefaults(t *testing.T) {

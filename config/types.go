@@ -42,6 +42,9 @@ type Broker struct {
 	SessionExpiry Duration `toml:"session_expiry"`  // how long a persistent session outlives its client, default 168h
 	MessageExpiry Duration `toml:"message_expiry"`  // how long a queued message waits for a client, default 168h
 	Persist       *bool    `toml:"persist"`         // keep retained messages and sessions in state_dir, default true
+
+	MaxKeepalive      Duration `toml:"max_keepalive"`       // longest keep alive an MQTT 5 client may use, default 5m
+	TopicAliasMaximum *int     `toml:"topic_alias_maximum"` // topic aliases an MQTT 5 client may set, default 10; 0: none
 }
 
 // Listener is one socket of the embedded broker.

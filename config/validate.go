@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/edged/edged/telemetry"
 )
@@ -253,6 +254,12 @@ func (v *validator) broker(b *Broker) {
 	v.positive("broker.max_queued", b.MaxQueued)
 	v.positiveDur("broker.session_expiry", b.SessionExpiry)
 	v.positiveDur("broker.message_expiry", b.MessageExpiry)
+	if d := b.MaxKeepalive.Duration; d < time.Second || d > 65535*time.Second || d%time.Second != 0 {
+		v.errorf("broker.max_keepalive", "must be whole seconds from 1s to 65535s (MQTT's limit, 18h12m15s), got %s", d)
+	}
+	if b.TopicAliasMaximum != nil {
+		v.inRange("broker.topic_alias_maximum", *b.TopicAliasMaximum, 0, 65535)
+	}
 }
 
 // splitHostPort parses host:port. It returns a problem phrase or "".
