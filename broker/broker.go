@@ -74,7 +74,7 @@ type Stats struct {
 	AcceptErrors     int64 // failed accepts (such as EMFILE), retried with backoff
 	Retained         int64
 	Subscriptions    int64
-	Inflight         int64 // QoS 1/2 messages held for subscribers
+	Inflight         int64 // QoS 1/2 messages held for subscribers (and QoS 2 acknowledgements in progress)
 }
 
 // New validates cfg, loads the users and ACL files, and opens the store at
@@ -460,7 +460,12 @@ func (b *Broker) Stats() Stats {
 		InvalidTopics:    b.badTopics.Load(),
 		Retained:         int64(b.srv.Topics.Retained.Len()),
 		Subscriptions:    atomic.LoadInt64(&info.Subscriptions),
-		Inflight:         atomic.LoadInt64(&info.Inflight),
+	}
+	// Counted from the clients, not mochi's Info.Inflight, which goes
+	// negative when a session is taken over (it subtracts the old
+	// connection's messages, which moved to the new one).
+	for _, cl := range b.srv.Clients.GetAll() {
+		s.Inflight += int64(cl.State.Inflight.Len())
 	}
 	for _, l := range b.lns {
 		s.AcceptErrors += l.acceptErrors.Load()

@@ -124,6 +124,10 @@ func encode(t testing.TB, version byte, pks ...packets.Packet) []byte {
 			err = pk.PubackEncode(&buf)
 		case packets.Pubrel:
 			err = pk.PubrelEncode(&buf)
+		case packets.Pubrec:
+			err = pk.PubrecEncode(&buf)
+		case packets.Pubcomp:
+			err = pk.PubcompEncode(&buf)
 		case packets.Disconnect:
 			err = pk.DisconnectEncode(&buf)
 		default:
