@@ -33,6 +33,9 @@ type outWindow struct {
 // admit sorts whole packets, as mochi wrote them, into what may be sent now
 // (appended to out) and what must wait.
 func (w *outWindow) admit(out, p []byte) []byte {
+	if w.max == 0 {
+		return append(out, p...)
+	}
 	for len(p) > 0 {
 		n := packetLen(p)
 		if n <= 0 || n > len(p) {
@@ -41,7 +44,7 @@ func (w *outWindow) admit(out, p []byte) []byte {
 		}
 		pkt := p[:n]
 		p = p[n:]
-		if pkt[0]>>4 != packets.Publish || w.max == 0 {
+		if pkt[0]>>4 != packets.Publish {
 			out = append(out, pkt...)
 			continue
 		}
