@@ -125,7 +125,7 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 		ClientNetWriteBufferSize: 16 << 10,
 	})
 	b.hook.info = b.srv.Info
-	b.hook.seq.renumber = func() int { return b.hook.renumberAll(b.srv.Clients.GetAll()) }
+	b.hook.seq.renumber = func() (int, int64) { return b.hook.renumberAll(b.srv.Clients.GetAll()) }
 	if err := b.srv.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}

@@ -117,3 +117,37 @@ func TestQueuedMessagesKeepTheirOrderAcrossTheStampCounterWrap(t *testing.T) {
 	sub := testpeer.StartMosquittoSub(t, subArgs...)
 	wantInOrder(t, receiveNumbers(t, sub, "order/wrap", n), "after the wrap")
 }
+
+func TestQueuedMessagesKeepTheirOrderAcrossARestart(t *testing.T) {
+	state := t.TempDir()
+	b1, err := New(loopbackCfg(), state, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop1 := runBroker(t, b1)
+	h, p := hostPort(t, b1.Addrs()[0].String())
+	subArgs := func(h, p string) []string {
+		return []string{"-h", h, "-p", p, "-V", "mqttv5", "-q", "1", "-t", "order/restart", "-c", "-i", "restart-sub", "-x", "3600"}
+	}
+	testpeer.StartMosquittoSub(t, subArgs(h, p)...).Stop()
+	testpeer.Eventually(t, 5*time.Second, "the subscriber gone", func() bool { return b1.Stats().ClientsConnected == 0 })
+
+	// The counter wraps half way: the stored stamps straddle it.
+	const n = 40
+	b1.hook.seq.mu.Lock()
+	b1.hook.seq.counter = 0xffff - n/2
+	b1.hook.seq.mu.Unlock()
+	if out, err := testpeer.MosquittoPubInput(t, lines(n), "-h", h, "-p", p, "-V", "mqttv5", "-q", "1", "-t", "order/restart", "-l"); err != nil {
+		t.Fatalf("mosquitto_pub: %v: %s", err, out)
+	}
+	stop1()
+
+	b2, err := New(loopbackCfg(), state, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(runBroker(t, b2))
+	h, p = hostPort(t, b2.Addrs()[0].String())
+	sub := testpeer.StartMosquittoSub(t, subArgs(h, p)...)
+	wantInOrder(t, receiveNumbers(t, sub, "order/restart", n), "after the restart")
+}
