@@ -109,6 +109,13 @@ func (d *frameDecoder) check(pkt []byte, headerLen int) (err error) {
 	if err := decodeBody(&pk, body); err != nil {
 		return fmt.Errorf("%w: packet type %d: %v", errMalformed, pk.FixedHeader.Type, err)
 	}
+	if pk.FixedHeader.Type == packets.Connect && pk.Connect.WillFlag {
+		// A will is published later; Mosquitto refuses the CONNECT.
+		if err := checkTopicName([]byte(pk.Connect.WillTopic)); err != nil {
+			d.clientID = pk.Connect.ClientIdentifier
+			return fmt.Errorf("will topic: %w", err)
+		}
+	}
 	if pk.FixedHeader.Type == packets.Connect && !d.connected {
 		d.connected = true
 		d.version = pk.ProtocolVersion

@@ -62,6 +62,27 @@ func publishOutcome(t *testing.T, addr, id string, version, qos byte, topic stri
 	return fmt.Sprintf("packet type %d", pk.FixedHeader.Type)
 }
 
+// willOutcome connects with a will on topic and reports whether the broker
+// answered with a CONNACK or closed the connection.
+func willOutcome(t *testing.T, addr string, version byte, topic string) string {
+	t.Helper()
+	rc := dialRaw(t, addr)
+	rc.version = version
+	rc.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: packets.ConnectParams{
+		ProtocolName: []byte("MQTT"), ClientIdentifier: "will", Clean: true, Keepalive: 30,
+		WillFlag: true, WillTopic: topic, WillPayload: []byte("gone"),
+	}})
+	pk, err := rc.read(5 * time.Second)
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return "no answer"
+	case err != nil:
+		return "closed"
+	}
+	return fmt.Sprintf("packet type %d reason %#x", pk.FixedHeader.Type, pk.ReasonCode)
+}
+
 func TestInvalidTopicNamesAreRefusedAsMosquittoRefusesThem(t *testing.T) {
 	m := testpeer.StartMosquitto(t, "")
 	b, addr := startBroker(t, loopbackCfg(), "")
@@ -88,6 +109,23 @@ func TestInvalidTopicNamesAreRefusedAsMosquittoRefusesThem(t *testing.T) {
 					}
 				})
 			}
+		}
+	}
+
+	for _, c := range badTopics[1:] { // U+0000 is refused by the decoder, as malformed
+		for _, v := range []byte{4, 5} {
+			t.Run(fmt.Sprintf("a will topic with %s, MQTT %d", c.name, v), func(t *testing.T) {
+				want := willOutcome(t, m.Addr, v, c.topic)
+				if got := willOutcome(t, addr, v, c.topic); got != want {
+					t.Fatalf("edged: %s; mosquitto: %s", got, want)
+				}
+				// mochi's decoder refuses a CONNECT that is not UTF-8 before
+				// the topic is looked at: it counts as malformed.
+				refused++
+				if s := b.Stats(); s.InvalidTopics+s.Malformed != refused {
+					t.Fatalf("Stats: %d invalid topics + %d malformed, want %d", s.InvalidTopics, s.Malformed, refused)
+				}
+			})
 		}
 	}
 
