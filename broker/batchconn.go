@@ -66,22 +66,25 @@ func (b *batchConn) startFlush() {
 
 // observe follows the client's packets (as the guard decoded them) that
 // set or open its Receive Maximum window.
-func (b *batchConn) observe(pk *packets.Packet) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		if pk.ProtocolVersion == 5 {
-			b.win.max = int(pk.Properties.ReceiveMaximum)
-		}
-	case packets.Puback, packets.Pubcomp:
-		b.pending = b.win.ack(b.pending, pk.PacketID)
-	case packets.Pubrec:
-		if pk.ReasonCode >= packets.ErrUnspecifiedError.Code {
-			b.pending = b.win.ack(b.pending, pk.PacketID)
-		}
+func (b *batchConn) observe(pk seenPacket) {
+	switch pk.typ {
+	case packets.Connect, packets.Puback, packets.Pubcomp, packets.Pubrec:
 	default:
 		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch pk.typ {
+	case packets.Connect:
+		if pk.version == 5 {
+			b.win.max = int(pk.receiveMax)
+		}
+	case packets.Puback, packets.Pubcomp:
+		b.pending = b.win.ack(b.pending, pk.id)
+	case packets.Pubrec:
+		if pk.reason >= packets.ErrUnspecifiedError.Code {
+			b.pending = b.win.ack(b.pending, pk.id)
+		}
 	}
 	b.startFlush()
 }

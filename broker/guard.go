@@ -41,7 +41,17 @@ type frameDecoder struct {
 	connected bool   // a CONNECT has been seen
 	clientID  string // from the CONNECT, for logs
 	// observe, when set, is shown every packet that passed the check.
-	observe func(pk *packets.Packet)
+	observe func(seen seenPacket)
+}
+
+// seenPacket is what observers learn of a checked packet (a small value, so
+// that checking allocates nothing per packet).
+type seenPacket struct {
+	typ        byte
+	version    byte   // CONNECT
+	receiveMax uint16 // CONNECT, MQTT 5 Receive Maximum
+	id         uint16
+	reason     byte
 }
 
 func newFrameDecoder(maxPacket int) frameDecoder {
@@ -122,7 +132,8 @@ func (d *frameDecoder) check(pkt []byte, headerLen int) (err error) {
 		d.clientID = pk.Connect.ClientIdentifier
 	}
 	if d.observe != nil {
-		d.observe(&pk)
+		d.observe(seenPacket{typ: pk.FixedHeader.Type, version: pk.ProtocolVersion,
+			receiveMax: pk.Properties.ReceiveMaximum, id: pk.PacketID, reason: pk.ReasonCode})
 	}
 	return nil
 }

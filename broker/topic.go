@@ -20,6 +20,10 @@ var errBadTopic = fmt.Errorf("%w: invalid topic name", errMalformed)
 // reach a subscriber or the store-and-forward buffer.
 func checkTopicName(topic []byte) error {
 	for i := 0; i < len(topic); {
+		if c := topic[i]; c >= 0x20 && c < 0x7f { // printable ASCII, the common case
+			i++
+			continue
+		}
 		r, n := utf8.DecodeRune(topic[i:])
 		switch {
 		case r == utf8.RuneError && n <= 1:
