@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -122,14 +123,14 @@ func (d *frameDecoder) check(pkt []byte, headerLen int) (err error) {
 	if pk.FixedHeader.Type == packets.Connect && pk.Connect.WillFlag {
 		// A will is published later; Mosquitto refuses the CONNECT.
 		if err := checkTopicName([]byte(pk.Connect.WillTopic)); err != nil {
-			d.clientID = pk.Connect.ClientIdentifier
+			d.clientID = strings.Clone(pk.Connect.ClientIdentifier) // mochi decodes strings without copying the buffer
 			return fmt.Errorf("will topic: %w", err)
 		}
 	}
 	if pk.FixedHeader.Type == packets.Connect && !d.connected {
 		d.connected = true
 		d.version = pk.ProtocolVersion
-		d.clientID = pk.Connect.ClientIdentifier
+		d.clientID = strings.Clone(pk.Connect.ClientIdentifier) // mochi decodes strings without copying the buffer
 	}
 	if d.observe != nil {
 		d.observe(seenPacket{typ: pk.FixedHeader.Type, version: pk.ProtocolVersion,
