@@ -102,6 +102,7 @@ type Point struct {
 	Order     string   `toml:"order"`   // ABCD (default) | CDAB | BADC | DCBA
 	Scale     *float64 `toml:"scale"`   // value = raw * scale + offset, default 1
 	Offset    float64  `toml:"offset"`
+	Precision *int     `toml:"precision"` // decimals kept, 0..15; default: the scale's and offset's decimals
 	Unit      string   `toml:"unit"`
 	Writable  bool     `toml:"writable"`
 	QoS       *int     `toml:"qos"`    // 0 | 1, default 0

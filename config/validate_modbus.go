@@ -203,6 +203,9 @@ func (v *validator) point(p string, pt *Point, maxRegs int) {
 		v.errorf(p+".scale", "must not be 0 (every value would read 0)")
 	}
 	v.finite(p+".offset", pt.Offset)
+	if pt.Precision != nil {
+		v.inRange(p+".precision", *pt.Precision, 0, 15)
+	}
 	if v.finite(p+".deadband", pt.Deadband) && pt.Deadband < 0 {
 		v.errorf(p+".deadband", "must not be negative, got %v", pt.Deadband)
 	}
@@ -324,6 +327,10 @@ func clonePoint(p Point) Point {
 	if p.QoS != nil {
 		q := *p.QoS
 		p.QoS = &q
+	}
+	if p.Precision != nil {
+		n := *p.Precision
+		p.Precision = &n
 	}
 	return p
 }

@@ -117,6 +117,8 @@ type point struct {
 	order    Order
 	scale    float64
 	offset   float64
+	rounds   bool // a float value is rounded to decimals decimals
+	decimals int
 	writable bool
 
 	mqtt mqttdevice.Point // topic, unit, qos, retain, deadband and what was last published
@@ -300,6 +302,15 @@ func newPoint(pc config.Point) (*point, error) {
 		if p.scale == 0 {
 			return nil, errors.New("scale: 0 would make every reading 0 (leave it out for 1)")
 		}
+	}
+	switch {
+	case pc.Precision != nil:
+		if *pc.Precision < 0 || *pc.Precision > maxDecimals {
+			return nil, fmt.Errorf("precision: %d is not 0..%d", *pc.Precision, maxDecimals)
+		}
+		p.rounds, p.decimals = true, *pc.Precision
+	case p.scale != 1 || p.offset != 0:
+		p.rounds, p.decimals = true, max(decimalsOf(p.scale), decimalsOf(p.offset))
 	}
 	if pc.QoS != nil {
 		if *pc.QoS < 0 || *pc.QoS > 1 {

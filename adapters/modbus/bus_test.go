@@ -69,7 +69,7 @@ func TestNewSurvivesZeroValues(t *testing.T) {
 	if p := d.points[0]; p.scale != 1 || p.order != ABCD {
 		t.Fatalf("point defaults not applied: %+v", p)
 	}
-	if planString(d.reads) != "holding 0..5" {
+	if planString(d.reads) != "holding registers 0..5" {
 		t.Fatalf("plan %s", planString(d.reads))
 	}
 	if b.transport != "rtu" || b.name != "/dev/ttyUSB9" {

@@ -34,6 +34,22 @@ func (t Table) String() string {
 	return fmt.Sprintf("table(%d)", uint8(t))
 }
 
+// plural names what a read of the table returns, for errors and logs:
+// "read input registers 0..9".
+func (t Table) plural() string {
+	switch t {
+	case Holding:
+		return "holding registers"
+	case Input:
+		return "input registers"
+	case Coil:
+		return "coils"
+	case Discrete:
+		return "discrete inputs"
+	}
+	return t.String()
+}
+
 // isBits reports whether the table holds single bits rather than 16-bit registers.
 func (t Table) isBits() bool { return t == Coil || t == Discrete }
 
@@ -257,6 +273,35 @@ func tidy(v float64) float64 {
 	return t
 }
 
+// maxDecimals bounds precision: a float64 carries 15 significant digits.
+const maxDecimals = 15
+
+// decimalsOf is how many decimals x has when written out in full, up to
+// maxDecimals: 0.01 has 2, 0.5 has 1, 10 has 0. A value scaled by 0.01
+// means hundredths, so that is how many decimals it is published with.
+func decimalsOf(x float64) int {
+	s := strconv.FormatFloat(x, 'f', -1, 64)
+	i := strings.IndexByte(s, '.')
+	if i < 0 {
+		return 0
+	}
+	return min(len(s)-i-1, maxDecimals)
+}
+
+// round keeps decimals decimals of a float64 value; integers, bools and
+// strings are returned as they are.
+func round(v any, decimals int) any {
+	f, ok := v.(float64)
+	if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
+		return v
+	}
+	r, err := strconv.ParseFloat(strconv.FormatFloat(f, 'f', decimals, 64), 64)
+	if err != nil {
+		return v
+	}
+	return r
+}
+
 // decodePoint decodes and scales the value of p from the bytes of a read that
 // started at register start (for bit tables, from the bools starting at start).
 func decodePoint(p *point, start uint16, regs []byte, bits []bool) (any, error) {
@@ -277,5 +322,9 @@ func decodePoint(p *point, start uint16, regs []byte, bits []bool) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	return applyScale(raw, p.scale, p.offset), nil
+	v := applyScale(raw, p.scale, p.offset)
+	if p.rounds {
+		v = round(v, p.decimals)
+	}
+	return v, nil
 }

@@ -2,8 +2,11 @@ package modbus
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"math"
 	"testing"
+
+	"github.com/edged/edged/config"
 )
 
 // words builds wire bytes from register values, as they arrive.
@@ -205,4 +208,40 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("%s %s: % x -> %v -> % x", ty, o, wire[:len(back)], v, back)
 		}
 	})
+}
+
+func TestValuesArePublishedAsPeopleReadThem(t *testing.T) {
+	f32 := func(v float32) []byte { return be32(math.Float32bits(v)) }
+	cases := []struct {
+		name string
+		pc   config.Point
+		regs []byte
+		want string // the JSON value published
+	}{
+		{"a float32 is its shortest round-trip decimal", config.Point{Type: "float32"}, f32(0.9325), "0.9325"},
+		{"a float32 voltage keeps the digits the meter sent", config.Point{Type: "float32"}, f32(228.8575), "228.8575"},
+		{"scale 0.01 gives hundredths", config.Point{Type: "uint32", Scale: ptr(0.01)}, be32(12345), "123.45"},
+		{"scale 0.1 gives tenths of a negative value", config.Point{Type: "int16", Scale: ptr(0.1)}, be16(uint16(0xFF33)), "-20.5"},
+		{"a scaled float32 is rounded to the scale's decimals", config.Point{Type: "float32", Scale: ptr(0.001)}, f32(12345.678), "12.346"},
+		{"the offset's decimals count too", config.Point{Type: "uint16", Scale: ptr(0.5), Offset: -40.25}, be16(101), "10.25"},
+		{"precision overrides the scale", config.Point{Type: "uint16", Scale: ptr(0.1), Precision: ptr(0)}, be16(2356), "236"},
+		{"precision rounds an unscaled float", config.Point{Type: "float32", Precision: ptr(1)}, f32(229.87654), "229.9"},
+		{"precision leaves an integer exact", config.Point{Type: "uint64", Precision: ptr(2)}, be64(18000000000000000000), "18000000000000000000"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.pc.Name, c.pc.Table = "v", "holding"
+			p, err := newPoint(c.pc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := decodePoint(p, 0, c.regs, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := json.Marshal(got); string(b) != c.want {
+				t.Fatalf("published %s, want %s", b, c.want)
+			}
+		})
+	}
 }

@@ -292,7 +292,7 @@ func TestAnExceptionPublishesBadQualityOnceAndKeepsTheDeviceOnline(t *testing.T)
 			t.Fatalf("broken point published %d times over 4 cycles, want once: %v", len(bad), bad)
 		}
 		r := parseReading(t, bad[0])
-		if r.Quality != "bad" || !strings.Contains(r.Error, "exception 4") || r.Value != nil {
+		if r.Quality != "bad" || !strings.Contains(r.Error, "read holding registers 10..10: exception 4") || r.Value != nil {
 			t.Fatalf("published %s, want bad quality naming exception 4 and no value", bad[0])
 		}
 		if got := len(rec.On("gw/meter/good")); got != 4 {

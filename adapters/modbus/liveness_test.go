@@ -106,7 +106,7 @@ func TestTheWatchdogSeesABusStuckInARequestPastItsTimeout(t *testing.T) {
 	if err == nil {
 		t.Fatal("a request past its timeout and margin was not reported")
 	}
-	for _, want := range []string{`"hung"`, `"meter"`, "read holding 0..0", "limit 1h0m10s"} {
+	for _, want := range []string{`"hung"`, `"meter"`, "read holding registers 0..0", "limit 1h0m10s"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Stalled() = %q, want it to name %s", err, want)
 		}

@@ -15,7 +15,7 @@ type read struct {
 }
 
 func (r *read) String() string {
-	return fmt.Sprintf("%s %d..%d", r.table, r.start, int(r.start)+int(r.count)-1)
+	return fmt.Sprintf("%s %d..%d", r.table.plural(), r.start, int(r.start)+int(r.count)-1)
 }
 
 // planReads coalesces the points of one device into as few reads as

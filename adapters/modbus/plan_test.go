@@ -30,31 +30,31 @@ func TestPlanReads(t *testing.T) {
 	}{
 		{"contiguous registers are one read",
 			[]*point{pt(Holding, 0, Uint16), pt(Holding, 1, Float32), pt(Holding, 3, Uint64)},
-			10, 125, 2000, "holding 0..6", 1},
+			10, 125, 2000, "holding registers 0..6", 1},
 		{"points out of order are sorted first",
 			[]*point{pt(Input, 20, Int16), pt(Input, 0, Float32), pt(Input, 10, Int32)},
-			10, 125, 2000, "input 0..20", 1},
+			10, 125, 2000, "input registers 0..20", 1},
 		{"a gap wider than max_gap starts a new read",
 			[]*point{pt(Holding, 0, Uint16), pt(Holding, 12, Uint16)},
-			10, 125, 2000, "holding 0..0, holding 12..12", 2},
+			10, 125, 2000, "holding registers 0..0, holding registers 12..12", 2},
 		{"a gap of exactly max_gap is bridged",
 			[]*point{pt(Holding, 0, Uint16), pt(Holding, 11, Uint16)},
-			10, 125, 2000, "holding 0..11", 1},
+			10, 125, 2000, "holding registers 0..11", 1},
 		{"max_gap 0 merges only touching registers",
 			[]*point{pt(Holding, 0, Uint16), pt(Holding, 1, Uint16), pt(Holding, 3, Uint16)},
-			0, 125, 2000, "holding 0..1, holding 3..3", 2},
+			0, 125, 2000, "holding registers 0..1, holding registers 3..3", 2},
 		{"a read never exceeds max_registers",
 			[]*point{pt(Holding, 0, Uint16), pt(Holding, 122, Uint64)},
-			200, 125, 2000, "holding 0..0, holding 122..125", 2},
+			200, 125, 2000, "holding registers 0..0, holding registers 122..125", 2},
 		{"a bool bit shares the read of its register",
 			[]*point{{name: "b", table: Holding, addr: 5, typ: Bool, bit: 3, scale: 1}, pt(Holding, 5, Uint16)},
-			10, 125, 2000, "holding 5..5", 1},
+			10, 125, 2000, "holding registers 5..5", 1},
 		{"tables are never mixed",
 			[]*point{pt(Holding, 0, Uint16), pt(Input, 0, Uint16), pt(Coil, 0, Bool), pt(Discrete, 0, Bool)},
-			10, 125, 2000, "holding 0..0, input 0..0, coil 0..0, discrete 0..0", 4},
+			10, 125, 2000, "holding registers 0..0, input registers 0..0, coils 0..0, discrete inputs 0..0", 4},
 		{"coils use max_bits",
 			[]*point{pt(Coil, 0, Bool), pt(Coil, 1999, Bool), pt(Coil, 2000, Bool)},
-			5000, 125, 2000, "coil 0..1999, coil 2000..2000", 2},
+			5000, 125, 2000, "coils 0..1999, coils 2000..2000", 2},
 		{"no points plan no reads", nil, 10, 125, 2000, "", 0},
 	}
 	for _, c := range cases {
@@ -77,7 +77,7 @@ func TestPlanReads(t *testing.T) {
 func TestSplitCutsAtTheWidestHole(t *testing.T) {
 	r := planReads([]*point{pt(Holding, 0, Uint16), pt(Holding, 1, Uint16), pt(Holding, 9, Uint16), pt(Holding, 10, Uint32)}, 10, 125, 2000)[0]
 	parts := r.split()
-	if s := planString(parts); s != "holding 0..1, holding 9..11" {
+	if s := planString(parts); s != "holding registers 0..1, holding registers 9..11" {
 		t.Fatalf("split into %q", s)
 	}
 	one := &read{table: Holding, start: 0, count: 1, points: []*point{pt(Holding, 0, Uint16)}}
@@ -105,6 +105,16 @@ func TestSplitRepeatedlyEndsAtSinglePoints(t *testing.T) {
 	for i, r := range reads {
 		if r.start != ps[i].addr || r.count != 1 {
 			t.Fatalf("read %d is %s", i, r)
+		}
+	}
+}
+
+func TestAReadNamesItsTableAsTheProtocolDoes(t *testing.T) {
+	for table, want := range map[Table]string{
+		Holding: "holding registers 0..1", Input: "input registers 0..1", Coil: "coils 0..1", Discrete: "discrete inputs 0..1",
+	} {
+		if got := (&read{table: table, start: 0, count: 2}).String(); got != want {
+			t.Errorf("%s read is %q, want %q", table, got, want)
 		}
 	}
 }
