@@ -23,9 +23,6 @@ type writeReq struct {
 	payload []byte
 }
 
-// what names the write for logs and the watchdog.
-func (w writeReq) what() string { return fmt.Sprintf("write %s %d", w.p.table, w.p.addr) }
-
 // subscribeWrites listens on `<point topic>/set` of every point. Messages
 // for read-only points are refused at once; the others queue for the bus
 // goroutine, which alone touches the wire.
@@ -79,73 +76,82 @@ func (b *Bus) doWrite(l *link, w writeReq) {
 		b.refuse(d, p, w.payload, err.Error())
 		return
 	}
-	var class errClass
+	class, err := b.writePoint(l, d, p, v)
+	var bad valueError
 	switch {
-	case p.table == Coil:
-		on, err := asBool(v)
-		if err != nil {
-			b.refuse(d, p, w.payload, err.Error())
-			return
-		}
-		class, err = b.do(l, d, w.what(), 5, 5, func(c *mb.ModbusClient) error { return c.WriteCoil(p.addr, on) })
-		if isIllegalFunction(err) { // some devices only implement FC 15
-			class, err = b.do(l, d, w.what(), 7, 5, func(c *mb.ModbusClient) error { return c.WriteCoils(p.addr, []bool{on}) })
-		}
-		if err != nil {
-			b.writeFailed(d, p, w.payload, class, err)
-			return
-		}
-	case p.typ == Bool: // one bit of a holding register: read, modify, write
-		on, err := asBool(v)
-		if err != nil {
-			b.refuse(d, p, w.payload, err.Error())
-			return
-		}
-		var cur uint16
-		class, err = b.do(l, d, fmt.Sprintf("read holding %d for a bit write", p.addr), 5, 4, func(c *mb.ModbusClient) error {
-			var e error
-			cur, e = c.ReadRegister(p.addr, mb.HOLDING_REGISTER)
-			return e
-		})
-		if err != nil {
-			b.writeFailed(d, p, w.payload, class, err)
-			return
-		}
-		if on {
-			cur |= 1 << uint(p.bit)
-		} else {
-			cur &^= 1 << uint(p.bit)
-		}
-		if class, err = b.writeWords(l, d, p, []uint16{cur}); err != nil {
-			b.writeFailed(d, p, w.payload, class, err)
-			return
-		}
-	default:
-		words, err := encodeValue(p, v)
-		if err != nil {
-			b.refuse(d, p, w.payload, err.Error())
-			return
-		}
-		if class, err = b.writeWords(l, d, p, words); err != nil {
-			b.writeFailed(d, p, w.payload, class, err)
-			return
-		}
+	case errors.As(err, &bad):
+		b.refuse(d, p, w.payload, bad.Error())
+		return
+	case err != nil:
+		b.writeFailed(d, p, w.payload, class, err)
+		return
 	}
 	b.log.Debug("wrote", "device", d.name, "point", p.name)
 	b.readBack(l, d, p)
 	b.count(d, func(s *DeviceStats) { s.Writes++ }) // after the read-back is published
 }
 
+// valueError is a value that cannot be written to its point (not a bool,
+// out of range ...); nothing was sent.
+type valueError struct{ err error }
+
+func (e valueError) Error() string { return e.err.Error() }
+func (e valueError) Unwrap() error { return e.err }
+
+// writePoint encodes v for p and writes it: a coil with FC 5 (FC 15 for a
+// device without it), a bit of a holding register by read-modify-write,
+// registers with FC 6 or 16. A value p cannot take is a valueError.
+func (b *Bus) writePoint(l *link, d *device, p *point, v any) (errClass, error) {
+	switch {
+	case p.table == Coil:
+		on, err := asBool(v)
+		if err != nil {
+			return classOK, valueError{err}
+		}
+		what := fmt.Sprintf("write coil %d", p.addr)
+		class, err := b.do(l, d, what, 5, 5, func(c *mb.ModbusClient) error { return c.WriteCoil(p.addr, on) })
+		if isIllegalFunction(err) { // some devices only implement FC 15
+			class, err = b.do(l, d, what, 7, 5, func(c *mb.ModbusClient) error { return c.WriteCoils(p.addr, []bool{on}) })
+		}
+		return class, err
+	case p.typ == Bool: // one bit of a holding register: read, modify, write
+		on, err := asBool(v)
+		if err != nil {
+			return classOK, valueError{err}
+		}
+		var cur uint16
+		class, err := b.do(l, d, fmt.Sprintf("read holding register %d for a bit write", p.addr), 5, 4, func(c *mb.ModbusClient) error {
+			var e error
+			cur, e = c.ReadRegister(p.addr, mb.HOLDING_REGISTER)
+			return e
+		})
+		if err != nil {
+			return class, err
+		}
+		if on {
+			cur |= 1 << uint(p.bit)
+		} else {
+			cur &^= 1 << uint(p.bit)
+		}
+		return b.writeWords(l, d, p, []uint16{cur})
+	}
+	words, err := encodeValue(p, v)
+	if err != nil {
+		return classOK, valueError{err}
+	}
+	return b.writeWords(l, d, p, words)
+}
+
 // writeWords writes registers with FC 6 (one) or FC 16 (several), falling
 // back to FC 16 for a device that lacks FC 6.
 func (b *Bus) writeWords(l *link, d *device, p *point, words []uint16) (errClass, error) {
 	if len(words) == 1 {
-		class, err := b.do(l, d, fmt.Sprintf("write holding %d", p.addr), 5, 5, func(c *mb.ModbusClient) error { return c.WriteRegister(p.addr, words[0]) })
+		class, err := b.do(l, d, fmt.Sprintf("write holding register %d", p.addr), 5, 5, func(c *mb.ModbusClient) error { return c.WriteRegister(p.addr, words[0]) })
 		if !isIllegalFunction(err) {
 			return class, err
 		}
 	}
-	return b.do(l, d, fmt.Sprintf("write holding %d..%d", p.addr, int(p.addr)+len(words)-1), 6+2*len(words), 5, func(c *mb.ModbusClient) error { return c.WriteRegisters(p.addr, words) })
+	return b.do(l, d, fmt.Sprintf("write holding registers %d..%d", p.addr, int(p.addr)+len(words)-1), 6+2*len(words), 5, func(c *mb.ModbusClient) error { return c.WriteRegisters(p.addr, words) })
 }
 
 func isIllegalFunction(err error) bool {

@@ -22,6 +22,7 @@ Commands:
   run      run the gateway with a config file (default ` + defaultConfig + `)
   demo     run the gateway on simulated devices, no hardware or config needed
   check    validate a config file and list every error in it
+  modbus   commissioning: scan a bus for unit ids, read and decode registers, write one
   passwd   add or update a user in a broker users file (mosquitto_passwd format)
   version  print the version, commit and Go version
 
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdCheck(rest, stdout, stderr)
 	case "passwd":
 		return cmdPasswd(rest, stdin, stdout, stderr)
+	case "modbus":
+		return cmdModbus(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "edged: unknown command %q\n\n%s", cmd, mainUsage)
 		return exitUsage
