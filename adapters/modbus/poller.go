@@ -65,6 +65,22 @@ func (b *Bus) Run(ctx context.Context) error {
 	}
 }
 
+// PollOnce runs one poll cycle of every device and returns: the points are
+// published as Run publishes them (the first reading of each always), the
+// port or connection is opened for the cycle and closed after it. It is
+// `edged poll --once`; it returns ctx's error when ctx ended first.
+func (b *Bus) PollOnce(ctx context.Context) error {
+	l := newLink(b)
+	defer l.closeAll()
+	for _, d := range b.devices {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		b.pollDevice(ctx, l, d)
+	}
+	return ctx.Err()
+}
+
 // nextDue is the device whose next poll comes first. Ties go to the device
 // listed first; since a polled device moves its time on, devices that are
 // due together take turns.

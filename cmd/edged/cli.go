@@ -23,6 +23,7 @@ Commands:
   demo     run the gateway on simulated devices, no hardware or config needed
   check    validate a config file and list every error in it
   modbus   commissioning: scan a bus for unit ids, read and decode registers, write one
+  poll     poll the config's Modbus devices and print every point, without the broker
   passwd   add or update a user in a broker users file (mosquitto_passwd format)
   version  print the version, commit and Go version
 
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdPasswd(rest, stdin, stdout, stderr)
 	case "modbus":
 		return cmdModbus(ctx, rest, stdout, stderr)
+	case "poll":
+		return cmdPoll(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "edged: unknown command %q\n\n%s", cmd, mainUsage)
 		return exitUsage

@@ -32,7 +32,7 @@ func cli(t *testing.T, args ...string) (code int, stdout, stderr string) {
 func commissioningBus() map[string]map[string]map[string]any {
 	return map[string]map[string]map[string]any{
 		"1": {
-			"holding":  {"0": 17254, "1": 32768, "10": 0, "11": 0, "12": 0},
+			"holding":  {"0": 17254, "1": 32768, "10": 0, "11": 0, "12": 0, "20": 2345},
 			"input":    {"0": 17254, "1": 32768, "2": 0, "3": 0},
 			"coil":     {"0": false},
 			"discrete": {},
