@@ -112,7 +112,9 @@ func TestPollPrintsEveryPublishUntilInterrupted(t *testing.T) {
 	defer cancel()
 	var out, errOut lockedBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"poll", "-c", cfg, "--device", "meter"}, strings.NewReader(""), &out, &errOut) }()
+	go func() {
+		done <- run(ctx, []string{"poll", "-c", cfg, "--device", "meter"}, strings.NewReader(""), &out, &errOut)
+	}()
 	testpeer.Eventually(t, 15*time.Second, "the voltage printed", func() bool {
 		return strings.Contains(out.String(), "gw/meter/voltage  230.5 V")
 	})
