@@ -55,6 +55,9 @@ func daemon(ctx context.Context, cfg *config.Config, stderr io.Writer, ready fun
 	}
 	if err := serve(ctx, cfg, log, notify, ready); err != nil {
 		log.Error("edged stopped", "err", err)
+		if addr, ok := portClash(err); ok {
+			explainClash(stderr, addr, fmt.Sprintf(`set address = "127.0.0.1:1884" in [[broker.listener]] of %s`, cfg.File))
+		}
 		return exitError
 	}
 	log.Info("edged stopped")

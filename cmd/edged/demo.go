@@ -33,6 +33,16 @@ directory that is removed on exit. Watch with any MQTT client:
 		fmt.Fprintf(stderr, "edged demo: -listen %q: %v\n", *listen, err)
 		return exitUsage
 	}
+	// Say at once, and in the demo's terms, when another broker has the port.
+	if l, err := net.Listen("tcp", *listen); err != nil {
+		if addr, ok := portClash(err); ok {
+			fmt.Fprintf(stderr, "edged demo: %v\n", err)
+			explainClash(stderr, addr, "edged demo -listen 127.0.0.1:1884")
+			return exitError
+		}
+	} else {
+		l.Close()
+	}
 	dir, err := os.MkdirTemp("", "edged-demo-")
 	if err != nil {
 		fmt.Fprintf(stderr, "edged demo: %v\n", err)
