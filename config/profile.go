@@ -105,6 +105,7 @@ func parseProfile(path string, data []byte) (*Profile, error) {
 	}
 	v := newValidator(path, d.ix, d.set, d.bad, nil)
 	v.points("points", p.Points, maxReadRegisters)
+	v.profileLine(&p)
 	if len(p.Points) == 0 {
 		v.errorf("points", "missing (a profile is a list of points)")
 	}

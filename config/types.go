@@ -111,9 +111,15 @@ type Point struct {
 	Heartbeat Duration `toml:"heartbeat"`
 }
 
-// Profile is a reusable register map: configs/profiles/NAME.toml.
+// Profile is a reusable register map: configs/profiles/NAME.toml. The line
+// settings are the device's factory ones (0 or "": not stated); check warns
+// when a serial bus disagrees, and Unit is a device's default unit.
 type Profile struct {
 	Description string  `toml:"description"`
+	Baud        int     `toml:"baud"`
+	Parity      string  `toml:"parity"`
+	StopBits    int     `toml:"stop_bits"`
+	Unit        int     `toml:"unit"`
 	Points      []Point `toml:"points"`
 }
 

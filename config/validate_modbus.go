@@ -115,6 +115,7 @@ func (v *validator) device(p string, b *Bus, d *Device) {
 	v.points(p+".points", d.Points, d.MaxRegs)
 	if d.Profile != "" {
 		v.resolveProfile(p+".profile", d.Profile)
+		v.profileDisagrees(p, b, d)
 	} else if len(d.Points) == 0 && !v.bad[p+".points"] {
 		v.errorf(p, `no points: set points, or profile = "NAME" for a register map`)
 	}
@@ -309,6 +310,9 @@ func (v *validator) mergeProfiles(c *Config) {
 				}
 			}
 			d.Points = merged
+			if r.p.Unit != 0 && !v.set[index(index("modbus", i)+".device", j)+".unit"] {
+				d.Unit = r.p.Unit // the device's factory unit id
+			}
 		}
 	}
 }
