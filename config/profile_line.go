@@ -5,8 +5,8 @@ import (
 	"strings"
 )
 
-// profileLine checks a profile's factory line settings and unit id; each
-// may be left out.
+// profileLine checks a profile's factory line settings, unit id and read
+// limit; each may be left out.
 func (v *validator) profileLine(p *Profile) {
 	if p.Baud != 0 || v.set["baud"] {
 		v.positive("baud", p.Baud)
@@ -21,6 +21,9 @@ func (v *validator) profileLine(p *Profile) {
 	}
 	if p.Unit != 0 || v.set["unit"] {
 		v.inRange("unit", p.Unit, 1, 247)
+	}
+	if p.MaxRegs != 0 || v.set["max_registers"] {
+		v.inRange("max_registers", p.MaxRegs, 1, maxReadRegisters)
 	}
 }
 

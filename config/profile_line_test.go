@@ -44,6 +44,9 @@ port = "/dev/ttyUSB0"
 			if u := cfg.Modbus[0].Devices[0].Unit; u != c.wantUnit {
 				t.Errorf("unit = %d, want %d", u, c.wantUnit)
 			}
+			if m := cfg.Modbus[0].Devices[0].MaxRegs; m != 40 {
+				t.Errorf("max_registers = %d, want the profile's 40", m)
+			}
 		})
 	}
 	t.Run("a TCP bus has no line settings to disagree with", func(t *testing.T) {

@@ -113,13 +113,15 @@ type Point struct {
 
 // Profile is a reusable register map: configs/profiles/NAME.toml. The line
 // settings are the device's factory ones (0 or "": not stated); check warns
-// when a serial bus disagrees, and Unit is a device's default unit.
+// when a serial bus disagrees, and Unit is a device's default unit. MaxRegs
+// lowers a device's max_registers when the device sets none.
 type Profile struct {
 	Description string  `toml:"description"`
 	Baud        int     `toml:"baud"`
 	Parity      string  `toml:"parity"`
 	StopBits    int     `toml:"stop_bits"`
 	Unit        int     `toml:"unit"`
+	MaxRegs     int     `toml:"max_registers"` // the most registers the device answers in one read
 	Points      []Point `toml:"points"`
 }
 

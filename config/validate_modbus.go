@@ -310,8 +310,12 @@ func (v *validator) mergeProfiles(c *Config) {
 				}
 			}
 			d.Points = merged
-			if r.p.Unit != 0 && !v.set[index(index("modbus", i)+".device", j)+".unit"] {
+			dp := index(index("modbus", i)+".device", j)
+			if r.p.Unit != 0 && !v.set[dp+".unit"] {
 				d.Unit = r.p.Unit // the device's factory unit id
+			}
+			if r.p.MaxRegs != 0 && !v.set[dp+".max_registers"] {
+				d.MaxRegs = min(d.MaxRegs, r.p.MaxRegs)
 			}
 		}
 	}

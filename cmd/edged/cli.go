@@ -24,6 +24,7 @@ Commands:
   check    validate a config file and list every error in it
   modbus   commissioning: scan a bus for unit ids, read and decode registers, write one
   poll     poll the config's Modbus devices and print every point, without the broker
+  profiles list the device profiles (register maps) and the factory settings they state
   passwd   add or update a user in a broker users file (mosquitto_passwd format)
   version  print the version, commit and Go version
 
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdModbus(ctx, rest, stdout, stderr)
 	case "poll":
 		return cmdPoll(ctx, rest, stdout, stderr)
+	case "profiles":
+		return cmdProfiles(rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "edged: unknown command %q\n\n%s", cmd, mainUsage)
 		return exitUsage
