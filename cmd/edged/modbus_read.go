@@ -85,9 +85,9 @@ is --table input --register 0, 40001 is --table holding --register 0.`, stderr)
 	defer tw.Flush()
 	switch {
 	case table.Bits():
-		fmt.Fprintln(tw, "address\tvalue\t")
+		fmt.Fprintln(tw, "address\tvalue")
 		for i, b := range bits {
-			fmt.Fprintf(tw, "%d\t%v\t\n", *addr+i, b)
+			fmt.Fprintf(tw, "%d\t%v\n", *addr+i, b)
 		}
 	case typed:
 		printTyped(tw, uint16(*addr), regs, typ, order)
@@ -105,7 +105,7 @@ func usageError(fs *flag.FlagSet, name string, err error) int {
 
 // printTyped prints one row per value of type typ.
 func printTyped(w io.Writer, start uint16, regs []byte, typ modbus.Type, order modbus.Order) {
-	fmt.Fprintf(w, "address\tregisters\t%s %s\t\n", typ, order)
+	fmt.Fprintf(w, "address\tregisters\t%s %s\n", typ, order)
 	step := typ.Words(0)
 	if typ == modbus.String {
 		step = len(regs) / 2
@@ -117,20 +117,20 @@ func printTyped(w io.Writer, start uint16, regs []byte, typ modbus.Type, order m
 		if err != nil {
 			s = err.Error()
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t\n", int(start)+i, hexWords(wire), s)
+		fmt.Fprintf(w, "%d\t%s\t%s\n", int(start)+i, hexWords(wire), s)
 	}
 }
 
 // printDecodings prints the registers, then every reading of them.
 func printDecodings(w *tabwriter.Writer, start uint16, regs []byte) {
 	readings := modbus.Interpret(start, regs)
-	fmt.Fprintln(w, "address\thex\tuint16\tint16\t")
+	fmt.Fprintln(w, "address\thex\tuint16\tint16")
 	for _, r := range readings {
 		if r.Type != modbus.Uint16 {
 			continue
 		}
 		i := int(r.Address - start)
-		fmt.Fprintf(w, "%d\t%s\t%d\t%d\t\n", r.Address, hexWords(regs[2*i:2*i+2]), r.Value, int16(r.Value.(uint64)))
+		fmt.Fprintf(w, "%d\t%s\t%d\t%d\n", r.Address, hexWords(regs[2*i:2*i+2]), r.Value, int16(r.Value.(uint64)))
 	}
 	type key struct {
 		addr uint16
@@ -154,18 +154,18 @@ func printDecodings(w *tabwriter.Writer, start uint16, regs []byte) {
 	}
 	w.Flush() // the registers' columns are their own
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "address\ttype\tABCD\tCDAB\tBADC\tDCBA\t")
+	fmt.Fprintln(w, "address\ttype\tABCD\tCDAB\tBADC\tDCBA")
 	for _, k := range rows {
-		fmt.Fprintf(w, "%d\t%s\t", k.addr, k.typ)
+		row := []string{fmt.Sprint(k.addr), k.typ.String()}
 		for _, o := range []modbus.Order{modbus.ABCD, modbus.CDAB, modbus.BADC, modbus.DCBA} {
 			r := cells[k][o]
 			mark := ""
 			if r.Plausible {
 				mark = " *"
 			}
-			fmt.Fprintf(w, "%s%s\t", modbus.FormatValue(r.Value), mark)
+			row = append(row, modbus.FormatValue(r.Value)+mark)
 		}
-		fmt.Fprintln(w)
+		fmt.Fprintln(w, strings.Join(row, "\t"))
 	}
 	w.Flush()
 	fmt.Fprintln(w, "\n* looks like a measurement (a float between 0.001 and 10 million, an integer from 1 to a million):\n  the config's type and order are the row and column of the value the device's display shows.")

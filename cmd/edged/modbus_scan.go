@@ -74,13 +74,13 @@ connection cannot be opened.`, stderr)
 
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "unit\tholding 0\tinput 0\tcoil 0\tdiscrete 0\t")
+	fmt.Fprintln(tw, "unit\tholding 0\tinput 0\tcoil 0\tdiscrete 0")
 	for _, u := range found {
-		fmt.Fprintf(tw, "%d\t", u)
+		cells := []string{strconv.Itoa(int(u))}
 		for _, t := range []modbus.Table{modbus.Holding, modbus.Input, modbus.Coil, modbus.Discrete} {
-			fmt.Fprintf(tw, "%s\t", answerAt0(c, u, t))
+			cells = append(cells, answerAt0(c, u, t))
 		}
-		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	tw.Flush()
 	fmt.Fprintln(stdout, "\nexception 1: the device has no such table; exception 2: it has nothing at address 0 of it.")

@@ -179,7 +179,7 @@ func (p *pollPrinter) table(w io.Writer, gateway string, buses []config.Bus) int
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "topic\tvalue\tunit\tquality\t")
+	fmt.Fprintln(tw, "topic\tvalue\tunit\tquality")
 	failed := 0
 	for _, b := range buses {
 		for _, d := range b.Devices {
@@ -189,12 +189,12 @@ func (p *pollPrinter) table(w io.Writer, gateway string, buses []config.Bus) int
 				switch {
 				case !ok:
 					failed++
-					fmt.Fprintf(tw, "%s\t-\t%s\tnot read\t\n", topic, pt.Unit)
+					fmt.Fprintf(tw, "%s\t-\t%s\tnot read\n", topic, pt.Unit)
 				case r.Quality == "bad":
 					failed++
-					fmt.Fprintf(tw, "%s\t-\t%s\tbad: %s\t\n", topic, pt.Unit, r.Error)
+					fmt.Fprintf(tw, "%s\t-\t%s\tbad: %s\n", topic, pt.Unit, r.Error)
 				default:
-					fmt.Fprintf(tw, "%s\t%s\t%s\tgood\t\n", topic, bytes.TrimSpace(r.Value), pt.Unit)
+					fmt.Fprintf(tw, "%s\t%s\t%s\tgood\n", topic, bytes.TrimSpace(r.Value), pt.Unit)
 				}
 			}
 		}

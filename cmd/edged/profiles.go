@@ -42,14 +42,14 @@ searched before those. Exits 1 when a profile has mistakes.`, stderr)
 func printProfiles(stdout, stderr io.Writer, list []config.ListedProfile) int {
 	code := exitOK
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "name\tfactory settings\tpoints\tdescription\t")
+	fmt.Fprintln(tw, "name\tfactory settings\tpoints\tdescription")
 	for _, l := range list {
 		if l.Err != nil {
 			code = exitError
-			fmt.Fprintf(tw, "%s\t-\t-\tcannot be used, see below\t\n", l.Name)
+			fmt.Fprintf(tw, "%s\t-\t-\tcannot be used, see below\n", l.Name)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t\n", l.Name, factorySettings(l.Profile), len(l.Profile.Points), l.Profile.Description)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", l.Name, factorySettings(l.Profile), len(l.Profile.Points), l.Profile.Description)
 	}
 	tw.Flush()
 	var from []string
