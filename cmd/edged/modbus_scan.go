@@ -17,7 +17,8 @@ func cmdModbusScan(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := newFlags("modbus scan", "[bus options] [--units 1-247] [--timeout 200ms]", `
 Ask every unit id in --units for holding register 0 and list those that
 answer — with data or with an exception, either means a device is there —
-and what each answers at address 0 of the four tables. A progress line
+what each answers at address 0 of the four tables, and its vendor,
+product and revision when it answers function 43/14. A progress line
 runs on stderr; a unit that does not answer costs --timeout, so 247 ids
 on a dead bus take about 247 x --timeout.
 
@@ -74,13 +75,17 @@ connection cannot be opened.`, stderr)
 
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "unit\tholding 0\tinput 0\tcoil 0\tdiscrete 0")
+	fmt.Fprintln(tw, "unit\tholding 0\tinput 0\tcoil 0\tdiscrete 0\tidentification")
 	for _, u := range found {
 		cells := []string{strconv.Itoa(int(u))}
 		for _, t := range []modbus.Table{modbus.Holding, modbus.Input, modbus.Coil, modbus.Discrete} {
 			cells = append(cells, answerAt0(c, u, t))
 		}
-		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+		ident := "-" // most devices have none and answer exception 1
+		if id, err := c.Identify(u); err == nil && id.String() != "" {
+			ident = id.String()
+		}
+		fmt.Fprintln(tw, strings.Join(append(cells, ident), "\t"))
 	}
 	tw.Flush()
 	fmt.Fprintln(stdout, "\nexception 1: the device has no such table; exception 2: it has nothing at address 0 of it.")

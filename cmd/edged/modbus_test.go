@@ -42,17 +42,21 @@ func commissioningBus() map[string]map[string]map[string]any {
 	}
 }
 
+// identity is what every unit of the commissioning bus answers to a read
+// of its device identification (function 43/14).
+const identity = "Edged Labs,EL-100,1.2"
+
 // commissioning runs f against the bus served over Modbus TCP and over RTU
 // on a socat pty, with the flags that name it.
 func commissioning(t *testing.T, f func(t *testing.T, bus []string, dev *testpeer.PyModbus)) {
 	t.Run("over Modbus TCP", func(t *testing.T) {
-		dev := testpeer.StartPyModbus(t, testpeer.PyModbusOptions{Script: deviceScript, Map: commissioningBus()})
+		dev := testpeer.StartPyModbus(t, testpeer.PyModbusOptions{Script: deviceScript, Map: commissioningBus(), Identity: identity})
 		f(t, []string{"--address", dev.Addr}, dev)
 	})
 	t.Run("over RTU on a serial line", func(t *testing.T) {
 		pair := testpeer.StartPtyPair(t)
 		// A pty ignores line settings; pyserial refuses even parity on one.
-		dev := testpeer.StartPyModbus(t, testpeer.PyModbusOptions{Script: deviceScript, Map: commissioningBus(), RTU: pair.B, Baud: 19200, Parity: "N"})
+		dev := testpeer.StartPyModbus(t, testpeer.PyModbusOptions{Script: deviceScript, Map: commissioningBus(), RTU: pair.B, Baud: 19200, Parity: "N", Identity: identity})
 		f(t, []string{"--port", pair.A, "--baud", "19200"}, dev)
 	})
 }
@@ -67,9 +71,9 @@ func TestModbusScanFindsTheUnitsThatAnswer(t *testing.T) {
 			t.Errorf("summary missing:\n%s", out)
 		}
 		for _, want := range []string{
-			"1     ok (0x4366)  ok (0x4366)  ok (false)   exception 2",
-			"2     exception 4  exception 2  exception 2  exception 2",
-			"17    exception 2  ok (0x00D7)  exception 2  exception 2",
+			"1     ok (0x4366)  ok (0x4366)  ok (false)   exception 2  Edged Labs EL-100 1.2",
+			"2     exception 4  exception 2  exception 2  exception 2  Edged Labs EL-100 1.2",
+			"17    exception 2  ok (0x00D7)  exception 2  exception 2  Edged Labs EL-100 1.2",
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("missing row %q in:\n%s", want, out)

@@ -37,6 +37,9 @@ type PyModbusOptions struct {
 	RTUOverTCP bool
 	Baud       int
 	Parity     string // N, E or O
+	// Identity is "VENDOR,PRODUCT,REVISION", answered to a read of the
+	// basic device identification (function 43/14).
+	Identity string
 }
 
 // PyModbusStats is what the device script counted.
@@ -115,6 +118,9 @@ func StartPyModbus(t testing.TB, o PyModbusOptions) *PyModbus {
 	}
 	if o.Parity != "" {
 		args = append(args, "--parity", o.Parity)
+	}
+	if o.Identity != "" {
+		args = append(args, "--identity", o.Identity)
 	}
 	p.cmd = exec.Command(py, args...)
 	stdout, err := p.cmd.StdoutPipe()

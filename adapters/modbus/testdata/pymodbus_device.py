@@ -19,6 +19,9 @@ of requests per unit and function code and every write it took:
   {"requests": {"1": {"3": 5, "4": 2}}, "writes": [{"unit": 1, "fc": 6,
    "address": 10, "values": [42]}], "total": 7}
 
+With --identity VENDOR,PRODUCT,REVISION every unit answers a read of its
+basic device identification (function 43, MEI type 14) with those objects.
+
 Units listed (comma-separated) in the control file do not answer at all,
 like a device that was unplugged; emptying the file brings them back.
 
@@ -33,6 +36,7 @@ import os
 import sys
 
 from pymodbus.datastore import ModbusServerContext, ModbusSlaveContext
+from pymodbus.device import ModbusDeviceIdentification
 from pymodbus.exceptions import NoSuchSlaveException
 from pymodbus.server.async_io import ModbusSerialServer, ModbusTcpServer
 from pymodbus.transaction import ModbusRtuFramer, ModbusSocketFramer
@@ -140,6 +144,7 @@ async def main():
     ap.add_argument("--parity", default="E")
     ap.add_argument("--stats")
     ap.add_argument("--control")
+    ap.add_argument("--identity", help="VENDOR,PRODUCT,REVISION for function 43/14")
     ap.add_argument("--debug", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL)
@@ -150,9 +155,14 @@ async def main():
     recorder.flush()
     devices = {int(u): Device(int(u), t, recorder) for u, t in spec.items()}
     context = Units(devices, args.control)
+    identity = None
+    if args.identity:
+        vendor, product, revision = (args.identity.split(",") + ["", "", ""])[:3]
+        identity = ModbusDeviceIdentification(info_name={
+            "VendorName": vendor, "ProductCode": product, "MajorMinorRevision": revision})
 
     if args.rtu:
-        server = ModbusSerialServer(context, ModbusRtuFramer, port=args.rtu, baudrate=args.baud,
+        server = ModbusSerialServer(context, ModbusRtuFramer, identity=identity, port=args.rtu, baudrate=args.baud,
                                     parity=args.parity, stopbits=1, bytesize=8,
                                     ignore_missing_slaves=True)
         await server.start()
@@ -160,7 +170,7 @@ async def main():
         await server.serve_forever()
     else:
         framer = ModbusRtuFramer if args.rtu_over_tcp else ModbusSocketFramer
-        server = ModbusTcpServer(context, framer, address=("127.0.0.1", args.tcp or 0),
+        server = ModbusTcpServer(context, framer, identity=identity, address=("127.0.0.1", args.tcp or 0),
                                  allow_reuse_address=True, ignore_missing_slaves=True)
         task = asyncio.create_task(server.serve_forever())
         await server.serving
