@@ -67,3 +67,22 @@ port = "/dev/ttyUSB0"
 		}
 	})
 }
+
+func TestPrecisionIsANumberOfDecimals(t *testing.T) {
+	_, err := parseTest(t, `
+[[modbus]]
+name = "b"
+address = "10.0.0.5:502"
+
+  [[modbus.device]]
+  name = "m"
+  points = [
+    { name = "ok",  table = "input", address = 0, type = "float32", precision = 2 },
+    { name = "bad", table = "input", address = 2, type = "float32", precision = 16 },
+  ]
+`)
+	want := "edged.toml:10: modbus[0].device[0].points[1].precision: 16 is out of range 0..15"
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "points[0]") {
+		t.Fatalf("err = %v, want only %q", err, want)
+	}
+}
