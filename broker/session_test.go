@@ -71,11 +71,17 @@ func TestUnacknowledgedQoS1And2AreRedeliveredAfterAReconnect(t *testing.T) {
 }
 
 func TestExpiredMessagesAreNotDeliveredToAReturningSession(t *testing.T) {
-	_, addr := startBroker(t, loopbackCfg(), "")
+	b, addr := startBroker(t, loopbackCfg(), "")
 	sub := dialRaw(t, addr)
 	sub.connect(5, "expiry", true, persistent5(0))
 	sub.subscribe("expiry/#", 2)
 	sub.c.Close()
+	// Publish only once the broker knows the session is offline; before
+	// that the messages would go to the closed socket, not to the queue.
+	testpeer.Eventually(t, 10*time.Second, "the subscriber's session to go offline", func() bool {
+		cl, ok := b.srv.Clients.Get("expiry")
+		return ok && cl.Closed()
+	})
 
 	pub := dialRaw(t, addr)
 	pub.connect(5, "expiry-pub", true, nil)
