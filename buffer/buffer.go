@@ -38,20 +38,22 @@ func (p Policy) String() string {
 type Durability int
 
 const (
-	// Normal survives a crash of the process (kill -9): WAL with
-	// synchronous=NORMAL, no fsync per commit.
-	Normal Durability = iota
-	// Full also survives power loss: synchronous=FULL, an fsync per commit.
-	Full
+	// Full survives a crash of the process and a power cut: WAL with
+	// synchronous=FULL, one fsync per group commit. It is the zero value.
+	Full Durability = iota
+	// PowerLossUnsafe survives a crash of the process (kill -9) but not a
+	// power cut: WAL with synchronous=NORMAL, no fsync per commit, so the
+	// last commits before the cut may be lost although Append returned nil.
+	PowerLossUnsafe
 )
 
 // String returns the durability as the config spells it.
 func (d Durability) String() string {
 	switch d {
-	case Normal:
-		return "normal"
 	case Full:
 		return "full"
+	case PowerLossUnsafe:
+		return "power-loss-unsafe"
 	}
 	return fmt.Sprintf("Durability(%d)", int(d))
 }
@@ -68,7 +70,8 @@ type Options struct {
 	MaxAge time.Duration
 	// WhenFull is the policy at MaxBytes.
 	WhenFull Policy
-	// Durability chooses between surviving process crashes and power loss.
+	// Durability chooses between surviving power loss (Full, the zero
+	// value) and only process crashes.
 	Durability Durability
 	// Log receives the buffer's log lines, each with the path; pass the
 	// component logger (log.With("component", "buffer")). nil discards them.

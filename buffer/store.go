@@ -155,9 +155,9 @@ func dsn(path string, pragmas []string, extra url.Values) string {
 // openWriter opens the writing connection, makes sure the schema exists and
 // loads the running totals. On error nothing is left open.
 func (b *Buffer) openWriter() (state, error) {
-	sync := "NORMAL"
-	if b.opts.Durability == Full {
-		sync = "FULL"
+	sync := "FULL"
+	if b.opts.Durability == PowerLossUnsafe {
+		sync = "NORMAL"
 	}
 	name := dsn(b.opts.Path, []string{
 		fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS),
