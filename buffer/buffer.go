@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edged/edged/telemetry"
@@ -108,6 +109,7 @@ type Stats struct {
 	Expired     uint64 // entries deleted for being older than MaxAge
 	Rejected    uint64 // Appends refused with ErrFull (policy or full disk)
 	Commits     uint64 // transactions committed
+	Damaged     uint64 // entries lost to a damaged file: unreadable rows skipped, or not salvaged at Open
 }
 
 // entryOverhead is added to topic and payload length so that Bytes tracks
@@ -130,7 +132,16 @@ type Buffer struct {
 	wdb *sql.DB // the single writing connection, owned by the committer
 	rdb *sql.DB // readers; WAL lets them run beside the writer
 
-	readStmt *sql.Stmt
+	readStmt, readOneStmt *sql.Stmt
+
+	// lastSeq mirrors the committer's high-water mark for readers: the
+	// highest seq that can be stored.
+	lastSeq atomic.Int64
+
+	// unreadable holds seqs Read could not look up in a damaged file, so
+	// each is counted once.
+	unreadableMu sync.Mutex
+	unreadable   map[int64]struct{}
 
 	reqs   chan *request
 	notify chan struct{}
@@ -152,9 +163,10 @@ type Buffer struct {
 type opKind int
 
 const (
-	opAppend opKind = iota
-	opAck           // delete delivered entries
-	opExpire        // delete entries Read found too old
+	opAppend  opKind = iota
+	opAck            // delete delivered entries
+	opExpire         // delete entries Read found too old
+	opDiscard        // delete entries Read could not decode
 )
 
 // request is one caller's share of a group commit.
@@ -236,43 +248,52 @@ func (b *Buffer) Read(after int64, n int) ([]Entry, error) {
 		cutoff = b.now().Add(-b.opts.MaxAge).UnixNano()
 	}
 	out := make([]Entry, 0, min(n, 1024))
-	var expired []int64
+	var expired, bad []int64
+	var badErr error
+	var unreadable int
+	rr := rowReader{chunk: b.readStmt, one: b.readOneStmt}
+	v := rowVisitor{
+		row: func(seq int64, e Entry, err error) {
+			switch {
+			case err != nil:
+				if badErr == nil {
+					badErr = err
+				}
+				bad = append(bad, seq)
+			case expiring && e.Enqueued.UnixNano() < cutoff:
+				expired = append(expired, seq)
+			default:
+				out = append(out, e)
+			}
+		},
+		unreadable: func(seq int64) {
+			if b.markUnreadable(seq) {
+				unreadable++
+			}
+		},
+	}
+	var err error
 	for len(out) < n {
+		// Expired and unreadable rows take no place in out: read on.
 		want := n - len(out)
-		rows, err := b.readStmt.Query(after, want)
-		if err != nil {
-			return nil, fmt.Errorf("buffer %s: read after %d: %w", b.opts.Path, after, err)
+		var seen int
+		if after, seen, err = rr.read(after, want, b.lastSeq.Load(), v); err != nil || seen < want {
+			break
 		}
-		got := 0
-		for rows.Next() {
-			var (
-				e      Entry
-				enq    int64
-				qos    int64
-				retain bool
-			)
-			if err := rows.Scan(&e.Seq, &enq, &e.Msg.Topic, &e.Msg.Payload, &qos, &retain); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("buffer %s: read after %d: %w", b.opts.Path, after, err)
-			}
-			got++
-			after = e.Seq
-			if expiring && enq < cutoff {
-				expired = append(expired, e.Seq)
-				continue
-			}
-			e.Msg.QoS = byte(qos)
-			e.Msg.Retain = retain
-			e.Enqueued = time.Unix(0, enq)
-			out = append(out, e)
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("buffer %s: read after %d: %w", b.opts.Path, after, err)
-		}
-		if got < want {
-			break // nothing more stored
+	}
+	if unreadable > 0 {
+		b.log.Error("buffer file damaged: skipped entries that cannot be read (restart edged to quarantine the file)",
+			"entries", unreadable, "after", after)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("buffer %s: read after %d: %w", b.opts.Path, after, err)
+	}
+	if len(bad) > 0 {
+		b.log.Error("unreadable buffer entries skipped and removed; their messages are lost",
+			"entries", len(bad), "first_seq", bad[0], "err", badErr)
+		r := &request{kind: opDiscard, seqs: bad, done: make(chan error, 1)}
+		if err := b.submit(context.Background(), r); err != nil && !errors.Is(err, ErrClosed) {
+			b.log.Warn("deleting unreadable entries failed", "entries", len(bad), "err", err)
 		}
 	}
 	if len(expired) > 0 {
@@ -283,6 +304,24 @@ func (b *Buffer) Read(after int64, n int) ([]Entry, error) {
 		}
 	}
 	return out, nil
+}
+
+// markUnreadable records that seq could not be read and counts it as
+// damaged the first time; it reports whether this was the first time.
+func (b *Buffer) markUnreadable(seq int64) bool {
+	b.unreadableMu.Lock()
+	defer b.unreadableMu.Unlock()
+	if _, ok := b.unreadable[seq]; ok {
+		return false
+	}
+	if b.unreadable == nil {
+		b.unreadable = map[int64]struct{}{}
+	}
+	b.unreadable[seq] = struct{}{}
+	b.statsMu.Lock()
+	b.stats.Damaged++
+	b.statsMu.Unlock()
+	return true
 }
 
 // Notify returns a channel that receives after each commit that stored new

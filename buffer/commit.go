@@ -126,6 +126,7 @@ type outcome struct {
 	errs                                       []error // per request, aligned with the batch
 	committed                                  bool    // a transaction ran (false: all refused up front)
 	appended, acked, dropped, expired, refused uint64
+	discarded                                  uint64 // unreadable rows deleted
 }
 
 // commit runs the batch as one transaction, retrying SQLITE_BUSY with a
@@ -198,6 +199,7 @@ func (c *committer) commit(batch []*request) {
 // apply publishes a committed outcome: state, stats, notification, logs.
 func (c *committer) apply(o outcome) {
 	c.st = o.st
+	c.b.lastSeq.Store(o.st.lastSeq)
 	c.b.statsMu.Lock()
 	s := &c.b.stats
 	s.Messages, s.Bytes = o.st.messages, o.st.bytes
@@ -210,6 +212,7 @@ func (c *committer) apply(o outcome) {
 	s.DroppedFull += o.dropped
 	s.Expired += o.expired
 	s.Rejected += o.refused
+	s.Damaged += o.discarded
 	if o.committed {
 		s.Commits++
 	}
@@ -299,7 +302,7 @@ func (c *committer) tx(batch []*request, now time.Time, refuseAppends bool) (o o
 	headMoved := false
 	del := tx.StmtContext(ctx, c.delSeq)
 	for _, r := range batch {
-		if r.kind != opAck && r.kind != opExpire {
+		if r.kind != opAck && r.kind != opExpire && r.kind != opDiscard {
 			continue
 		}
 		for _, seq := range r.seqs {
@@ -312,10 +315,13 @@ func (c *committer) tx(batch []*request, now time.Time, refuseAppends bool) (o o
 			}
 			o.st.messages--
 			o.st.bytes -= size
-			if r.kind == opAck {
+			switch r.kind {
+			case opAck:
 				o.acked++
-			} else {
+			case opExpire:
 				o.expired++
+			default:
+				o.discarded++
 			}
 			headMoved = true
 		}

@@ -34,12 +34,13 @@ CREATE TABLE IF NOT EXISTS meta (
 // The statements the committer runs; prepared once on the writer.
 const (
 	sqlInsert    = `INSERT INTO queue(seq, enqueued, topic, payload, qos, retain, size) VALUES (?, ?, ?, ?, ?, ?, ?)`
-	sqlDeleteSeq = `DELETE FROM queue WHERE seq = ? RETURNING size`
+	sqlDeleteSeq = `DELETE FROM queue WHERE seq = ? RETURNING coalesce(CAST(size AS INTEGER), 0)` // a damaged row may hold anything
 	sqlHead      = `SELECT seq, enqueued, size FROM queue WHERE seq > ? ORDER BY seq LIMIT ?`
 	sqlDeleteTo  = `DELETE FROM queue WHERE seq <= ?`
 	sqlOldest    = `SELECT seq, enqueued FROM queue ORDER BY seq LIMIT 1`
 	sqlSetLast   = `INSERT INTO meta(key, value) VALUES ('last_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`
 	sqlRead      = `SELECT seq, enqueued, topic, payload, qos, retain FROM queue WHERE seq > ? ORDER BY seq LIMIT ?`
+	sqlReadOne   = `SELECT seq, enqueued, topic, payload, qos, retain FROM queue WHERE seq = ?`
 
 	// sqlLoad recomputes the running totals at Open in one pass.
 	sqlLoad = `SELECT count(*), coalesce(sum(size), 0), coalesce(max(seq), 0),
@@ -105,15 +106,14 @@ func Open(opts Options) (*Buffer, error) {
 		done:   make(chan struct{}),
 	}
 	st, err := b.openWriter()
-	if isCorrupt(err) {
-		aside, merr := moveAside(opts.Path, opts.Now().UTC())
-		if merr != nil {
-			unlock()
-			return nil, fmt.Errorf("buffer %s: corrupt (%v) and cannot be moved aside: %w", opts.Path, err, merr)
+	if err == nil {
+		if err = quickCheck(b.wdb); err != nil {
+			b.wdb.Close()
+			b.wdb = nil
 		}
-		log.Error("buffer file is corrupt; moved it aside and started an empty buffer; the messages in it are not forwarded",
-			"err", err, "moved_to", aside)
-		st, err = b.openWriter()
+	}
+	if isCorrupt(err) || errors.Is(err, errDamaged) {
+		st, err = b.quarantine(err)
 	}
 	if err != nil {
 		unlock()
@@ -124,6 +124,7 @@ func Open(opts Options) (*Buffer, error) {
 		unlock()
 		return nil, err
 	}
+	b.lastSeq.Store(st.lastSeq)
 	b.stats.Messages = st.messages
 	b.stats.Bytes = st.bytes
 	if st.messages > 0 {
@@ -236,7 +237,13 @@ func (b *Buffer) openReader() error {
 		db.Close()
 		return fmt.Errorf("buffer %s: reader: %w", b.opts.Path, err)
 	}
-	b.rdb, b.readStmt = db, stmt
+	one, err := db.Prepare(sqlReadOne)
+	if err != nil {
+		stmt.Close()
+		db.Close()
+		return fmt.Errorf("buffer %s: reader: %w", b.opts.Path, err)
+	}
+	b.rdb, b.readStmt, b.readOneStmt = db, stmt, one
 	return nil
 }
 
@@ -245,8 +252,10 @@ func (b *Buffer) openReader() error {
 // releases the file lock.
 func (b *Buffer) closeDB() error {
 	var errs []error
-	if b.readStmt != nil {
-		b.readStmt.Close()
+	for _, s := range []*sql.Stmt{b.readStmt, b.readOneStmt} {
+		if s != nil {
+			s.Close()
+		}
 	}
 	if b.rdb != nil {
 		if err := b.rdb.Close(); err != nil {
