@@ -110,6 +110,7 @@ type Stats struct {
 	Rejected    uint64 // Appends refused with ErrFull (policy or full disk)
 	Commits     uint64 // transactions committed
 	Damaged     uint64 // entries lost to a damaged file: unreadable rows skipped, or not salvaged at Open
+	LostOnOpen  uint64 // entries recorded as stored (beside the file) but missing at Open, beyond what removals explain
 }
 
 // entryOverhead is added to topic and payload length so that Bytes tracks

@@ -14,6 +14,7 @@ type state struct {
 	messages, bytes      int64
 	oldestSeq, oldestEnq int64 // the head of the queue; meaningful when messages > 0
 	lastSeq              int64 // highest seq ever handed out; never reused
+	removed              int64 // entries ever removed (acked, dropped, expired, discarded)
 }
 
 // Limits of the committer.
@@ -43,7 +44,13 @@ type committer struct {
 	// lastReserveTry rate-limits attempts to re-create a released reserve.
 	lastReserveTry time.Time
 
-	insert, delSeq, head, delTo, oldest, setLast *sql.Stmt
+	insert, delSeq, head, delTo, oldest, setLast, setRemoved *sql.Stmt
+
+	// The count record beside the file (sidecar.go): what it says now and
+	// when it was written.
+	recorded     countRecord
+	recordedAt   time.Time
+	recordFailed bool
 
 	// Episodes are logged when they start and end, not per message.
 	dropping       bool
@@ -57,7 +64,8 @@ type committer struct {
 }
 
 func newCommitter(b *Buffer, st state) (*committer, error) {
-	c := &committer{b: b, st: st, res: &reserve{path: b.opts.Path + ".reserve"}}
+	c := &committer{b: b, st: st, res: &reserve{path: b.opts.Path + ".reserve"},
+		recorded: countRecord{messages: -1}} // unknown: the first record() writes
 	if !c.res.ensure() {
 		b.log.Warn("cannot set aside the disk reserve; on a full disk acknowledgements may fail until space is freed",
 			"reserve", c.res.path, "bytes", reserveSize)
@@ -68,6 +76,7 @@ func newCommitter(b *Buffer, st state) (*committer, error) {
 	}{
 		{&c.insert, sqlInsert}, {&c.delSeq, sqlDeleteSeq}, {&c.head, sqlHead},
 		{&c.delTo, sqlDeleteTo}, {&c.oldest, sqlOldest}, {&c.setLast, sqlSetLast},
+		{&c.setRemoved, sqlSetRemoved},
 	} {
 		s, err := b.wdb.Prepare(p.sql)
 		if err != nil {
@@ -80,6 +89,7 @@ func newCommitter(b *Buffer, st state) (*committer, error) {
 
 func (c *committer) run() {
 	defer close(c.b.done)
+	defer c.record(true)
 	tick := time.NewTicker(expiryEvery)
 	defer tick.Stop()
 	batch := make([]*request, 0, maxBatch)
@@ -194,6 +204,26 @@ func (c *committer) commit(batch []*request) {
 	for i, r := range batch {
 		r.done <- o.errs[i]
 	}
+	c.record(false)
+}
+
+// record rewrites the count record when the state changed, at most every
+// sidecarEvery unless now is set.
+func (c *committer) record(now bool) {
+	rec := recordOf(c.st)
+	if rec == c.recorded || (!now && time.Since(c.recordedAt) < sidecarEvery) {
+		return
+	}
+	c.recordedAt = time.Now()
+	if err := writeCount(c.b.opts.Path, rec); err != nil {
+		if !c.recordFailed {
+			c.recordFailed = true
+			c.b.log.Warn("cannot record the message count beside the buffer; a lost file would go unnoticed", "err", err)
+		}
+		return
+	}
+	c.recorded = rec
+	c.recordFailed = false
 }
 
 // apply publishes a committed outcome: state, stats, notification, logs.
@@ -345,6 +375,12 @@ func (c *committer) tx(batch []*request, now time.Time, refuseAppends bool) (o o
 			if err := c.trimHead(ctx, tx, &o, o.st.bytes-opts.MaxBytes, cutoff); err != nil {
 				return o, err
 			}
+		}
+	}
+	if n := int64(o.acked + o.expired + o.dropped + o.discarded); n > 0 {
+		o.st.removed += n
+		if _, err := tx.StmtContext(ctx, c.setRemoved).ExecContext(ctx, o.st.removed); err != nil {
+			return o, err
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -214,8 +214,16 @@ func (b *Buffer) salvage(from string) (sv salvaged) {
 
 	// Both may fail on a damaged file; each is only a hint.
 	_ = db.QueryRow("SELECT count(*) FROM queue").Scan(&sv.held)
-	var upper, maxSeq sql.NullInt64
+	var upper, maxSeq, removed sql.NullInt64
 	_ = db.QueryRow("SELECT value FROM meta WHERE key = 'last_seq'").Scan(&upper)
+	_ = db.QueryRow("SELECT value FROM meta WHERE key = 'removed'").Scan(&removed)
+	if removed.Valid {
+		// Carried over so the count record still explains past acks.
+		if _, err := b.wdb.Exec(sqlSetRemoved, removed.Int64); err != nil {
+			sv.err = err
+			return sv
+		}
+	}
 	_ = db.QueryRow("SELECT max(seq) FROM queue").Scan(&maxSeq)
 	hi := max(upper.Int64, maxSeq.Int64)
 

@@ -95,8 +95,8 @@ func TestDamagedFile(t *testing.T) {
 			if got < c.atLeast || int64(got) != st.Messages {
 				t.Errorf("salvaged %d of %d (Stats.Messages %d), want at least %d", got, stored, st.Messages, c.atLeast)
 			}
-			if st.Damaged != uint64(stored-got) {
-				t.Errorf("Stats.Damaged = %d, want the %d that could not be salvaged", st.Damaged, stored-got)
+			if st.Damaged != uint64(stored-got) || st.LostOnOpen != uint64(stored-got) {
+				t.Errorf("Stats.Damaged = %d, LostOnOpen = %d, want the %d that could not be salvaged", st.Damaged, st.LostOnOpen, stored-got)
 			}
 			t.Logf("salvaged %d of %d; Stats %+v", got, stored, st)
 			// The new buffer works: more appends come out after the salvaged ones.

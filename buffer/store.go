@@ -33,20 +33,23 @@ CREATE TABLE IF NOT EXISTS meta (
 
 // The statements the committer runs; prepared once on the writer.
 const (
-	sqlInsert    = `INSERT INTO queue(seq, enqueued, topic, payload, qos, retain, size) VALUES (?, ?, ?, ?, ?, ?, ?)`
-	sqlDeleteSeq = `DELETE FROM queue WHERE seq = ? RETURNING coalesce(CAST(size AS INTEGER), 0)` // a damaged row may hold anything
-	sqlHead      = `SELECT seq, enqueued, size FROM queue WHERE seq > ? ORDER BY seq LIMIT ?`
-	sqlDeleteTo  = `DELETE FROM queue WHERE seq <= ?`
-	sqlOldest    = `SELECT seq, enqueued FROM queue ORDER BY seq LIMIT 1`
-	sqlSetLast   = `INSERT INTO meta(key, value) VALUES ('last_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`
-	sqlRead      = `SELECT seq, enqueued, topic, payload, qos, retain FROM queue WHERE seq > ? ORDER BY seq LIMIT ?`
-	sqlReadOne   = `SELECT seq, enqueued, topic, payload, qos, retain FROM queue WHERE seq = ?`
+	sqlInsert     = `INSERT INTO queue(seq, enqueued, topic, payload, qos, retain, size) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	sqlDeleteSeq  = `DELETE FROM queue WHERE seq = ? RETURNING coalesce(CAST(size AS INTEGER), 0)` // a damaged row may hold anything
+	sqlHead       = `SELECT seq, enqueued, size FROM queue WHERE seq > ? ORDER BY seq LIMIT ?`
+	sqlDeleteTo   = `DELETE FROM queue WHERE seq <= ?`
+	sqlOldest     = `SELECT seq, enqueued FROM queue ORDER BY seq LIMIT 1`
+	sqlSetLast    = `INSERT INTO meta(key, value) VALUES ('last_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`
+	sqlSetRemoved = `INSERT INTO meta(key, value) VALUES ('removed', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`
+	sqlPresent    = `SELECT count(*) FROM queue WHERE seq <= ?`
+	sqlRead       = `SELECT seq, enqueued, topic, payload, qos, retain FROM queue WHERE seq > ? ORDER BY seq LIMIT ?`
+	sqlReadOne    = `SELECT seq, enqueued, topic, payload, qos, retain FROM queue WHERE seq = ?`
 
 	// sqlLoad recomputes the running totals at Open in one pass.
 	sqlLoad = `SELECT count(*), coalesce(sum(size), 0), coalesce(max(seq), 0),
 		(SELECT seq FROM queue ORDER BY seq LIMIT 1),
 		(SELECT enqueued FROM queue ORDER BY seq LIMIT 1),
-		coalesce((SELECT value FROM meta WHERE key = 'last_seq'), 0)
+		coalesce((SELECT value FROM meta WHERE key = 'last_seq'), 0),
+		coalesce((SELECT value FROM meta WHERE key = 'removed'), 0)
 		FROM queue`
 )
 
@@ -105,6 +108,10 @@ func Open(opts Options) (*Buffer, error) {
 		notify: make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
+	rec, haveRec, err := readCount(opts.Path)
+	if err != nil {
+		log.Warn("cannot read the message count recorded beside the buffer; not checking for lost messages", "err", err)
+	}
 	st, err := b.openWriter()
 	if err == nil {
 		if err = quickCheck(b.wdb); err != nil {
@@ -130,15 +137,39 @@ func Open(opts Options) (*Buffer, error) {
 	if st.messages > 0 {
 		b.stats.Oldest = time.Unix(0, st.oldestEnq)
 	}
+	if haveRec {
+		b.checkLost(rec, st)
+	}
 	c, err := newCommitter(b, st)
 	if err != nil {
 		b.closeDB()
 		return nil, err
 	}
+	c.record(true) // a loss is reported once, not at every start
 	go c.run()
 	log.Info("buffer open", "messages", st.messages, "bytes", st.bytes,
 		"durability", opts.Durability.String(), "when_full", opts.WhenFull.String())
 	return b, nil
+}
+
+// checkLost reports, loudly, entries the count record says were stored
+// but the database no longer holds.
+func (b *Buffer) checkLost(rec countRecord, st state) {
+	var present int64
+	if err := b.wdb.QueryRow(sqlPresent, rec.lastSeq).Scan(&present); err != nil {
+		b.log.Warn("cannot check the buffer against its recorded message count", "err", err)
+		return
+	}
+	lost, historyLost := checkLost(rec, st, present)
+	if lost == 0 {
+		return
+	}
+	b.stats.LostOnOpen = uint64(lost)
+	msg := "buffer holds fewer messages than it last recorded: acknowledged messages lost"
+	if historyLost {
+		msg = "buffer file was replaced, cut short or rolled back: acknowledged messages lost (those acknowledged upstream in the last second before may be counted too)"
+	}
+	b.log.Error(msg, "lost", lost, "recorded", rec.messages, "stored", st.messages, "record", b.opts.Path+sidecarSuffix)
 }
 
 // dsn builds a modernc DSN for the plain path with the given pragmas.
@@ -208,7 +239,7 @@ func setup(db *sql.DB) (state, error) {
 		maxSeq      int64
 		first, fenq sql.NullInt64
 	)
-	err := db.QueryRowContext(ctx, sqlLoad).Scan(&st.messages, &st.bytes, &maxSeq, &first, &fenq, &st.lastSeq)
+	err := db.QueryRowContext(ctx, sqlLoad).Scan(&st.messages, &st.bytes, &maxSeq, &first, &fenq, &st.lastSeq, &st.removed)
 	if err != nil {
 		return state{}, fmt.Errorf("load totals: %w", err)
 	}
