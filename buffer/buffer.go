@@ -125,6 +125,7 @@ func entrySize(m telemetry.Message) int64 {
 
 // Buffer is the durable queue. Its methods are safe for concurrent use.
 type Buffer struct {
+	plan   diskPlan
 	opts   Options
 	log    *slog.Logger
 	now    func() time.Time

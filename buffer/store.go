@@ -55,15 +55,15 @@ const (
 
 // Tuning. The page cache is per connection; 2 MB each keeps a gateway with
 // 100 000 buffered messages well under its memory budget while still holding
-// the hot end of the queue. The autocheckpoint is raised from SQLite's 1000
-// pages so that checkpoints (and with them the database fsync) happen a few
-// times less often under a sustained burst; the WAL is truncated back to this
-// size after each one.
+// the hot end of the queue. The WAL is checkpointed when it reaches the
+// plan's limit (diskPlan: up to 16 MiB, raised from SQLite's 1000 pages so
+// checkpoints, and with them the database fsync, happen a few times less
+// often under a sustained burst; a sixty-fourth of a small partition) and
+// truncated back to that size after each one.
 const (
-	cacheSizeKiB      = 2000
-	walAutocheckpoint = 4000     // pages
-	walSizeLimit      = 16 << 20 // bytes kept after a checkpoint
-	busyTimeoutMS     = 1000
+	cacheSizeKiB  = 2000
+	pageSize      = 4096 // SQLite's default
+	busyTimeoutMS = 1000
 )
 
 // Open opens (or creates) the buffer at opts.Path and starts its committer.
@@ -99,7 +99,9 @@ func Open(opts Options) (*Buffer, error) {
 		return nil, fmt.Errorf("buffer %s: %w", opts.Path, err)
 	}
 
+	total, _ := fsSize(filepath.Dir(opts.Path))
 	b := &Buffer{
+		plan:   planFor(total),
 		opts:   opts,
 		log:    log,
 		now:    opts.Now,
@@ -148,7 +150,8 @@ func Open(opts Options) (*Buffer, error) {
 	c.record(true) // a loss is reported once, not at every start
 	go c.run()
 	log.Info("buffer open", "messages", st.messages, "bytes", st.bytes,
-		"durability", opts.Durability.String(), "when_full", opts.WhenFull.String())
+		"durability", opts.Durability.String(), "when_full", opts.WhenFull.String(),
+		"wal_limit", b.plan.walLimit, "reserve", b.plan.reserve)
 	return b, nil
 }
 
@@ -196,8 +199,8 @@ func (b *Buffer) openWriter() (state, error) {
 		"journal_mode(WAL)",
 		"synchronous(" + sync + ")",
 		fmt.Sprintf("cache_size(-%d)", cacheSizeKiB),
-		fmt.Sprintf("wal_autocheckpoint(%d)", walAutocheckpoint),
-		fmt.Sprintf("journal_size_limit(%d)", walSizeLimit),
+		fmt.Sprintf("wal_autocheckpoint(%d)", b.plan.walLimit/pageSize),
+		fmt.Sprintf("journal_size_limit(%d)", b.plan.walLimit),
 	}, url.Values{"_txlock": {"immediate"}})
 	db, err := sql.Open("sqlite", name)
 	if err != nil {
