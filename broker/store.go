@@ -79,12 +79,19 @@ type storeOp struct {
 // zero) with their subscriptions and in-flight QoS 1/2 messages in a SQLite
 // database, so that they survive a restart of the broker.
 //
-// Hooks only encode and queue their writes; one goroutine commits them in
-// batches (WAL, synchronous=NORMAL), so a busy broker does not wait on the
-// disk per message. Close (and mochi's Stop) commit everything queued. A
-// process killed outright loses at most the writes of the last few
-// milliseconds; that only means a retained value or QoS 1 message from just
-// before the crash may be missing or delivered again after it.
+// Hooks encode and queue their writes; one goroutine commits them in
+// batches (WAL, synchronous=FULL: every commit is fsynced, so it survives a
+// power cut). What the broker acknowledges is committed before the
+// acknowledgement: a retained message published at QoS 1 or 2 by a network
+// client waits for its commit before mochi sends the PUBACK (PUBREC), and a
+// persistent session's subscriptions before the SUBACK; concurrent waiters
+// share a commit. The rest is not waited for, so a busy broker does not wait
+// on the disk per message: mochi records a session after its CONNACK and
+// queues a message for a persistent subscriber after the publisher's
+// PUBACK, so a crash or power cut loses at most the writes of the last few
+// milliseconds there (a QoS 1 message queued for an offline persistent
+// session, or an in-flight message's state, missing or delivered again).
+// Close (and mochi's Stop) commit everything queued.
 //
 // The inline client and $SYS topics are never stored. Retained messages
 // published by the inline client are, like anyone's.
@@ -156,7 +163,7 @@ func NewStore(path string, log *slog.Logger) (*Store, error) {
 }
 
 func storeOpen(path string, log *slog.Logger) (s *Store, err error) {
-	dsn := path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(OFF)"
+	dsn := path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(OFF)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
@@ -528,6 +535,8 @@ func (s *Store) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []b
 		}
 		s.enqueue(opPutSub, cl.ID, f.Filter, data)
 	}
+	// mochi sends the SUBACK after this returns: committed before it.
+	s.flush()
 }
 
 // OnUnsubscribed removes subscriptions of a persistent session.
@@ -571,6 +580,11 @@ func storeMessage(t string, cl *mqtt.Client, pk packets.Packet, sent int64) stor
 func (s *Store) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
 	if strings.HasPrefix(pk.TopicName, "$SYS") {
 		return
+	}
+	// mochi calls this before it acknowledges the publish: an acknowledged
+	// one is on disk before its PUBACK.
+	if !cl.Net.Inline && pk.FixedHeader.Qos > 0 {
+		defer s.flush()
 	}
 	if r == -1 || len(pk.Payload) == 0 {
 		s.enqueue(opDelRetained, pk.TopicName)

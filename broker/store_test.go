@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"database/sql"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -327,5 +328,59 @@ func TestStoreKeepsMQTT5SessionsWithAnExpiry(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "q/5 for v5" {
 		t.Fatalf("after restart mosquitto_sub got %q (err %v), want the queued message", out, err)
+	}
+}
+
+// What the broker acknowledges is on disk before the acknowledgement: a
+// retained QoS 1 message before its PUBACK, a persistent session's
+// subscription before its SUBACK. The test holds the store's only database
+// connection so the writer cannot commit, and lets go of it a moment later;
+// an acknowledgement that comes while it is held came before the commit.
+func TestStoreCommitsWhatItAcknowledgesBeforeTheAck(t *testing.T) {
+	cases := []struct {
+		name  string
+		act   func(c paho.Client) paho.Token
+		query string
+	}{
+		{"a retained QoS 1 message is committed before its PUBACK", func(c paho.Client) paho.Token {
+			return c.Publish("r/1", 1, true, "kept")
+		}, `SELECT count(*) FROM retained WHERE topic = 'r/1'`},
+		{"a persistent session's subscription is committed before its SUBACK", func(c paho.Client) paho.Token {
+			return c.Subscribe("s/#", 1, nil)
+		}, `SELECT count(*) FROM subscriptions WHERE client = 'durable' AND filter = 's/#'`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "broker.db")
+			_, st, addr, _ := storeServer(t, path)
+			c := storeClient(t, addr, "durable", false, &authInbox{})
+			st.flush() // the session record is in
+
+			var sync int
+			if err := st.db.QueryRow(`PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
+				t.Errorf("synchronous = %d (%v), want 2 (FULL: every commit fsynced)", sync, err)
+			}
+
+			held, err := st.db.Conn(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.AfterFunc(300*time.Millisecond, func() { held.Close() })
+			defer held.Close() // a second Close is harmless
+			storeWait(t, tc.act(c), tc.name)
+
+			other, err := sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			var n int
+			if err := other.QueryRow(tc.query).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 1 {
+				t.Fatalf("acknowledged, but not committed (%d rows)", n)
+			}
+		})
 	}
 }

@@ -24,7 +24,7 @@ const appendsPerOp = 2000
 // Append return nil, i.e. was committed. Concurrent appenders share commits.
 func BenchmarkAppend(b *testing.B) {
 	payload := []byte(strings.Repeat("x", 64))
-	for _, d := range []Durability{Normal, Full} {
+	for _, d := range []Durability{Full, PowerLossUnsafe} {
 		for _, appenders := range []int{1, 10, 100} {
 			b.Run(fmt.Sprintf("durability=%s/appenders=%d", d, appenders), func(b *testing.B) {
 				buf := openT(b, Options{Durability: d})
@@ -64,7 +64,7 @@ func BenchmarkBufferedMemory(b *testing.B) {
 	for range b.N {
 		path := filepath.Join(b.TempDir(), "buffer.db")
 		cmd := exec.Command(os.Args[0])
-		cmd.Env = append(os.Environ(), helperEnv+"=memory", helperPathEnv+"="+path, helperDurEnv+"=normal")
+		cmd.Env = append(os.Environ(), helperEnv+"=memory", helperPathEnv+"="+path, helperDurEnv+"=power-loss-unsafe")
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
@@ -99,7 +99,7 @@ func BenchmarkBufferedMemory(b *testing.B) {
 func BenchmarkDrain(b *testing.B) {
 	const stored, window = 10000, 64
 	payload := []byte(strings.Repeat("x", 64))
-	for _, d := range []Durability{Normal, Full} {
+	for _, d := range []Durability{Full, PowerLossUnsafe} {
 		b.Run("durability="+d.String(), func(b *testing.B) {
 			var elapsed time.Duration
 			for range b.N {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edged/edged/telemetry"
@@ -38,20 +39,22 @@ func (p Policy) String() string {
 type Durability int
 
 const (
-	// Normal survives a crash of the process (kill -9): WAL with
-	// synchronous=NORMAL, no fsync per commit.
-	Normal Durability = iota
-	// Full also survives power loss: synchronous=FULL, an fsync per commit.
-	Full
+	// Full survives a crash of the process and a power cut: WAL with
+	// synchronous=FULL, one fsync per group commit. It is the zero value.
+	Full Durability = iota
+	// PowerLossUnsafe survives a crash of the process (kill -9) but not a
+	// power cut: WAL with synchronous=NORMAL, no fsync per commit, so the
+	// last commits before the cut may be lost although Append returned nil.
+	PowerLossUnsafe
 )
 
 // String returns the durability as the config spells it.
 func (d Durability) String() string {
 	switch d {
-	case Normal:
-		return "normal"
 	case Full:
 		return "full"
+	case PowerLossUnsafe:
+		return "power-loss-unsafe"
 	}
 	return fmt.Sprintf("Durability(%d)", int(d))
 }
@@ -68,7 +71,8 @@ type Options struct {
 	MaxAge time.Duration
 	// WhenFull is the policy at MaxBytes.
 	WhenFull Policy
-	// Durability chooses between surviving process crashes and power loss.
+	// Durability chooses between surviving power loss (Full, the zero
+	// value) and only process crashes.
 	Durability Durability
 	// Log receives the buffer's log lines, each with the path; pass the
 	// component logger (log.With("component", "buffer")). nil discards them.
@@ -105,6 +109,8 @@ type Stats struct {
 	Expired     uint64 // entries deleted for being older than MaxAge
 	Rejected    uint64 // Appends refused with ErrFull (policy or full disk)
 	Commits     uint64 // transactions committed
+	Damaged     uint64 // entries lost to a damaged file: unreadable rows skipped, or not salvaged at Open
+	LostOnOpen  uint64 // entries recorded as stored (beside the file) but missing at Open, beyond what removals explain
 }
 
 // entryOverhead is added to topic and payload length so that Bytes tracks
@@ -119,6 +125,7 @@ func entrySize(m telemetry.Message) int64 {
 
 // Buffer is the durable queue. Its methods are safe for concurrent use.
 type Buffer struct {
+	plan   diskPlan
 	opts   Options
 	log    *slog.Logger
 	now    func() time.Time
@@ -127,7 +134,16 @@ type Buffer struct {
 	wdb *sql.DB // the single writing connection, owned by the committer
 	rdb *sql.DB // readers; WAL lets them run beside the writer
 
-	readStmt *sql.Stmt
+	readStmt, readOneStmt *sql.Stmt
+
+	// lastSeq mirrors the committer's high-water mark for readers: the
+	// highest seq that can be stored.
+	lastSeq atomic.Int64
+
+	// unreadable holds seqs Read could not look up in a damaged file, so
+	// each is counted once.
+	unreadableMu sync.Mutex
+	unreadable   map[int64]struct{}
 
 	reqs   chan *request
 	notify chan struct{}
@@ -149,9 +165,10 @@ type Buffer struct {
 type opKind int
 
 const (
-	opAppend opKind = iota
-	opAck           // delete delivered entries
-	opExpire        // delete entries Read found too old
+	opAppend  opKind = iota
+	opAck            // delete delivered entries
+	opExpire         // delete entries Read found too old
+	opDiscard        // delete entries Read could not decode
 )
 
 // request is one caller's share of a group commit.
@@ -233,43 +250,52 @@ func (b *Buffer) Read(after int64, n int) ([]Entry, error) {
 		cutoff = b.now().Add(-b.opts.MaxAge).UnixNano()
 	}
 	out := make([]Entry, 0, min(n, 1024))
-	var expired []int64
+	var expired, bad []int64
+	var badErr error
+	var unreadable int
+	rr := rowReader{chunk: b.readStmt, one: b.readOneStmt}
+	v := rowVisitor{
+		row: func(seq int64, e Entry, err error) {
+			switch {
+			case err != nil:
+				if badErr == nil {
+					badErr = err
+				}
+				bad = append(bad, seq)
+			case expiring && e.Enqueued.UnixNano() < cutoff:
+				expired = append(expired, seq)
+			default:
+				out = append(out, e)
+			}
+		},
+		unreadable: func(seq int64) {
+			if b.markUnreadable(seq) {
+				unreadable++
+			}
+		},
+	}
+	var err error
 	for len(out) < n {
+		// Expired and unreadable rows take no place in out: read on.
 		want := n - len(out)
-		rows, err := b.readStmt.Query(after, want)
-		if err != nil {
-			return nil, fmt.Errorf("buffer %s: read after %d: %w", b.opts.Path, after, err)
+		var seen int
+		if after, seen, err = rr.read(after, want, b.lastSeq.Load(), v); err != nil || seen < want {
+			break
 		}
-		got := 0
-		for rows.Next() {
-			var (
-				e      Entry
-				enq    int64
-				qos    int64
-				retain bool
-			)
-			if err := rows.Scan(&e.Seq, &enq, &e.Msg.Topic, &e.Msg.Payload, &qos, &retain); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("buffer %s: read after %d: %w", b.opts.Path, after, err)
-			}
-			got++
-			after = e.Seq
-			if expiring && enq < cutoff {
-				expired = append(expired, e.Seq)
-				continue
-			}
-			e.Msg.QoS = byte(qos)
-			e.Msg.Retain = retain
-			e.Enqueued = time.Unix(0, enq)
-			out = append(out, e)
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("buffer %s: read after %d: %w", b.opts.Path, after, err)
-		}
-		if got < want {
-			break // nothing more stored
+	}
+	if unreadable > 0 {
+		b.log.Error("buffer file damaged: skipped entries that cannot be read (restart edged to quarantine the file)",
+			"entries", unreadable, "after", after)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("buffer %s: read after %d: %w", b.opts.Path, after, err)
+	}
+	if len(bad) > 0 {
+		b.log.Error("unreadable buffer entries skipped and removed; their messages are lost",
+			"entries", len(bad), "first_seq", bad[0], "err", badErr)
+		r := &request{kind: opDiscard, seqs: bad, done: make(chan error, 1)}
+		if err := b.submit(context.Background(), r); err != nil && !errors.Is(err, ErrClosed) {
+			b.log.Warn("deleting unreadable entries failed", "entries", len(bad), "err", err)
 		}
 	}
 	if len(expired) > 0 {
@@ -280,6 +306,24 @@ func (b *Buffer) Read(after int64, n int) ([]Entry, error) {
 		}
 	}
 	return out, nil
+}
+
+// markUnreadable records that seq could not be read and counts it as
+// damaged the first time; it reports whether this was the first time.
+func (b *Buffer) markUnreadable(seq int64) bool {
+	b.unreadableMu.Lock()
+	defer b.unreadableMu.Unlock()
+	if _, ok := b.unreadable[seq]; ok {
+		return false
+	}
+	if b.unreadable == nil {
+		b.unreadable = map[int64]struct{}{}
+	}
+	b.unreadable[seq] = struct{}{}
+	b.statsMu.Lock()
+	b.stats.Damaged++
+	b.statsMu.Unlock()
+	return true
 }
 
 // Notify returns a channel that receives after each commit that stored new

@@ -661,3 +661,27 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// The zero Options must give the mode that survives a power cut: the WAL is
+// fsynced on every commit (synchronous=FULL), not only at checkpoints.
+func TestDurabilityModesSetWhatSQLiteSyncs(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		dur  Durability
+		want int // PRAGMA synchronous: 1 NORMAL, 2 FULL
+	}{
+		{"the default fsyncs every commit", Options{}.Durability, 2},
+		{"power-loss-unsafe fsyncs only at checkpoints", PowerLossUnsafe, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := openT(t, Options{Durability: c.dur})
+			var got int
+			if err := b.wdb.QueryRow("PRAGMA synchronous").Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != c.want {
+				t.Errorf("synchronous = %d, want %d", got, c.want)
+			}
+		})
+	}
+}

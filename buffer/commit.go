@@ -14,6 +14,7 @@ type state struct {
 	messages, bytes      int64
 	oldestSeq, oldestEnq int64 // the head of the queue; meaningful when messages > 0
 	lastSeq              int64 // highest seq ever handed out; never reused
+	removed              int64 // entries ever removed (acked, dropped, expired, discarded)
 }
 
 // Limits of the committer.
@@ -43,7 +44,13 @@ type committer struct {
 	// lastReserveTry rate-limits attempts to re-create a released reserve.
 	lastReserveTry time.Time
 
-	insert, delSeq, head, delTo, oldest, setLast *sql.Stmt
+	insert, delSeq, head, delTo, oldest, setLast, setRemoved *sql.Stmt
+
+	// The count record beside the file (sidecar.go): what it says now and
+	// when it was written.
+	recorded     countRecord
+	recordedAt   time.Time
+	recordFailed bool
 
 	// Episodes are logged when they start and end, not per message.
 	dropping       bool
@@ -51,16 +58,17 @@ type committer struct {
 	rejecting      bool
 	rejectedInEp   uint64
 	diskFull       bool
-	fullCap        int64 // while diskFull: the bytes appends may fill
+	refusedInFull  uint64 // appends refused since the disk filled or an append was last accepted
 	lastExpiredLog time.Time
 	expiredSince   uint64
 }
 
 func newCommitter(b *Buffer, st state) (*committer, error) {
-	c := &committer{b: b, st: st, res: &reserve{path: b.opts.Path + ".reserve"}}
+	c := &committer{b: b, st: st, res: &reserve{path: b.opts.Path + ".reserve", size: b.plan.reserve},
+		recorded: countRecord{messages: -1}} // unknown: the first record() writes
 	if !c.res.ensure() {
 		b.log.Warn("cannot set aside the disk reserve; on a full disk acknowledgements may fail until space is freed",
-			"reserve", c.res.path, "bytes", reserveSize)
+			"reserve", c.res.path, "bytes", c.res.size)
 	}
 	for _, p := range []struct {
 		s   **sql.Stmt
@@ -68,6 +76,7 @@ func newCommitter(b *Buffer, st state) (*committer, error) {
 	}{
 		{&c.insert, sqlInsert}, {&c.delSeq, sqlDeleteSeq}, {&c.head, sqlHead},
 		{&c.delTo, sqlDeleteTo}, {&c.oldest, sqlOldest}, {&c.setLast, sqlSetLast},
+		{&c.setRemoved, sqlSetRemoved},
 	} {
 		s, err := b.wdb.Prepare(p.sql)
 		if err != nil {
@@ -80,6 +89,7 @@ func newCommitter(b *Buffer, st state) (*committer, error) {
 
 func (c *committer) run() {
 	defer close(c.b.done)
+	defer c.record(true)
 	tick := time.NewTicker(expiryEvery)
 	defer tick.Stop()
 	batch := make([]*request, 0, maxBatch)
@@ -90,16 +100,19 @@ func (c *committer) run() {
 				return
 			}
 			batch = append(batch[:0], r)
+			bytes := r.bytes()
 		fill:
 			// Everything that queued up while the last transaction was
 			// committing goes into this one: that is the group commit.
-			for len(batch) < maxBatch {
+			// Its size is bounded too, so its frames fit in the WAL.
+			for len(batch) < maxBatch && bytes < c.b.plan.batchBytes {
 				select {
 				case r, ok := <-c.b.reqs:
 					if !ok {
 						break fill
 					}
 					batch = append(batch, r)
+					bytes += r.bytes()
 				default:
 					break fill
 				}
@@ -114,6 +127,14 @@ func (c *committer) run() {
 	}
 }
 
+// bytes is what a request adds to the database.
+func (r *request) bytes() int64 {
+	if r.kind == opAppend {
+		return entrySize(r.msg)
+	}
+	return 0
+}
+
 // headExpired reports whether the first entry is older than MaxAge.
 func (c *committer) headExpired(now time.Time) bool {
 	return c.b.opts.MaxAge > 0 && c.st.messages > 0 &&
@@ -122,10 +143,12 @@ func (c *committer) headExpired(now time.Time) bool {
 
 // outcome is what one transaction would do to the state and the counters.
 type outcome struct {
-	st                                         state
-	errs                                       []error // per request, aligned with the batch
-	committed                                  bool    // a transaction ran (false: all refused up front)
-	appended, acked, dropped, expired, refused uint64
+	st                                state
+	errs                              []error // per request, aligned with the batch
+	committed                         bool    // a transaction ran (false: all refused up front)
+	appended, acked, dropped, expired uint64
+	refusedMax, refusedDisk           uint64 // appends refused by max_bytes / a full disk
+	discarded                         uint64 // unreadable rows deleted
 }
 
 // commit runs the batch as one transaction, retrying SQLITE_BUSY with a
@@ -145,39 +168,22 @@ func (c *committer) commit(batch []*request) {
 		time.Sleep(min(10*time.Millisecond<<attempt, 500*time.Millisecond))
 	}
 	if isDiskFull(err) {
-		// A full disk behaves like reject: refuse the appends, but still
-		// apply the acks, which are what frees space. The reserve is given
-		// up so that they can, and until the disk has room again appends are
-		// held to nine tenths of what fitted, so they resume once acks have
-		// freed pages and cannot eat the room the acks need.
-		limit := c.st.bytes - c.st.bytes/10
-		if !c.diskFull {
-			c.diskFull = true
-			c.fullCap = limit
-			c.b.log.Error("disk full: refusing new messages until acknowledgements or the disk free space",
-				"err", err, "bytes", c.st.bytes)
-		}
-		c.fullCap = min(c.fullCap, limit)
-		if c.res.release() {
-			c.b.log.Warn("released the disk reserve so acknowledgements can free space", "bytes", reserveSize)
-		}
+		c.enterDiskFull(err)
 		o, err = c.tx(batch, now, true)
+		if isDiskFull(err) {
+			c.deleteInSteps(batch, now)
+			return
+		}
 	}
 	if c.diskFull && err == nil {
-		// With no room to grow, the WAL must be checkpointed and reused
-		// from its start; the automatic checkpoint waits for a size it
-		// cannot reach now.
-		if _, cerr := c.b.wdb.Exec("PRAGMA wal_checkpoint(PASSIVE)"); cerr != nil {
-			c.b.log.Debug("checkpoint on a full disk failed", "err", cerr)
-		}
+		c.checkpoint()
 	}
-	if !c.res.held && time.Since(c.lastReserveTry) > 10*time.Second {
+	if !c.res.held && time.Since(c.lastReserveTry) > time.Second {
 		c.lastReserveTry = time.Now()
 		if c.res.ensure() {
-			c.b.log.Info("disk reserve set aside again", "bytes", reserveSize)
+			c.b.log.Info("disk reserve set aside again", "bytes", c.res.size)
 			if c.diskFull {
-				c.diskFull = false
-				c.b.log.Warn("disk has space again; accepting messages")
+				c.leaveDiskFullIfRoom()
 			}
 		}
 	}
@@ -193,11 +199,120 @@ func (c *committer) commit(batch []*request) {
 	for i, r := range batch {
 		r.done <- o.errs[i]
 	}
+	c.record(false)
+}
+
+// record rewrites the count record when the state changed, at most every
+// sidecarEvery unless now is set.
+func (c *committer) record(now bool) {
+	rec := recordOf(c.st)
+	if rec == c.recorded || (!now && time.Since(c.recordedAt) < sidecarEvery) {
+		return
+	}
+	c.recordedAt = time.Now()
+	if err := writeCount(c.b.opts.Path, rec); err != nil {
+		if !c.recordFailed {
+			c.recordFailed = true
+			c.b.log.Warn("cannot record the message count beside the buffer; a lost file would go unnoticed", "err", err)
+		}
+		return
+	}
+	c.recorded = rec
+	c.recordFailed = false
+}
+
+// checkpoint lets the WAL be reused from its start: with no room to grow,
+// it must be; the automatic checkpoint waits for a size it may not reach.
+func (c *committer) checkpoint() {
+	if _, err := c.b.wdb.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+		c.b.log.Debug("checkpoint on a full disk failed", "err", err)
+	}
+}
+
+// deleteSteps is how many entries one transaction deletes when the disk is
+// too full for a whole batch of deletions: each deleted row rewrites part of
+// a page, so a thousand acks need a few hundred KB of WAL.
+const deleteSteps = 32
+
+// deleteInSteps answers a batch whose deletions did not fit in one
+// transaction on a full disk: it refuses the appends and runs the deletions
+// a few at a time, checkpointing between, so the WAL is reused instead of
+// grown.
+func (c *committer) deleteInSteps(batch []*request, now time.Time) {
+	refused := outcome{st: c.st}
+	for _, r := range batch {
+		if r.kind == opAppend {
+			refused.refusedDisk++
+			r.done <- errDiskFull
+			continue
+		}
+		var err error
+		for i := 0; i < len(r.seqs) && err == nil; i += deleteSteps {
+			part := &request{kind: r.kind, seqs: r.seqs[i:min(i+deleteSteps, len(r.seqs))]}
+			var o outcome
+			if o, err = c.tx([]*request{part}, now, true); err == nil {
+				c.apply(o)
+				c.checkpoint()
+			}
+		}
+		if err != nil {
+			c.b.log.Error("commit failed", "requests", 1, "err", err)
+			err = fmt.Errorf("buffer %s: commit: %w", c.b.opts.Path, err)
+		}
+		r.done <- err
+	}
+	refused.st = c.st
+	c.apply(refused)
+	c.record(false)
+}
+
+// enterDiskFull starts (or continues) a disk-full episode after SQLite
+// found no room. A full disk behaves like reject: the appends are refused,
+// but the acks, which are what frees space, still run. The reserve is given
+// up so that they can, and until the disk has room again appends may only
+// use the pages acks freed inside the database file (roomInFile).
+func (c *committer) enterDiskFull(err error) {
+	if !c.diskFull {
+		c.diskFull = true
+		c.refusedInFull = 0
+		c.b.log.Error("disk full: refusing new messages until acknowledgements or the disk free space",
+			"err", err, "bytes", c.st.bytes)
+	}
+	if c.res.release() {
+		c.b.log.Warn("released the disk reserve so acknowledgements can free space", "bytes", c.res.size)
+	}
+}
+
+// leaveDiskFullIfRoom ends the episode once the disk has room again: the
+// reserve could be set aside anew.
+func (c *committer) leaveDiskFullIfRoom() {
+	if c.diskFull && c.res.held {
+		c.diskFull = false
+		c.b.log.Warn("disk has space again; accepting messages")
+	}
+}
+
+// fullMargin is the free pages an append must leave inside the database
+// file while the disk is full: room for the page splits of a batch and for
+// the acks that follow.
+const fullMargin = 16
+
+// roomInFile reports whether, on a full disk, the database file has free
+// pages enough for an entry of size bytes. SQLite reuses the pages acks
+// freed before it grows the file (which it never shrinks), and growing is
+// what a full disk cannot take.
+func (c *committer) roomInFile(ctx context.Context, tx *sql.Tx, size int64) (bool, error) {
+	var pages int64
+	if err := tx.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&pages); err != nil {
+		return false, err
+	}
+	return pages-fullMargin >= (size+pageSize-1)/pageSize+1, nil
 }
 
 // apply publishes a committed outcome: state, stats, notification, logs.
 func (c *committer) apply(o outcome) {
 	c.st = o.st
+	c.b.lastSeq.Store(o.st.lastSeq)
 	c.b.statsMu.Lock()
 	s := &c.b.stats
 	s.Messages, s.Bytes = o.st.messages, o.st.bytes
@@ -209,7 +324,8 @@ func (c *committer) apply(o outcome) {
 	s.Acked += o.acked
 	s.DroppedFull += o.dropped
 	s.Expired += o.expired
-	s.Rejected += o.refused
+	s.Rejected += o.refusedMax + o.refusedDisk
+	s.Damaged += o.discarded
 	if o.committed {
 		s.Commits++
 	}
@@ -226,6 +342,14 @@ func (c *committer) apply(o outcome) {
 
 func (c *committer) logEpisodes(o outcome) {
 	log := c.b.log
+	if c.diskFull {
+		if o.appended > 0 && c.refusedInFull > 0 {
+			log.Warn("acknowledgements made room in the buffer file; accepting messages again while the disk stays full",
+				"refused", c.refusedInFull)
+			c.refusedInFull = 0
+		}
+		c.refusedInFull += o.refusedDisk
+	}
 	max := c.b.opts.MaxBytes
 	if o.dropped > 0 {
 		if !c.dropping {
@@ -237,12 +361,12 @@ func (c *committer) logEpisodes(o outcome) {
 		log.Warn("buffer no longer full; oldest messages were dropped", "dropped", c.droppedInEp)
 		c.dropping, c.droppedInEp = false, 0
 	}
-	if o.refused > 0 && !c.diskFull {
+	if o.refusedMax > 0 {
 		if !c.rejecting {
 			c.rejecting = true
 			log.Warn("buffer full: rejecting new messages", "max_bytes", max)
 		}
-		c.rejectedInEp += o.refused
+		c.rejectedInEp += o.refusedMax
 	} else if c.rejecting && o.appended > 0 {
 		log.Warn("buffer accepting messages again", "rejected", c.rejectedInEp)
 		c.rejecting, c.rejectedInEp = false, 0
@@ -275,7 +399,7 @@ func (c *committer) tx(batch []*request, now time.Time, refuseAppends bool) (o o
 		for i, r := range batch {
 			if r.kind == opAppend {
 				o.errs[i] = errDiskFull
-				o.refused++
+				o.refusedDisk++
 			} else {
 				writes = true
 			}
@@ -299,7 +423,7 @@ func (c *committer) tx(batch []*request, now time.Time, refuseAppends bool) (o o
 	headMoved := false
 	del := tx.StmtContext(ctx, c.delSeq)
 	for _, r := range batch {
-		if r.kind != opAck && r.kind != opExpire {
+		if r.kind != opAck && r.kind != opExpire && r.kind != opDiscard {
 			continue
 		}
 		for _, seq := range r.seqs {
@@ -312,10 +436,13 @@ func (c *committer) tx(batch []*request, now time.Time, refuseAppends bool) (o o
 			}
 			o.st.messages--
 			o.st.bytes -= size
-			if r.kind == opAck {
+			switch r.kind {
+			case opAck:
 				o.acked++
-			} else {
+			case opExpire:
 				o.expired++
+			default:
+				o.discarded++
 			}
 			headMoved = true
 		}
@@ -341,6 +468,12 @@ func (c *committer) tx(batch []*request, now time.Time, refuseAppends bool) (o o
 			}
 		}
 	}
+	if n := int64(o.acked + o.expired + o.dropped + o.discarded); n > 0 {
+		o.st.removed += n
+		if _, err := tx.StmtContext(ctx, c.setRemoved).ExecContext(ctx, o.st.removed); err != nil {
+			return o, err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return o, err
 	}
@@ -362,17 +495,22 @@ func (c *committer) appendAll(ctx context.Context, tx *sql.Tx, batch []*request,
 		size := entrySize(r.msg)
 		if opts.MaxBytes > 0 && size > opts.MaxBytes {
 			o.errs[i] = fmt.Errorf("%w: a message of %d bytes does not fit in max_bytes %d", ErrFull, size, opts.MaxBytes)
-			o.refused++
+			o.refusedMax++
 			continue
 		}
-		if c.diskFull && o.st.bytes+size > c.fullCap {
-			o.errs[i] = errDiskFull
-			o.refused++
-			continue
+		if c.diskFull {
+			switch ok, err := c.roomInFile(ctx, tx, size); {
+			case err != nil:
+				return err
+			case !ok:
+				o.errs[i] = errDiskFull
+				o.refusedDisk++
+				continue
+			}
 		}
 		if opts.MaxBytes > 0 && opts.WhenFull == Reject && o.st.bytes+size > opts.MaxBytes {
 			o.errs[i] = fmt.Errorf("%w: %d of max_bytes %d used", ErrFull, o.st.bytes, opts.MaxBytes)
-			o.refused++
+			o.refusedMax++
 			continue
 		}
 		payload := r.msg.Payload

@@ -12,11 +12,7 @@ import (
 )
 
 func TestCorruptFile(t *testing.T) {
-	garbage := make([]byte, 8192)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range garbage {
-		garbage[i] = byte(rng.Uint32())
-	}
+	garbage := randomBytes(8192, 1)
 
 	cases := []struct {
 		name    string
@@ -93,6 +89,16 @@ func TestCorruptFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// randomBytes returns n reproducible random bytes.
+func randomBytes(n int, seed uint64) []byte {
+	out := make([]byte, n)
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	for i := range out {
+		out[i] = byte(rng.Uint32())
+	}
+	return out
 }
 
 func writeFile(t *testing.T, path string, data []byte) {

@@ -11,7 +11,7 @@ import (
 )
 
 func TestCrash(t *testing.T) {
-	for _, dur := range []string{"normal", "full"} {
+	for _, dur := range []string{PowerLossUnsafe.String(), Full.String()} {
 		t.Run("every append acknowledged before a SIGKILL is there after reopening with "+dur+" durability", func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "buffer.db")
 			cmd := exec.Command(os.Args[0])

@@ -13,8 +13,11 @@
 //
 // The package deliberately knows nothing about MQTT sessions, forward rules
 // or the uplink: the bridge decides what goes in and when something has been
-// delivered. It also does not try to repair a damaged database file: a
-// corrupt file is moved aside and an empty queue is started, because a
+// delivered. It also does not try to repair a damaged database file in
+// place: Open runs SQLite's quick_check, and a file that fails it is moved
+// aside, a new queue is started and every entry that can still be read
+// whole is copied into it (the loss counted in Stats.Damaged), because a
 // gateway that keeps forwarding new readings is worth more than one that
-// refuses to start over old ones.
+// refuses to start over old ones. A row that cannot be read while draining
+// is skipped and counted, never allowed to stop the drain.
 package buffer

@@ -31,9 +31,21 @@ func lockFile(path string) (unlock func(), err error) {
 // freeBytes reports the space available to us on the filesystem holding
 // path; ok is false when it cannot be told.
 func freeBytes(path string) (n int64, ok bool) {
+	free, _, ok := statfs(path)
+	return free, ok
+}
+
+// fsSize reports the size of the filesystem holding path; ok is false when
+// it cannot be told.
+func fsSize(path string) (n int64, ok bool) {
+	_, total, ok := statfs(path)
+	return total, ok
+}
+
+func statfs(path string) (free, total int64, ok bool) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(path, &st); err != nil {
-		return 0, false
+		return 0, 0, false
 	}
-	return int64(st.Bavail) * int64(st.Bsize), true
+	return int64(st.Bavail) * int64(st.Bsize), int64(st.Blocks) * int64(st.Bsize), true
 }

@@ -28,9 +28,9 @@ func runHelper(mode string) int {
 	if mode == "open" {
 		return openHelper()
 	}
-	dur := Normal
-	if os.Getenv(helperDurEnv) == "full" {
-		dur = Full
+	dur := Full
+	if os.Getenv(helperDurEnv) == PowerLossUnsafe.String() {
+		dur = PowerLossUnsafe
 	}
 	b, err := Open(Options{Path: os.Getenv(helperPathEnv), Durability: dur})
 	if err != nil {

@@ -33,33 +33,37 @@ CREATE TABLE IF NOT EXISTS meta (
 
 // The statements the committer runs; prepared once on the writer.
 const (
-	sqlInsert    = `INSERT INTO queue(seq, enqueued, topic, payload, qos, retain, size) VALUES (?, ?, ?, ?, ?, ?, ?)`
-	sqlDeleteSeq = `DELETE FROM queue WHERE seq = ? RETURNING size`
-	sqlHead      = `SELECT seq, enqueued, size FROM queue WHERE seq > ? ORDER BY seq LIMIT ?`
-	sqlDeleteTo  = `DELETE FROM queue WHERE seq <= ?`
-	sqlOldest    = `SELECT seq, enqueued FROM queue ORDER BY seq LIMIT 1`
-	sqlSetLast   = `INSERT INTO meta(key, value) VALUES ('last_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`
-	sqlRead      = `SELECT seq, enqueued, topic, payload, qos, retain FROM queue WHERE seq > ? ORDER BY seq LIMIT ?`
+	sqlInsert     = `INSERT INTO queue(seq, enqueued, topic, payload, qos, retain, size) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	sqlDeleteSeq  = `DELETE FROM queue WHERE seq = ? RETURNING coalesce(CAST(size AS INTEGER), 0)` // a damaged row may hold anything
+	sqlHead       = `SELECT seq, enqueued, size FROM queue WHERE seq > ? ORDER BY seq LIMIT ?`
+	sqlDeleteTo   = `DELETE FROM queue WHERE seq <= ?`
+	sqlOldest     = `SELECT seq, enqueued FROM queue ORDER BY seq LIMIT 1`
+	sqlSetLast    = `INSERT INTO meta(key, value) VALUES ('last_seq', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`
+	sqlSetRemoved = `INSERT INTO meta(key, value) VALUES ('removed', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`
+	sqlPresent    = `SELECT count(*) FROM queue WHERE seq <= ?`
+	sqlRead       = `SELECT seq, enqueued, topic, payload, qos, retain FROM queue WHERE seq > ? ORDER BY seq LIMIT ?`
+	sqlReadOne    = `SELECT seq, enqueued, topic, payload, qos, retain FROM queue WHERE seq = ?`
 
 	// sqlLoad recomputes the running totals at Open in one pass.
 	sqlLoad = `SELECT count(*), coalesce(sum(size), 0), coalesce(max(seq), 0),
 		(SELECT seq FROM queue ORDER BY seq LIMIT 1),
 		(SELECT enqueued FROM queue ORDER BY seq LIMIT 1),
-		coalesce((SELECT value FROM meta WHERE key = 'last_seq'), 0)
+		coalesce((SELECT value FROM meta WHERE key = 'last_seq'), 0),
+		coalesce((SELECT value FROM meta WHERE key = 'removed'), 0)
 		FROM queue`
 )
 
 // Tuning. The page cache is per connection; 2 MB each keeps a gateway with
 // 100 000 buffered messages well under its memory budget while still holding
-// the hot end of the queue. The autocheckpoint is raised from SQLite's 1000
-// pages so that checkpoints (and with them the database fsync) happen a few
-// times less often under a sustained burst; the WAL is truncated back to this
-// size after each one.
+// the hot end of the queue. The WAL is checkpointed when it reaches the
+// plan's limit (diskPlan: up to 16 MiB, raised from SQLite's 1000 pages so
+// checkpoints, and with them the database fsync, happen a few times less
+// often under a sustained burst; a sixty-fourth of a small partition) and
+// truncated back to that size after each one.
 const (
-	cacheSizeKiB      = 2000
-	walAutocheckpoint = 4000     // pages
-	walSizeLimit      = 16 << 20 // bytes kept after a checkpoint
-	busyTimeoutMS     = 1000
+	cacheSizeKiB  = 2000
+	pageSize      = 4096 // SQLite's default
+	busyTimeoutMS = 1000
 )
 
 // Open opens (or creates) the buffer at opts.Path and starts its committer.
@@ -95,7 +99,9 @@ func Open(opts Options) (*Buffer, error) {
 		return nil, fmt.Errorf("buffer %s: %w", opts.Path, err)
 	}
 
+	total, _ := fsSize(filepath.Dir(opts.Path))
 	b := &Buffer{
+		plan:   planFor(total),
 		opts:   opts,
 		log:    log,
 		now:    opts.Now,
@@ -104,16 +110,19 @@ func Open(opts Options) (*Buffer, error) {
 		notify: make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
+	rec, haveRec, err := readCount(opts.Path)
+	if err != nil {
+		log.Warn("cannot read the message count recorded beside the buffer; not checking for lost messages", "err", err)
+	}
 	st, err := b.openWriter()
-	if isCorrupt(err) {
-		aside, merr := moveAside(opts.Path, opts.Now().UTC())
-		if merr != nil {
-			unlock()
-			return nil, fmt.Errorf("buffer %s: corrupt (%v) and cannot be moved aside: %w", opts.Path, err, merr)
+	if err == nil {
+		if err = quickCheck(b.wdb); err != nil {
+			b.wdb.Close()
+			b.wdb = nil
 		}
-		log.Error("buffer file is corrupt; moved it aside and started an empty buffer; the messages in it are not forwarded",
-			"err", err, "moved_to", aside)
-		st, err = b.openWriter()
+	}
+	if isCorrupt(err) || errors.Is(err, errDamaged) {
+		st, err = b.quarantine(err)
 	}
 	if err != nil {
 		unlock()
@@ -124,20 +133,46 @@ func Open(opts Options) (*Buffer, error) {
 		unlock()
 		return nil, err
 	}
+	b.lastSeq.Store(st.lastSeq)
 	b.stats.Messages = st.messages
 	b.stats.Bytes = st.bytes
 	if st.messages > 0 {
 		b.stats.Oldest = time.Unix(0, st.oldestEnq)
+	}
+	if haveRec {
+		b.checkLost(rec, st)
 	}
 	c, err := newCommitter(b, st)
 	if err != nil {
 		b.closeDB()
 		return nil, err
 	}
+	c.record(true) // a loss is reported once, not at every start
 	go c.run()
 	log.Info("buffer open", "messages", st.messages, "bytes", st.bytes,
-		"durability", opts.Durability.String(), "when_full", opts.WhenFull.String())
+		"durability", opts.Durability.String(), "when_full", opts.WhenFull.String(),
+		"wal_limit", b.plan.walLimit, "reserve", b.plan.reserve)
 	return b, nil
+}
+
+// checkLost reports, loudly, entries the count record says were stored
+// but the database no longer holds.
+func (b *Buffer) checkLost(rec countRecord, st state) {
+	var present int64
+	if err := b.wdb.QueryRow(sqlPresent, rec.lastSeq).Scan(&present); err != nil {
+		b.log.Warn("cannot check the buffer against its recorded message count", "err", err)
+		return
+	}
+	lost, historyLost := checkLost(rec, st, present)
+	if lost == 0 {
+		return
+	}
+	b.stats.LostOnOpen = uint64(lost)
+	msg := "buffer holds fewer messages than it last recorded: acknowledged messages lost"
+	if historyLost {
+		msg = "buffer file was replaced, cut short or rolled back: acknowledged messages lost (those acknowledged upstream in the last second before may be counted too)"
+	}
+	b.log.Error(msg, "lost", lost, "recorded", rec.messages, "stored", st.messages, "record", b.opts.Path+sidecarSuffix)
 }
 
 // dsn builds a modernc DSN for the plain path with the given pragmas.
@@ -155,17 +190,17 @@ func dsn(path string, pragmas []string, extra url.Values) string {
 // openWriter opens the writing connection, makes sure the schema exists and
 // loads the running totals. On error nothing is left open.
 func (b *Buffer) openWriter() (state, error) {
-	sync := "NORMAL"
-	if b.opts.Durability == Full {
-		sync = "FULL"
+	sync := "FULL"
+	if b.opts.Durability == PowerLossUnsafe {
+		sync = "NORMAL"
 	}
 	name := dsn(b.opts.Path, []string{
 		fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS),
 		"journal_mode(WAL)",
 		"synchronous(" + sync + ")",
 		fmt.Sprintf("cache_size(-%d)", cacheSizeKiB),
-		fmt.Sprintf("wal_autocheckpoint(%d)", walAutocheckpoint),
-		fmt.Sprintf("journal_size_limit(%d)", walSizeLimit),
+		fmt.Sprintf("wal_autocheckpoint(%d)", b.plan.walLimit/pageSize),
+		fmt.Sprintf("journal_size_limit(%d)", b.plan.walLimit),
 	}, url.Values{"_txlock": {"immediate"}})
 	db, err := sql.Open("sqlite", name)
 	if err != nil {
@@ -207,7 +242,7 @@ func setup(db *sql.DB) (state, error) {
 		maxSeq      int64
 		first, fenq sql.NullInt64
 	)
-	err := db.QueryRowContext(ctx, sqlLoad).Scan(&st.messages, &st.bytes, &maxSeq, &first, &fenq, &st.lastSeq)
+	err := db.QueryRowContext(ctx, sqlLoad).Scan(&st.messages, &st.bytes, &maxSeq, &first, &fenq, &st.lastSeq, &st.removed)
 	if err != nil {
 		return state{}, fmt.Errorf("load totals: %w", err)
 	}
@@ -236,7 +271,13 @@ func (b *Buffer) openReader() error {
 		db.Close()
 		return fmt.Errorf("buffer %s: reader: %w", b.opts.Path, err)
 	}
-	b.rdb, b.readStmt = db, stmt
+	one, err := db.Prepare(sqlReadOne)
+	if err != nil {
+		stmt.Close()
+		db.Close()
+		return fmt.Errorf("buffer %s: reader: %w", b.opts.Path, err)
+	}
+	b.rdb, b.readStmt, b.readOneStmt = db, stmt, one
 	return nil
 }
 
@@ -245,8 +286,10 @@ func (b *Buffer) openReader() error {
 // releases the file lock.
 func (b *Buffer) closeDB() error {
 	var errs []error
-	if b.readStmt != nil {
-		b.readStmt.Close()
+	for _, s := range []*sql.Stmt{b.readStmt, b.readOneStmt} {
+		if s != nil {
+			s.Close()
+		}
 	}
 	if b.rdb != nil {
 		if err := b.rdb.Close(); err != nil {

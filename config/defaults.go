@@ -53,7 +53,7 @@ func applyDefaults(c *Config, isSet func(path string) bool, hostname string) {
 	setSize(&b.MaxBytes, 256<<20, isSet("buffer.max_bytes"))
 	setDur(&b.MaxAge, 168*time.Hour, isSet("buffer.max_age"))
 	setStr(&b.WhenFull, "drop-oldest")
-	setStr(&b.Durability, "normal")
+	setStr(&b.Durability, "full")
 }
 
 func defaultBroker(b *Broker, isSet func(string) bool) {

@@ -310,3 +310,37 @@ address = "127.0.0.1:502"
 		t.Fatalf("warnings = %v, want [%s]", c.Warnings, want)
 	}
 }
+
+func TestTheOldDurabilityNameNormalLoadsWithAWarningThatSaysWhatItRisks(t *testing.T) {
+	c, err := parseTest(t, `
+[gateway]
+id = "gw"
+
+[buffer]
+durability = "normal"
+`)
+	if err != nil {
+		t.Fatalf("files written for older versions must keep starting, but: %v", err)
+	}
+	if c.Buffer.Durability != "power-loss-unsafe" {
+		t.Errorf("durability = %q, want the old name read as power-loss-unsafe", c.Buffer.Durability)
+	}
+	want := `edged.toml:6: buffer.durability: "normal" is the old name of "power-loss-unsafe": it survives a crash of edged but a power cut may lose the last acknowledged messages; remove the line for the default "full", or write "power-loss-unsafe" to keep this mode`
+	if len(c.Warnings) != 1 || c.Warnings[0].Error() != want {
+		t.Fatalf("warnings = %v, want [%s]", c.Warnings, want)
+	}
+}
+
+func TestAnUnknownDurabilityNamesTheValidOnes(t *testing.T) {
+	_, err := parseTest(t, `
+[gateway]
+id = "gw"
+
+[buffer]
+durability = "fast"
+`)
+	want := `edged.toml:6: buffer.durability: "fast" is not one of full, power-loss-unsafe`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want it to contain %s", err, want)
+	}
+}

@@ -121,7 +121,7 @@ func TestEmptyFileGetsEveryDefault(t *testing.T) {
 		{"buffer bytes", c.Buffer.MaxBytes, Size(256 << 20)},
 		{"buffer age", c.Buffer.MaxAge.Duration, 168 * time.Hour},
 		{"when full", c.Buffer.WhenFull, "drop-oldest"},
-		{"durability", c.Buffer.Durability, "normal"},
+		{"durability", c.Buffer.Durability, "full"},
 	}
 	for _, ck := range checks {
 		if !reflect.DeepEqual(ck.got, ck.want) {

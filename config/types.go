@@ -220,5 +220,5 @@ type Buffer struct {
 	MaxBytes   Size     `toml:"max_bytes"`  // default 256MiB
 	MaxAge     Duration `toml:"max_age"`    // default 168h
 	WhenFull   string   `toml:"when_full"`  // drop-oldest (default) | reject
-	Durability string   `toml:"durability"` // normal (default) | full
+	Durability string   `toml:"durability"` // full (default) | power-loss-unsafe ("normal" is its old name)
 }

@@ -312,5 +312,11 @@ func (v *validator) buffer(b *Buffer) {
 	}
 	v.positiveDur("buffer.max_age", b.MaxAge)
 	v.oneOf("buffer.when_full", b.WhenFull, "drop-oldest", "reject")
-	v.oneOf("buffer.durability", b.Durability, "normal", "full")
+	if b.Durability == "normal" {
+		// The default was once "normal"; files written then keep starting,
+		// but their owners learn what the name hid.
+		v.warnf("buffer.durability", `"normal" is the old name of "power-loss-unsafe": it survives a crash of edged but a power cut may lose the last acknowledged messages; remove the line for the default "full", or write "power-loss-unsafe" to keep this mode`)
+		b.Durability = "power-loss-unsafe"
+	}
+	v.oneOf("buffer.durability", b.Durability, "full", "power-loss-unsafe")
 }

@@ -22,7 +22,7 @@ import (
 //	go test -run '^$' -bench DaemonBuffering -benchtime 1x ./cmd/edged
 func BenchmarkDaemonBuffering(b *testing.B) {
 	const total, window = 100_000, 256
-	for _, durability := range []string{"normal", "full"} {
+	for _, durability := range []string{"full", "power-loss-unsafe"} {
 		b.Run(durability, func(b *testing.B) {
 			for range b.N {
 				dead := testpeer.FreePort(b) // nothing listens: the uplink stays down

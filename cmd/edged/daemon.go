@@ -223,8 +223,8 @@ func openBuffer(cfg *config.Config, log *slog.Logger) (*buffer.Buffer, error) {
 	if cfg.Buffer.WhenFull == "reject" {
 		opts.WhenFull = buffer.Reject
 	}
-	if cfg.Buffer.Durability == "full" {
-		opts.Durability = buffer.Full
+	if cfg.Buffer.Durability == "power-loss-unsafe" {
+		opts.Durability = buffer.PowerLossUnsafe
 	}
 	return buffer.Open(opts)
 }
