@@ -2,7 +2,10 @@ package bridge
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -10,6 +13,10 @@ import (
 // maxPending bounds the bytes batchConn holds for writing; a writer beyond
 // it waits, as it would on a full socket buffer.
 const maxPending = 256 << 10
+
+// readBackstop bounds a read after a write failed for a reason other than
+// a timeout (see wakeReader).
+const readBackstop = time.Second
 
 // batchConn sits between paho and the network connection. paho writes
 // every packet with a write of its own and reads a packet's header a byte
@@ -41,7 +48,37 @@ func newBatchConn(c net.Conn, writeTimeout time.Duration) *batchConn {
 	return b
 }
 
-func (b *batchConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+// Read reads through the buffer. After a failed write it still returns
+// what arrived before the failure (a TLS alert naming the reason for a
+// refusal, typically), and then an error that names the failed write.
+func (b *batchConn) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		b.mu.Lock()
+		werr := b.err
+		b.mu.Unlock()
+		if werr != nil {
+			err = fmt.Errorf("connection unusable after a failed write: %w", werr)
+		}
+	}
+	return n, err
+}
+
+// wakeReader makes sure paho's reader does not wait for data that will
+// never come once a write failed. A write that timed out means the link is
+// silent: the reader is woken at once. Any other failure (a reset, a broken
+// pipe) came from the peer, and the reader learns of it from the socket
+// itself after reading what arrived first, which is often the reason (a
+// refused TLS handshake's alert): expiring the read at once would hide it
+// behind "i/o timeout". The later deadline is only a backstop.
+func (b *batchConn) wakeReader(err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		_ = b.Conn.SetReadDeadline(time.Now())
+		return
+	}
+	_ = b.Conn.SetReadDeadline(time.Now().Add(readBackstop))
+}
 
 // Write queues p for the flusher. An error from an earlier write is
 // returned here, which is how paho learns the connection is gone.
@@ -95,8 +132,7 @@ func (b *batchConn) flush() {
 			b.buf = nil
 			b.cond.Broadcast()
 			b.mu.Unlock()
-			// Wake paho's reader too: the connection is unusable.
-			_ = b.Conn.SetReadDeadline(time.Now())
+			b.wakeReader(err)
 			return
 		}
 	}
