@@ -24,6 +24,11 @@ type Buffer interface {
 	Ack(seq ...int64) error
 	Notify() <-chan struct{}
 	Stats() buffer.Stats
+	// DeadLetter moves an entry into the dead-letter table: kept on
+	// disk, never sent again by edged.
+	DeadLetter(seq int64, reason string) error
+	// DeadLetters counts the entries in the dead-letter table.
+	DeadLetters() (int64, error)
 }
 
 // Local is what the bridge needs of the local broker (*broker.Broker):
@@ -38,9 +43,11 @@ type Local interface {
 var ErrRefused = errors.New("bridge: message refused: buffer full")
 
 const (
-	defaultKeepalive  = 30 * time.Second
-	defaultMaxBackoff = 30 * time.Second
-	defaultInflight   = 64
+	defaultKeepalive   = 30 * time.Second
+	defaultMaxBackoff  = 10 * time.Second
+	defaultInflight    = 64
+	defaultAckTimeout  = 5 * time.Second
+	defaultDeadLetters = 3 // see judge
 	// appendTimeout bounds how long a local publisher waits for its message
 	// to be committed before it is refused.
 	appendTimeout = 30 * time.Second
@@ -69,6 +76,8 @@ type Bridge struct {
 	keepalive  time.Duration
 	maxBackoff time.Duration
 	inflight   int
+	ackTimeout time.Duration
+	deadAfter  int // drops by the server before a message is set aside
 
 	statusTopic string // upstream will/online
 	uplinkTopic string // local retained status JSON
@@ -85,6 +94,17 @@ type Bridge struct {
 	// Owned by the goroutine running Run.
 	resendUpTo int64
 	pubs       sync.WaitGroup // sessions' goroutines that may outlive them, see drain
+
+	// suspect is the entry that was the oldest unconfirmed when the server
+	// last dropped the connection, and how many drops in a row it was;
+	// skipped holds entries that should have gone to the dead-letter table
+	// and could not. Both owned by the goroutine running Run.
+	suspect suspect
+	skipped map[int64]bool
+
+	deadLetters   atomic.Int64  // entries in the dead-letter table
+	unforwardable atomic.Uint64 // see Stats.Unforwardable
+	topicLog      rateLog
 
 	mu sync.Mutex
 	st Stats // connection fields; counters below are atomic
@@ -115,6 +135,13 @@ type Stats struct {
 	DuplicatesPossible uint64 // messages sent again after a connection ended before their PUBACK
 	Downlinked         uint64 // messages from upstream published locally
 	DownlinkDropped    uint64 // messages from upstream no rule could map, or the local broker refused
+	// Unforwardable counts messages a forward rule matched whose upstream
+	// topic no broker would take (not UTF-8, a control character, longer
+	// than 65535 bytes): delivered locally, never sent up.
+	Unforwardable uint64
+	// DeadLetters is the number of messages in the dead-letter table: ones
+	// the upstream kept dropping the connection over (see judge).
+	DeadLetters int64
 
 	Buffer buffer.Stats
 }
@@ -141,6 +168,9 @@ func New(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.L
 		keepalive:   cfg.Keepalive.Duration,
 		maxBackoff:  cfg.MaxBackoff.Duration,
 		inflight:    cfg.Inflight,
+		ackTimeout:  cfg.AckTimeout.Duration,
+		deadAfter:   cfg.DeadLetterAfter,
+		skipped:     map[int64]bool{},
 		statusTopic: gateway + "/status",
 		uplinkTopic: gateway + "/edged/uplink",
 		rnd:         rand.Float64,
@@ -169,6 +199,12 @@ func New(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.L
 	if br.inflight <= 0 {
 		br.inflight = defaultInflight
 	}
+	if br.ackTimeout <= 0 {
+		br.ackTimeout = defaultAckTimeout
+	}
+	if br.deadAfter <= 0 {
+		br.deadAfter = defaultDeadLetters
+	}
 	if br.inflight > 65535 {
 		return nil, fmt.Errorf("uplink.inflight: %d is more than MQTT packet ids allow (65535)", br.inflight)
 	}
@@ -194,6 +230,11 @@ func New(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.L
 		log.Warn("uplink TLS settings are ignored: no url uses mqtts:// or wss://")
 	}
 	br.st.Server = br.servers[0].display
+	n, err := buf.DeadLetters()
+	if err != nil {
+		log.Warn("uplink: cannot count the dead-letter table", "err", err)
+	}
+	br.deadLetters.Store(n)
 	return br, nil
 }
 
@@ -216,12 +257,23 @@ func (br *Bridge) Intercept(m telemetry.Message, fromClient string) error {
 		br.notForwarded.Add(1)
 		return nil
 	}
+	remote := r.prefix + m.Topic
+	if why := remoteTopicProblem(remote); why != "" {
+		// Sent up, it would make the upstream drop the connection or
+		// arrive on another topic; kept, it would stall the queue.
+		br.unforwardable.Add(1)
+		if n, ok := br.topicLog.allow(time.Now()); ok {
+			br.log.Warn("uplink: not forwarding a message: no upstream broker takes its topic; it is delivered locally only",
+				"topic", shortTopic(m.Topic), "remote_topic", shortTopic(remote), "reason", why, "more_since_last_line", n)
+		}
+		return nil
+	}
 	qos := r.qos
 	if m.QoS > 0 {
 		qos = 1
 	}
 	out := telemetry.Message{
-		Topic:   r.prefix + m.Topic,
+		Topic:   remote,
 		Payload: append([]byte(nil), m.Payload...),
 		QoS:     qos,
 		Retain:  m.Retain,
@@ -268,6 +320,8 @@ func (br *Bridge) Stats() Stats {
 	s.DuplicatesPossible = br.duplicates.Load()
 	s.Downlinked = br.downlinked.Load()
 	s.DownlinkDropped = br.dlDrops.Load()
+	s.Unforwardable = br.unforwardable.Load()
+	s.DeadLetters = br.deadLetters.Load()
 	s.Buffer = br.buf.Stats()
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,6 +18,10 @@ const maxPending = 256 << 10
 // readBackstop bounds a read after a write failed for a reason other than
 // a timeout (see wakeReader).
 const readBackstop = time.Second
+
+// closeGrace is how long Close lets the flusher send what is left (paho's
+// DISCONNECT, typically) before it gives up on the link.
+const closeGrace = time.Second
 
 // batchConn sits between paho and the network connection. paho writes
 // every packet with a write of its own and reads a packet's header a byte
@@ -39,6 +44,12 @@ type batchConn struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// For drain's dead-link check (activity): when a read last returned
+	// data and a write last completed, in unix nanoseconds, and whether a
+	// write is under way.
+	lastRead, lastWrite atomic.Int64
+	writing             atomic.Bool
 }
 
 func newBatchConn(c net.Conn, writeTimeout time.Duration) *batchConn {
@@ -53,6 +64,9 @@ func newBatchConn(c net.Conn, writeTimeout time.Duration) *batchConn {
 // refusal, typically), and then an error that names the failed write.
 func (b *batchConn) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
+	if n > 0 {
+		b.lastRead.Store(time.Now().UnixNano())
+	}
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		b.mu.Lock()
 		werr := b.err
@@ -122,10 +136,13 @@ func (b *batchConn) flush() {
 		b.cond.Broadcast() // room for waiting writers
 		b.mu.Unlock()
 
+		b.writing.Store(true)
 		err := b.Conn.SetWriteDeadline(time.Now().Add(b.timeout))
 		if err == nil {
 			_, err = b.Conn.Write(out)
 		}
+		b.lastWrite.Store(time.Now().UnixNano())
+		b.writing.Store(false)
 		if err != nil {
 			b.mu.Lock()
 			b.err = err
@@ -138,16 +155,30 @@ func (b *batchConn) flush() {
 	}
 }
 
+// activity returns when the server last sent something or a write last
+// completed, whichever is later, and whether a write is under way.
+func (b *batchConn) activity() (time.Time, bool) {
+	return time.Unix(0, max(b.lastRead.Load(), b.lastWrite.Load())), b.writing.Load()
+}
+
 // Close sends what paho wrote before closing (its DISCONNECT, typically),
-// bounded by the write timeout, then closes the connection.
+// for up to closeGrace; a link that does not take it by then is closed
+// under the write, so that nobody waits on the network.
 func (b *batchConn) Close() error {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()
 		b.closed = true
 		b.cond.Broadcast()
 		b.mu.Unlock()
-		<-b.done
-		b.closeErr = b.Conn.Close()
+		t := time.NewTimer(closeGrace)
+		defer t.Stop()
+		select {
+		case <-b.done:
+			b.closeErr = b.Conn.Close()
+		case <-t.C:
+			b.closeErr = b.Conn.Close() // ends the flusher's write
+			<-b.done
+		}
 	})
 	return b.closeErr
 }

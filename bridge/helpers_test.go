@@ -32,6 +32,8 @@ func (nopBuffer) Read(int64, int) ([]buffer.Entry, error)         { return nil, 
 func (nopBuffer) Ack(...int64) error                              { return nil }
 func (nopBuffer) Notify() <-chan struct{}                         { return nil }
 func (nopBuffer) Stats() buffer.Stats                             { return buffer.Stats{} }
+func (nopBuffer) DeadLetter(int64, string) error                  { return nil }
+func (nopBuffer) DeadLetters() (int64, error)                     { return 0, nil }
 
 type nopLocal struct{}
 

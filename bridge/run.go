@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -17,7 +19,15 @@ import (
 
 const (
 	connectTimeout = 10 * time.Second
-	writeTimeout   = 10 * time.Second
+	// writeTimeout bounds one write to the network (batchConn's flusher).
+	writeTimeout = 10 * time.Second
+	// handoffTimeout bounds how long a call into paho (Publish, Subscribe)
+	// waits for paho's writer to take its packet. paho uses its write
+	// timeout for this wait, and after a connection drops a call that
+	// raced the drop waits all of it, for a writer that is gone: shutdown
+	// must not wait on that. A hand-off that times out while the
+	// connection is up (a slow link backing up) is simply tried again.
+	handoffTimeout = time.Second
 	// readAhead and readAheadBytes bound the entries drain holds in
 	// memory beyond the window.
 	readAhead      = 1024
@@ -26,14 +36,20 @@ const (
 	// long, wait to be removed from the buffer together.
 	ackBatch = 1024
 	ackDelay = 20 * time.Millisecond
-	// stableAfter is how long a connection must last to reset the backoff.
+	// stableAfter is how long a connection must last to reset the backoff
+	// when it delivered nothing.
 	stableAfter = 10 * time.Second
-	// goodbyeTimeout bounds the "offline" publish and DISCONNECT at shutdown.
-	goodbyeTimeout = 2 * time.Second
+	// goodbyeTimeout bounds the "offline" publish and DISCONNECT at
+	// shutdown, together.
+	goodbyeTimeout = time.Second
 )
 
 // errLost ends a session whose connection dropped.
 var errLost = errors.New("connection lost")
+
+// errAckOverdue ends a session whose upstream went silent with a publish
+// waiting for its PUBACK.
+var errAckOverdue = errors.New("no acknowledgement from the server")
 
 // Run connects to the upstream servers in turn, drains the buffer while
 // connected, and reconnects with jittered exponential backoff until ctx
@@ -68,14 +84,16 @@ func (br *Bridge) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			br.judge(s, err)
 			// A connection that is dropped at once (another client taking
 			// over the same client id, a broker refusing a publish) must
-			// not turn into a reconnect loop: only one that lasted resets
-			// the backoff.
-			if time.Since(began) < stableAfter {
-				failures++
-			} else {
+			// not turn into a reconnect loop: only one that worked (it
+			// delivered something, or lasted) resets the backoff, so that
+			// a link that comes and goes is tried again at once.
+			if s.delivered || time.Since(began) >= stableAfter {
 				failures = 0
+			} else {
+				failures++
 			}
 		} else {
 			if ctx.Err() != nil {
@@ -103,10 +121,16 @@ type session struct {
 	br     *Bridge
 	srv    server
 	client mqtt.Client
+	conn   atomic.Pointer[batchConn] // what paho reads and writes
 
 	lostOnce sync.Once
 	lost     chan struct{} // closed when paho reports the connection lost
 	lostErr  error         // set before lost is closed
+
+	// Set by drain when it ends: the oldest entry handed to paho and not
+	// confirmed (seq 0 when none), and whether any entry was confirmed.
+	oldest    flight
+	delivered bool
 }
 
 func (s *session) connectionLost(err error) {
@@ -145,7 +169,7 @@ func (br *Bridge) connect(ctx context.Context, srv server) (*session, error) {
 		SetKeepAlive(br.keepalive).
 		SetPingTimeout(min(br.keepalive, 10*time.Second)).
 		SetConnectTimeout(connectTimeout).
-		SetWriteTimeout(writeTimeout).
+		SetWriteTimeout(handoffTimeout).
 		SetOrderMatters(true).
 		SetWill(br.statusTopic, "offline", 1, true).
 		SetDefaultPublishHandler(br.onDownlink).
@@ -168,26 +192,31 @@ func (br *Bridge) connect(ctx context.Context, srv server) (*session, error) {
 		}
 		o.SetTLSConfig(tc)
 	}
-	if !srv.ws {
-		// Dial ourselves so that a shutdown does not wait for a dial or a
-		// TLS handshake to time out.
-		o.SetCustomOpenConnectionFn(func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
-			dctx, cancel := context.WithTimeout(ctx, connectTimeout)
-			defer cancel()
-			d := &net.Dialer{KeepAlive: 30 * time.Second}
-			var c net.Conn
-			var err error
-			if tc == nil {
-				c, err = d.DialContext(dctx, "tcp", srv.host)
-			} else {
-				c, err = (&tls.Dialer{NetDialer: d, Config: tc}).DialContext(dctx, "tcp", srv.host)
-			}
-			if err != nil {
-				return nil, err
-			}
-			return newBatchConn(c, writeTimeout), nil
-		})
-	}
+	// Dial ourselves so that a shutdown does not wait for a dial or a TLS
+	// handshake to time out (WebSocket: paho's dialer, bounded by
+	// connectTimeout), and so that every connection is a batchConn, which
+	// bounds each write and tells drain when the server last spoke.
+	o.SetCustomOpenConnectionFn(func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
+		dctx, cancel := context.WithTimeout(ctx, connectTimeout)
+		defer cancel()
+		d := &net.Dialer{KeepAlive: 30 * time.Second}
+		var c net.Conn
+		var err error
+		switch {
+		case srv.ws:
+			c, err = mqtt.NewWebsocket(srv.url, tc, connectTimeout, nil, nil)
+		case tc == nil:
+			c, err = d.DialContext(dctx, "tcp", srv.host)
+		default:
+			c, err = (&tls.Dialer{NetDialer: d, Config: tc}).DialContext(dctx, "tcp", srv.host)
+		}
+		if err != nil {
+			return nil, err
+		}
+		bc := newBatchConn(c, writeTimeout)
+		s.conn.Store(bc)
+		return bc, nil
+	})
 	s.client = mqtt.NewClient(o)
 	tok := s.client.Connect()
 	<-tok.Done() // bounded by the dial (ctx) and connectTimeout
@@ -232,6 +261,7 @@ func (s *session) run(ctx context.Context) error {
 		select {
 		case <-s.lost:
 			err = s.lostErr
+		case <-ctx.Done():
 		case <-time.After(time.Second):
 		}
 	}
@@ -239,10 +269,13 @@ func (s *session) run(ctx context.Context) error {
 
 	if ctx.Err() != nil && s.up() {
 		// Leaving on purpose: a DISCONNECT suppresses the will, so say
-		// "offline" ourselves.
+		// "offline" ourselves, within goodbyeTimeout whatever the link
+		// does. Closing the connection (paho does, in Disconnect) ends
+		// every write still under way.
+		until := time.Now().Add(goodbyeTimeout)
 		t := s.client.Publish(br.statusTopic, 1, true, "offline")
-		t.WaitTimeout(goodbyeTimeout)
-		s.client.Disconnect(uint(goodbyeTimeout / time.Millisecond))
+		t.WaitTimeout(time.Until(until))
+		s.client.Disconnect(uint(max(time.Until(until), time.Millisecond) / time.Millisecond))
 		return nil
 	}
 	s.client.Disconnect(0)
@@ -281,16 +314,23 @@ func (s *session) sendDirect(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case m := <-s.br.direct:
-			s.client.Publish(m.Topic, 0, m.Retain, m.Payload)
-			s.br.sentQoS0.Add(1)
+			tok := s.client.Publish(m.Topic, 0, m.Retain, m.Payload)
+			if failedAtOnce(tok) { // not connected any more, or paho's writer held up
+				s.br.droppedQoS0.Add(1)
+			} else {
+				s.br.sentQoS0.Add(1)
+			}
 		}
 	}
 }
 
-// flight is a buffered entry handed to paho, waiting for its PUBACK.
+// flight is a buffered entry handed to the publisher, waiting for its
+// PUBACK.
 type flight struct {
-	seq int64
-	tok mqtt.Token
+	seq   int64
+	topic string
+	tok   mqtt.Token // nil until paho has taken the publish
+	at    time.Time  // when paho took it
 }
 
 // drain sends the buffer upstream in sequence order, keeping up to
@@ -300,30 +340,44 @@ type flight struct {
 // left unconfirmed is sent again first.
 //
 // paho's Publish is called from a goroutine of its own (publisher): when
-// the connection drops, a Publish already under way can block for the whole
-// write timeout, and drain must notice the loss and end at once.
-func (s *session) drain(ctx context.Context) error {
+// the connection drops, a Publish already under way can block for the
+// hand-off timeout, and drain must notice the loss and end at once.
+//
+// A server that goes silent with publishes outstanding (no byte read for
+// ack_timeout since the oldest was handed over and nothing left to write)
+// ends the session: a dead link is found within seconds, not after
+// keepalive and the ping timeout.
+func (s *session) drain(ctx context.Context) (err error) {
 	br := s.br
 	acks := newAcker(br)
 	defer acks.close() // waits, so the next session reads a settled buffer
 
 	toSend := make(chan buffer.Entry, br.inflight)
-	sent := make(chan flight, br.inflight)
+	sent := make(chan mqtt.Token, br.inflight)
+	quit := make(chan struct{})
 	br.pubs.Add(1)
 	go func() {
 		defer br.pubs.Done()
-		s.publisher(toSend, sent)
+		s.publisher(toSend, sent, quit)
 	}()
 	defer close(toSend)
+	defer close(quit)
 
 	var (
 		last      int64          // highest seq read from the buffer
 		queue     []buffer.Entry // read ahead, not yet handed to the publisher
 		queued    int64          // bytes in queue
-		win       []flight
-		pending   int  // handed to the publisher, not yet back in win
-		exhausted bool // the last Read came back short: wait for Notify
+		win       []flight       // handed to the publisher, in order
+		taken     int            // how many of win paho has taken (tok set)
+		exhausted bool           // the last Read came back short: wait for Notify
 	)
+	defer func() {
+		if len(win) > 0 {
+			s.oldest = win[0]
+		}
+	}()
+	check := time.NewTicker(max(br.ackTimeout/4, 10*time.Millisecond))
+	defer check.Stop()
 	notify := br.buf.Notify()
 	for {
 		// Read ahead in batches: one query per few windows instead of one
@@ -344,20 +398,23 @@ func (s *session) drain(ctx context.Context) error {
 			}
 			exhausted = len(es) < br.inflight
 		}
-		for len(queue) > 0 && len(win)+pending < br.inflight {
+		for len(queue) > 0 && len(win) < br.inflight {
 			e := queue[0]
 			queue[0] = buffer.Entry{}
 			queue = queue[1:]
 			queued -= int64(len(e.Msg.Topic) + len(e.Msg.Payload))
+			if br.skipped[e.Seq] {
+				continue // could not be set aside; skipped until a restart
+			}
 			if e.Seq <= br.resendUpTo {
 				br.duplicates.Add(1)
 			}
 			br.resendUpTo = max(br.resendUpTo, e.Seq)
 			toSend <- e // never blocks: at most inflight are outstanding
-			pending++
+			win = append(win, flight{seq: e.Seq, topic: e.Msg.Topic})
 		}
 		var head <-chan struct{}
-		if len(win) > 0 {
+		if taken > 0 {
 			head = win[0].tok.Done()
 		}
 		var more <-chan struct{}
@@ -371,28 +428,79 @@ func (s *session) drain(ctx context.Context) error {
 			return s.lostErr
 		case <-more:
 			exhausted = false
-		case f := <-sent:
-			pending--
-			win = append(win, f)
+		case tok := <-sent:
+			win[taken].tok, win[taken].at = tok, time.Now()
+			taken++
 		case <-head:
-			n, err := s.confirmed(win)
+			n, err := s.confirmed(win[:taken])
 			acks.add(win[:n])
+			s.delivered = s.delivered || n > 0
+			win = append(win[:0], win[n:]...)
+			taken -= n
 			if err != nil {
 				return err
 			}
-			win = append(win[:0], win[n:]...)
+		case now := <-check.C:
+			if taken > 0 && s.silent(win[0].at, now) {
+				return fmt.Errorf("%w within ack_timeout (%v) of a publish: the link looks dead", errAckOverdue, br.ackTimeout)
+			}
 		}
 	}
 }
 
-// publisher hands entries to paho in order and passes the tokens back.
-// After the connection is gone paho refuses the rest at once; sent has room
-// for every outstanding entry, so it never blocks and always ends when
-// toSend is closed.
-func (s *session) publisher(toSend <-chan buffer.Entry, sent chan<- flight) {
+// silent reports whether nothing has been read from the server for
+// ack_timeout since since (the oldest publish was handed over), with
+// nothing left to write: a slow link still busy sending is not silent.
+func (s *session) silent(since, now time.Time) bool {
+	if c := s.conn.Load(); c != nil {
+		last, writing := c.activity()
+		if writing {
+			return false
+		}
+		if last.After(since) {
+			since = last
+		}
+	}
+	return now.Sub(since) > s.br.ackTimeout
+}
+
+// publisher hands entries to paho in order and passes the tokens back. A
+// hand-off that timed out while the connection is still up (paho's writer
+// is held up by a slow link) is tried again, so that nothing is sent out
+// of order. After the connection is gone paho refuses the rest at once;
+// sent has room for every outstanding entry, so it never blocks. It ends
+// when toSend is closed or quit is.
+func (s *session) publisher(toSend <-chan buffer.Entry, sent chan<- mqtt.Token, quit <-chan struct{}) {
 	for e := range toSend {
-		tok := s.client.Publish(e.Msg.Topic, 1, e.Msg.Retain, e.Msg.Payload)
-		sent <- flight{seq: e.Seq, tok: tok}
+		for {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			tok := s.client.Publish(e.Msg.Topic, 1, e.Msg.Retain, e.Msg.Payload)
+			if !handoffTimedOut(tok) || !s.up() {
+				sent <- tok
+				break
+			}
+		}
+	}
+}
+
+// handoffTimedOut reports whether paho gave up handing a packet to its
+// writer (the token failed at once, with paho's "broken by timeout").
+func handoffTimedOut(tok mqtt.Token) bool {
+	return failedAtOnce(tok) && strings.Contains(tok.Error().Error(), "broken by timeout")
+}
+
+// failedAtOnce reports whether paho's Publish returned a token that has
+// already failed.
+func failedAtOnce(tok mqtt.Token) bool {
+	select {
+	case <-tok.Done():
+		return tok.Error() != nil
+	default:
+		return false
 	}
 }
 

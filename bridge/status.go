@@ -81,6 +81,8 @@ type status struct {
 	Delivered          uint64  `json:"delivered"`
 	DuplicatesPossible uint64  `json:"duplicates_possible"`
 	Downlinked         uint64  `json:"downlinked"`
+	Unforwardable      uint64  `json:"unforwardable"`
+	DeadLetters        int64   `json:"dead_letters"`
 }
 
 func (br *Bridge) statusJSON(now time.Time) []byte {
@@ -98,6 +100,8 @@ func (br *Bridge) statusJSON(now time.Time) []byte {
 		Delivered:          s.Delivered,
 		DuplicatesPossible: s.DuplicatesPossible,
 		Downlinked:         s.Downlinked,
+		Unforwardable:      s.Unforwardable,
+		DeadLetters:        s.DeadLetters,
 	}
 	st.Dropped = st.DroppedFull + st.Expired + st.DroppedQoS0
 	if !s.Since.IsZero() {

@@ -172,8 +172,10 @@ func defaultAT(a *ATDev, path string, isSet func(string) bool) {
 func defaultUplink(u *Uplink, gateway string, isSet func(string) bool) {
 	setStr(&u.ClientID, gateway)
 	setDur(&u.Keepalive, 30*time.Second, isSet("uplink.keepalive"))
-	setDur(&u.MaxBackoff, 30*time.Second, isSet("uplink.max_backoff"))
+	setDur(&u.MaxBackoff, 10*time.Second, isSet("uplink.max_backoff"))
 	setInt(&u.Inflight, 64, isSet("uplink.inflight"))
+	setDur(&u.AckTimeout, 5*time.Second, isSet("uplink.ack_timeout"))
+	setInt(&u.DeadLetterAfter, 3, isSet("uplink.dead_letter_after"))
 	for i := range u.Forward {
 		setPtr(&u.Forward[i].QoS, 1)
 	}

@@ -188,8 +188,10 @@ url = "mqtt://broker.local"
 		{"reset after", a.ResetAfter, 3},
 		{"raw commands", *a.RawCommands, true},
 		{"uplink keepalive", u.Keepalive.Duration, 30 * time.Second},
-		{"uplink max backoff", u.MaxBackoff.Duration, 30 * time.Second},
+		{"uplink max backoff", u.MaxBackoff.Duration, 10 * time.Second},
 		{"uplink inflight", u.Inflight, 64},
+		{"uplink ack timeout", u.AckTimeout.Duration, 5 * time.Second},
+		{"uplink dead letter after", u.DeadLetterAfter, 3},
 		{"uplink client id", u.ClientID, c.Gateway.ID},
 	}
 	for _, ck := range checks {

@@ -192,9 +192,11 @@ type Uplink struct {
 	KeyFile            string     `toml:"key_file"`
 	ServerName         string     `toml:"server_name"`
 	InsecureSkipVerify bool       `toml:"insecure_skip_verify"`
-	Keepalive          Duration   `toml:"keepalive"`   // default 30s
-	MaxBackoff         Duration   `toml:"max_backoff"` // default 30s
-	Inflight           int        `toml:"inflight"`    // QoS 1 publishes in flight upstream, default 64
+	Keepalive          Duration   `toml:"keepalive"`         // default 30s
+	MaxBackoff         Duration   `toml:"max_backoff"`       // default 10s
+	Inflight           int        `toml:"inflight"`          // QoS 1 publishes in flight upstream, default 64
+	AckTimeout         Duration   `toml:"ack_timeout"`       // silence after a publish that ends a connection, default 5s
+	DeadLetterAfter    int        `toml:"dead_letter_after"` // upstream drops before a message is set aside, default 3
 	BufferQoS0         bool       `toml:"buffer_qos0"`
 	Forward            []Forward  `toml:"forward"`
 	Downlink           []Downlink `toml:"downlink"`

@@ -55,6 +55,8 @@ func (v *validator) uplink(u *Uplink) {
 	v.positiveDur("uplink.keepalive", u.Keepalive)
 	v.positiveDur("uplink.max_backoff", u.MaxBackoff)
 	v.inRange("uplink.inflight", u.Inflight, 1, 65535)
+	v.positiveDur("uplink.ack_timeout", u.AckTimeout)
+	v.inRange("uplink.dead_letter_after", u.DeadLetterAfter, 1, 100)
 
 	for i := range u.Forward {
 		f := &u.Forward[i]

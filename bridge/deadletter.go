@@ -1,0 +1,72 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+)
+
+// suspect is an entry the server dropped the connection over.
+type suspect struct {
+	seq     int64
+	strikes int
+}
+
+// judge looks at a connection that ended (not at shutdown) for a message
+// the upstream refuses. Mosquitto, for one, answers a PUBLISH it finds
+// malformed (a topic with U+0001 or U+FFFF) by closing the connection,
+// without a word; the message stays at the head of the queue, is sent
+// first after every reconnect and stalls everything behind it. So when
+// the server closed the connection (not a timeout of ours or of the
+// network) while the same entry was the oldest unconfirmed one, dead_letter_after
+// times in a row (3 by default) with no acknowledgement for it in between,
+// the entry is moved to the dead-letter table and the rest goes on in
+// order.
+//
+// Why 3: one drop is an ordinary blip; two with the same entry at the head
+// can still be a flapping link or another client taking over the client
+// id; a third, each time right after the entry went up, is the pattern of
+// a refusal. A refused message costs three reconnects (a few seconds of
+// backoff) before the queue moves again.
+func (br *Bridge) judge(s *session, err error) {
+	head := s.oldest
+	if head.seq == 0 || !droppedByServer(err) {
+		return
+	}
+	if br.suspect.seq != head.seq {
+		br.suspect = suspect{seq: head.seq}
+	}
+	br.suspect.strikes++
+	if br.suspect.strikes < br.deadAfter {
+		return
+	}
+	br.suspect = suspect{}
+	reason := fmt.Sprintf("the server closed the connection %d times in a row while this message was the oldest unacknowledged one (last: %v)",
+		br.deadAfter, err)
+	if derr := br.buf.DeadLetter(head.seq, reason); derr != nil {
+		br.skipped[head.seq] = true
+		br.log.Error("uplink: a message the server keeps refusing could not be moved to the dead-letter table; it is skipped until edged restarts",
+			"topic", shortTopic(head.topic), "seq", head.seq, "reason", reason, "err", derr)
+		return
+	}
+	n := br.deadLetters.Add(1)
+	br.log.Error("uplink: moved a message the server keeps refusing to the dead-letter table; the messages behind it go on",
+		"topic", shortTopic(head.topic), "seq", head.seq, "reason", reason, "dead_letters", n)
+	br.signal()
+}
+
+// droppedByServer reports whether a connection ended because the other
+// side closed or reset it, rather than for silence (a timeout, an overdue
+// acknowledgement, a missing ping response).
+func droppedByServer(err error) bool {
+	if err == nil || errors.Is(err, errAckOverdue) {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	msg := err.Error()
+	return !strings.Contains(msg, "pingresp not received") && !strings.Contains(msg, "broken by timeout")
+}

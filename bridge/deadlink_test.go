@@ -1,0 +1,100 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edged/edged/buffer"
+	"github.com/edged/edged/config"
+	"github.com/edged/edged/internal/testpeer"
+)
+
+// TestASilentLinkIsFoundFast blackholes the link (nothing closed, nothing
+// answered) with a publish in flight. Keepalive is two minutes, so only the
+// overdue PUBACK can tell the bridge the link is dead within the deadlines.
+func TestASilentLinkIsFoundFast(t *testing.T) {
+	u := startUpstream(t, false)
+	proxy := testpeer.StartProxy(t, u.tlsAddr)
+	col := collect(t, u.plain, "sites/a/gw/#")
+	cfg := uplinkCfg(u, proxy.Addr)
+	cfg.Keepalive = config.Duration{Duration: 2 * time.Minute}
+	cfg.AckTimeout = config.Duration{Duration: 2 * time.Second}
+	br, local, _, lb := newBridge(t, cfg, buffer.Options{})
+	runBridge(t, br)
+	testpeer.Eventually(t, 15*time.Second, "the bridge connected", connected(br))
+	if err := local.Publish("gw/m/p", []byte("1"), 1, false); err != nil {
+		t.Fatal(err)
+	}
+	col.waitFor(t, 10*time.Second, "the first message", func(ms []mqttMessage) bool { return len(ms) == 1 })
+
+	proxy.Blackhole()
+	if err := local.Publish("gw/m/p", []byte("2"), 1, false); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Eventually(t, 30*time.Second, "the status topic saying disconnected (keepalive is 2 minutes)", func() bool {
+		var st struct{ Connected bool }
+		raw := local.Retained("gw/edged/uplink")
+		return raw != nil && json.Unmarshal(raw, &st) == nil && !st.Connected && !br.Stats().Connected
+	})
+	if s := br.Stats(); !strings.Contains(s.LastError, "acknowledg") {
+		t.Errorf("last error %q does not say the acknowledgement was overdue", s.LastError)
+	}
+	proxy.Restore()
+	col.waitFor(t, 30*time.Second, "the message sent into the blackhole, after the link returned", func(ms []mqttMessage) bool {
+		return count(ms, "").unique == 2
+	})
+	testpeer.Eventually(t, 15*time.Second, "the bridge connected again", connected(br))
+	t.Logf("connections %d, log:\n%s", br.Stats().Connects, lb)
+}
+
+// TestShutdownDoesNotWaitForTheNetwork stops the bridge while the link is
+// blackholed and paho is stuck handing a publish to its writer (the socket
+// buffers are full). Run must return within the daemon's stop limit (4.5 s),
+// not after paho's 10 s write timeout.
+func TestShutdownDoesNotWaitForTheNetwork(t *testing.T) {
+	u := startUpstream(t, false)
+	proxy := testpeer.StartProxy(t, u.tlsAddr)
+	cfg := uplinkCfg(u, proxy.Addr)
+	cfg.Keepalive = config.Duration{Duration: 2 * time.Minute}
+	cfg.AckTimeout = config.Duration{Duration: time.Minute} // the shutdown comes first
+	br, local, _, _ := newBridge(t, cfg, buffer.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done, ended := make(chan error, 1), make(chan struct{})
+	go func() { done <- br.Run(ctx); close(ended) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-ended:
+		case <-time.After(30 * time.Second):
+		}
+	})
+	testpeer.Eventually(t, 15*time.Second, "the bridge connected", connected(br))
+	proxy.Blackhole()
+	payload := bytes.Repeat([]byte("x"), 256<<10)
+	for i := range 100 { // 25 MB: more than the socket buffers hold
+		if err := local.Publish(fmt.Sprintf("gw/big/%d", i), payload, 1, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testpeer.Eventually(t, 30*time.Second, "paho stuck handing a publish over", func() bool {
+		buf := make([]byte, 4<<20)
+		return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "golang.(*client).Publish(") // paho%2emqtt%2egolang
+	})
+	began := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		t.Logf("Run returned %v after cancel", time.Since(began).Round(time.Millisecond))
+	case <-time.After(4500 * time.Millisecond):
+		t.Fatalf("Run did not return within the daemon's stop limit of 4.5s")
+	}
+}
