@@ -182,3 +182,45 @@ func TestDownlinkReachesLocalSubscribersAndIsNotSentBack(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 }
+
+// TestSIGTERMWithASilentUplinkExitsCleanly stops edged while its uplink is
+// blackholed with publishes stuck on the way: edged must exit 0 within its
+// stop limit, not 1 after waiting for a network write to time out.
+func TestSIGTERMWithASilentUplinkExitsCleanly(t *testing.T) {
+	up := testpeer.StartMosquitto(t, "")
+	proxy := testpeer.StartProxy(t, up.Addr)
+	upHost, upPort, _ := net.SplitHostPort(up.Addr)
+	upSub := testpeer.StartMosquittoSub(t, "-h", upHost, "-p", upPort, "-t", "gw/status")
+	listen := testpeer.FreePort(t)
+	cfg := writeConfig(t, fmt.Sprintf(`
+[gateway]
+id = "gw"
+state_dir = %q
+
+[[broker.listener]]
+address = %q
+
+[uplink]
+url = "mqtt://%s"
+keepalive = "2m"
+ack_timeout = "1m"
+forward = [ { local = "gw/#", remote_prefix = "up/" } ]
+`, t.TempDir(), listen, proxy.Addr))
+	p := startEdged(t, nil, "run", "-c", cfg)
+	testpeer.WaitListening(t, listen, 10*time.Second)
+	for upSub.Next(t, 20*time.Second) != "gw/status online" {
+	}
+	proxy.Blackhole()
+	c := localClient(t, listen, "publisher")
+	defer c.Disconnect(0)
+	payload := strings.Repeat("x", 128<<10)
+	for i := range 200 { // 25 MiB: more than the socket buffers on the way hold
+		tok := c.Publish(fmt.Sprintf("gw/big/%d", i), 1, false, payload)
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %d: %v", i, tok.Error())
+		}
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM; log:\n%s", code, p.output())
+	}
+}
