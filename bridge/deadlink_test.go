@@ -98,3 +98,32 @@ func TestShutdownDoesNotWaitForTheNetwork(t *testing.T) {
 		t.Fatalf("Run did not return within the daemon's stop limit of 4.5s")
 	}
 }
+
+// TestAConnectionThatDeliveredIsFollowedByAQuickRetry: after a long outage
+// the backoff has grown; a short window of connectivity that delivered
+// something must reset it, so that the next drop is followed by a retry at
+// once, not by an even longer wait that misses the next window.
+func TestAConnectionThatDeliveredIsFollowedByAQuickRetry(t *testing.T) {
+	u := startUpstream(t, false)
+	proxy := testpeer.StartProxy(t, u.tlsAddr)
+	proxy.Cut()
+	col := collect(t, u.plain, "sites/a/gw/#")
+	cfg := uplinkCfg(u, proxy.Addr)
+	cfg.MaxBackoff = config.Duration{Duration: time.Minute}
+	br, local, _, _ := newBridge(t, cfg, buffer.Options{})
+	runBridge(t, br)
+	// Four failed rounds: the next wait is 4-8 s, the one after 8-16 s.
+	testpeer.Eventually(t, 30*time.Second, "four failed attempts", func() bool { return br.Stats().ConnectFailures >= 4 })
+	proxy.Restore()
+	testpeer.Eventually(t, 30*time.Second, "the bridge connected", connected(br))
+	if err := local.Publish("gw/m/p", []byte("1"), 1, false); err != nil {
+		t.Fatal(err)
+	}
+	col.waitFor(t, 10*time.Second, "the message", func(ms []mqttMessage) bool { return len(ms) == 1 })
+	testpeer.Eventually(t, 10*time.Second, "its PUBACK", func() bool { return br.Stats().Delivered == 1 })
+
+	proxy.Cut()
+	testpeer.Eventually(t, 10*time.Second, "the bridge noticed the cut", func() bool { return !br.Stats().Connected })
+	proxy.Restore()
+	testpeer.Eventually(t, 4*time.Second, "a reconnect well within the 8 s the grown backoff would wait", connected(br))
+}
