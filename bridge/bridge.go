@@ -143,7 +143,7 @@ type Stats struct {
 	// the upstream kept dropping the connection over (see judge).
 	DeadLetters int64
 
-	Buffer buffer.Stats
+	Buffer buffer.Stats `json:"-"` // the buffer's own section of the stats topic
 }
 
 // New validates cfg and prepares a bridge; it does not connect. gateway is

@@ -347,7 +347,7 @@ type flight struct {
 // ack_timeout since the oldest was handed over and nothing left to write)
 // ends the session: a dead link is found within seconds, not after
 // keepalive and the ping timeout.
-func (s *session) drain(ctx context.Context) (err error) {
+func (s *session) drain(ctx context.Context) error {
 	br := s.br
 	acks := newAcker(br)
 	defer acks.close() // waits, so the next session reads a settled buffer

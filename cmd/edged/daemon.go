@@ -130,6 +130,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 		if err != nil {
 			return err
 		}
+		stats.sources = append(stats.sources, statsSource{section: "uplink", stats: func() any { return br.Stats() }})
 		brk.SetInterceptor(func(m telemetry.Message, from string) error {
 			if err := br.Intercept(m, from); err != nil {
 				if errors.Is(err, bridge.ErrRefused) {

@@ -178,6 +178,11 @@ func TestDownlinkReachesLocalSubscribersAndIsNotSentBack(t *testing.T) {
 			break
 		}
 	}
+	stats := testpeer.StartMosquittoSub(t, "-h", host, "-p", port, "-t", "gw/edged/stats")
+	if _, payload, _ := strings.Cut(stats.Next(t, 20*time.Second), " "); !strings.Contains(payload, `"uplink":{`) ||
+		!strings.Contains(payload, `"dead_letters":0`) || !strings.Contains(payload, `"unforwardable":0`) {
+		t.Errorf("the stats topic lacks the uplink's counters: %s", payload)
+	}
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
