@@ -20,6 +20,7 @@ import (
 // Buffer is what the bridge needs of the durable queue (*buffer.Buffer).
 type Buffer interface {
 	Append(ctx context.Context, m telemetry.Message) error
+	AppendAll(ctx context.Context, ms []telemetry.Message) []error
 	Read(after int64, n int) ([]buffer.Entry, error)
 	Ack(seq ...int64) error
 	Notify() <-chan struct{}
@@ -95,12 +96,15 @@ type Bridge struct {
 	resendUpTo int64
 	pubs       sync.WaitGroup // sessions' goroutines that may outlive them, see drain
 
-	// suspect is the entry that was the oldest unconfirmed when the server
-	// last dropped the connection, and how many drops in a row it was;
-	// skipped holds entries that should have gone to the dead-letter table
-	// and could not. Both owned by the goroutine running Run.
+	// suspect is the entry that was alone in flight when the server last
+	// dropped the connection, and how many drops in a row it was; skipped
+	// holds entries that should have gone to the dead-letter table and
+	// could not. Owned by the goroutine running Run, like careful.
 	suspect suspect
 	skipped map[int64]bool
+	careful int64 // entries up to this seq go up one at a time (see judge)
+
+	inproc inproc // in-process messages on their way to the buffer
 
 	deadLetters   atomic.Int64  // entries in the dead-letter table
 	unforwardable atomic.Uint64 // see Stats.Unforwardable
@@ -177,6 +181,7 @@ func New(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.L
 		direct:      make(chan telemetry.Message, directQueue),
 		changed:     make(chan struct{}, 1),
 	}
+	br.inproc.ctx, br.inproc.cancel = context.WithCancel(context.Background())
 	var err error
 	if br.servers, err = parseServers(cfg); err != nil {
 		return nil, err
@@ -243,11 +248,16 @@ func New(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.L
 // costs a few string comparisons and is let through. A matching message is
 // forwarded at the rule's QoS, or QoS 1 when it was published with QoS 1 or
 // more, so the durability promise holds whatever the rule says. QoS 1 (and
-// QoS 0 with buffer_qos0) is committed to the buffer before Intercept
-// returns; an error wrapping ErrRefused means it could not be, and the
-// publisher must not be acknowledged. Other QoS 0 messages are sent straight
-// away while connected and dropped (counted) while not. Messages the bridge
-// published locally itself (downlink, status) are never sent back up.
+// QoS 0 with buffer_qos0) from a network client (fromClient not empty) is
+// committed to the buffer before Intercept returns; an error wrapping
+// ErrRefused means it could not be, and the publisher must not be
+// acknowledged. The same from an in-process publisher (an adapter's
+// reading, fromClient empty) is queued for the buffer and Intercept returns
+// at once: nobody waits for its acknowledgement, so the poll loop does not
+// wait for the disk. Other QoS 0 messages are sent straight away while
+// connected and dropped (counted) while not. Messages the bridge published
+// locally itself (downlink, status) are never sent back up, and messages
+// whose upstream topic no broker takes are not forwarded (counted, logged).
 func (br *Bridge) Intercept(m telemetry.Message, fromClient string) error {
 	r := forwardFor(br.forward, m.Topic)
 	if r == nil {
@@ -282,6 +292,21 @@ func (br *Bridge) Intercept(m telemetry.Message, fromClient string) error {
 		// Whatever waits in the buffer goes up at QoS 1: it leaves the
 		// buffer only on a PUBACK, which QoS 0 would never bring.
 		out.QoS = 1
+		if fromClient == "" {
+			// In-process (an adapter's reading): nobody waits for a PUBACK,
+			// so the publisher does not wait for the disk either.
+			switch br.putInproc(out) {
+			case queued:
+				return nil
+			case queueFull:
+				br.refused.Add(1)
+				if n, ok := br.inproc.fullLog.allow(time.Now()); ok {
+					br.log.Warn("uplink: the buffer is not keeping up with in-process messages; not buffering some",
+						"topic", shortTopic(m.Topic), "backlog", inprocMax, "more_since_last_line", n)
+				}
+				return nil
+			}
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 		defer cancel()
 		if err := br.buf.Append(ctx, out); err != nil {

@@ -17,21 +17,31 @@ type suspect struct {
 // the upstream refuses. Mosquitto, for one, answers a PUBLISH it finds
 // malformed (a topic with U+0001 or U+FFFF) by closing the connection,
 // without a word; the message stays at the head of the queue, is sent
-// first after every reconnect and stalls everything behind it. So when
-// the server closed the connection (not a timeout of ours or of the
-// network) while the same entry was the oldest unconfirmed one, dead_letter_after
-// times in a row (3 by default) with no acknowledgement for it in between,
-// the entry is moved to the dead-letter table and the rest goes on in
-// order.
+// first after every reconnect and stalls everything behind it.
 //
-// Why 3: one drop is an ordinary blip; two with the same entry at the head
-// can still be a flapping link or another client taking over the client
-// id; a third, each time right after the entry went up, is the pattern of
-// a refusal. A refused message costs three reconnects (a few seconds of
-// backoff) before the queue moves again.
+// Which message it was is not known when several were in flight: the
+// server acknowledges the ones before it and then closes, and those
+// acknowledgements may reach paho after the close. So after the server
+// closed a connection (not a timeout of ours or of the network), the
+// entries that were in flight are sent again one at a time (careful, see
+// oneAtATime); a drop with a single entry in flight is that entry's
+// strike. When the same entry has been alone in flight at dead_letter_after
+// drops in a row (3 by default), it is moved to the dead-letter table and
+// the rest goes on, in order.
+//
+// Why 3: one drop is an ordinary blip; two with the same entry alone in
+// flight can still be a flapping link or another client taking over the
+// client id; a third, each time right after the entry went up alone, is the
+// pattern of a refusal. A refused message costs four reconnects (a few
+// seconds of backoff) before the queue moves again.
 func (br *Bridge) judge(s *session, err error) {
-	head := s.oldest
-	if head.seq == 0 || !droppedByServer(err) {
+	win := s.unconfirmed
+	if len(win) == 0 || !droppedByServer(err) {
+		return
+	}
+	br.careful = max(br.careful, win[len(win)-1].seq)
+	head := win[0]
+	if len(win) > 1 || head.tok == nil { // several in flight, or not even sent
 		return
 	}
 	if br.suspect.seq != head.seq {
@@ -42,7 +52,7 @@ func (br *Bridge) judge(s *session, err error) {
 		return
 	}
 	br.suspect = suspect{}
-	reason := fmt.Sprintf("the server closed the connection %d times in a row while this message was the oldest unacknowledged one (last: %v)",
+	reason := fmt.Sprintf("the server closed the connection %d times in a row while this message was the only one in flight (last: %v)",
 		br.deadAfter, err)
 	if derr := br.buf.DeadLetter(head.seq, reason); derr != nil {
 		br.skipped[head.seq] = true

@@ -5,7 +5,9 @@
 // Forward rules pick local topics to send upstream. The bridge sees every
 // local publish through Intercept, which the local broker calls before it
 // acknowledges the publisher; a QoS 1 message a rule matches is committed to
-// the buffer first, so the publisher's PUBACK means "on disk". A drainer
+// the buffer first, so the publisher's PUBACK means "on disk". Readings
+// published in-process by the adapters have no PUBACK to wait for: they are
+// queued for the buffer, in order, and the adapter goes on. A drainer
 // sends the buffer in sequence order with a window of QoS 1 publishes in
 // flight and removes an entry only when the upstream's PUBACK confirmed it.
 // After a dropped connection everything unconfirmed is sent again, in the
@@ -16,6 +18,13 @@
 // nothing. Messages sent again are counted as possible duplicates (within
 // one process; after a restart, what the last process had in flight goes up
 // again without being counted).
+//
+// Nothing may stall the queue: a topic no upstream takes is refused at the
+// forward step; a message the upstream answers by closing the connection,
+// again and again, is moved to the buffer's dead-letter table (judge); a
+// server that goes silent with a publish outstanding is dropped after
+// ack_timeout; and no call into paho, nor shutdown, waits on the network
+// for more than about a second.
 //
 // paho writes each packet with a write of its own; on the connections the
 // bridge dials itself (mqtt://, mqtts://) those writes are gathered and sent

@@ -125,6 +125,7 @@ func TestLoopGuard(t *testing.T) {
 		if err := local.Publish("gw/meter1/relay/set", own, 1, false); err != nil {
 			t.Fatal(err)
 		}
+		settle(br)
 		if buf.Stats().Messages != 1 || br.Stats().NotForwarded != 1 {
 			t.Errorf("buffered %d, not forwarded %d; want the adapter's forwarded and the bridge's not", buf.Stats().Messages, br.Stats().NotForwarded)
 		}
@@ -138,6 +139,7 @@ func TestLoopGuard(t *testing.T) {
 		if err := local.Publish("gw/x/y/set", nil, 1, false); err != nil {
 			t.Fatal(err)
 		}
+		settle(br)
 		if buf.Stats().Messages != 1 || br.Stats().NotForwarded != 1 {
 			t.Errorf("buffered %d, not forwarded %d", buf.Stats().Messages, br.Stats().NotForwarded)
 		}

@@ -28,12 +28,15 @@ import (
 type nopBuffer struct{}
 
 func (nopBuffer) Append(context.Context, telemetry.Message) error { return nil }
-func (nopBuffer) Read(int64, int) ([]buffer.Entry, error)         { return nil, nil }
-func (nopBuffer) Ack(...int64) error                              { return nil }
-func (nopBuffer) Notify() <-chan struct{}                         { return nil }
-func (nopBuffer) Stats() buffer.Stats                             { return buffer.Stats{} }
-func (nopBuffer) DeadLetter(int64, string) error                  { return nil }
-func (nopBuffer) DeadLetters() (int64, error)                     { return 0, nil }
+func (nopBuffer) AppendAll(_ context.Context, ms []telemetry.Message) []error {
+	return make([]error, len(ms))
+}
+func (nopBuffer) Read(int64, int) ([]buffer.Entry, error) { return nil, nil }
+func (nopBuffer) Ack(...int64) error                      { return nil }
+func (nopBuffer) Notify() <-chan struct{}                 { return nil }
+func (nopBuffer) Stats() buffer.Stats                     { return buffer.Stats{} }
+func (nopBuffer) DeadLetter(int64, string) error          { return nil }
+func (nopBuffer) DeadLetters() (int64, error)             { return 0, nil }
 
 type nopLocal struct{}
 
@@ -377,6 +380,10 @@ func newBridge(t testing.TB, cfg config.Uplink, bo buffer.Options) (*Bridge, *te
 	local.intercept = br.Intercept
 	return br, local, buf, lb
 }
+
+// settle waits until in-process messages published so far have reached the
+// buffer (they do not wait for it themselves). No publish may run meanwhile.
+func settle(br *Bridge) { br.inproc.wg.Wait() }
 
 func connected(br *Bridge) func() bool { return func() bool { return br.Stats().Connected } }
 

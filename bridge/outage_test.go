@@ -139,7 +139,9 @@ func TestBufferBoundsWhileTheUpstreamIsAway(t *testing.T) {
 		runBridge(t, br)
 		var accepted []int
 		for i := range sent {
-			err := local.Publish("gw/m/p", fmt.Appendf(nil, "%04d", i), 1, false)
+			// A network publisher: it learns of the refusal (in-process
+			// publishers do not wait for the buffer).
+			err := local.PublishFrom("sensor", "gw/m/p", fmt.Appendf(nil, "%04d", i), 1)
 			switch {
 			case err == nil:
 				accepted = append(accepted, i)
@@ -179,6 +181,7 @@ func TestBufferBoundsWhileTheUpstreamIsAway(t *testing.T) {
 				t.Fatalf("publish %d: %v", i, err)
 			}
 		}
+		settle(br)
 		proxy.Restore()
 		ms := col.waitFor(t, 20*time.Second, "the kept messages", func(ms []mqttMessage) bool { return len(ms) >= keep })
 		for i, m := range ms[:keep] {
@@ -231,6 +234,7 @@ func TestQoS0(t *testing.T) {
 		if err := local.Publish("gw/m/p", []byte("1"), 1, false); err != nil {
 			t.Fatal(err)
 		}
+		settle(br)
 		if buf.Stats().Messages != 1 || br.Stats().DroppedQoS0 != 0 {
 			t.Errorf("buffered %d, dropped %d: want it buffered", buf.Stats().Messages, br.Stats().DroppedQoS0)
 		}

@@ -64,6 +64,7 @@ func (br *Bridge) Run(ctx context.Context) error {
 		br.statusLoop(statusCtx)
 	}()
 	defer func() {
+		br.closeInproc()
 		stopStatus()
 		wg.Wait()
 		br.pubs.Wait() // a session's helpers may still be in paho
@@ -127,10 +128,10 @@ type session struct {
 	lost     chan struct{} // closed when paho reports the connection lost
 	lostErr  error         // set before lost is closed
 
-	// Set by drain when it ends: the oldest entry handed to paho and not
-	// confirmed (seq 0 when none), and whether any entry was confirmed.
-	oldest    flight
-	delivered bool
+	// Set by drain when it ends: the entries handed to paho and not
+	// confirmed, in order, and whether any entry was confirmed.
+	unconfirmed []flight
+	delivered   bool
 }
 
 func (s *session) connectionLost(err error) {
@@ -371,11 +372,7 @@ func (s *session) drain(ctx context.Context) error {
 		taken     int            // how many of win paho has taken (tok set)
 		exhausted bool           // the last Read came back short: wait for Notify
 	)
-	defer func() {
-		if len(win) > 0 {
-			s.oldest = win[0]
-		}
-	}()
+	defer func() { s.unconfirmed = win }()
 	check := time.NewTicker(max(br.ackTimeout/4, 10*time.Millisecond))
 	defer check.Stop()
 	notify := br.buf.Notify()
@@ -398,7 +395,7 @@ func (s *session) drain(ctx context.Context) error {
 			}
 			exhausted = len(es) < br.inflight
 		}
-		for len(queue) > 0 && len(win) < br.inflight {
+		for len(queue) > 0 && len(win) < br.inflight && !s.oneAtATime(queue[0].Seq, win) {
 			e := queue[0]
 			queue[0] = buffer.Entry{}
 			queue = queue[1:]
@@ -446,6 +443,18 @@ func (s *session) drain(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// oneAtATime reports whether the entry seq must wait for the window to be
+// empty: entries that were in flight when the server last closed the
+// connection go up alone until one of them is found to be the cause (see
+// judge), and nothing is sent beside one of them.
+func (s *session) oneAtATime(seq int64, win []flight) bool {
+	careful := s.br.careful
+	if len(win) == 0 || careful == 0 {
+		return false
+	}
+	return seq <= careful || win[len(win)-1].seq <= careful
 }
 
 // silent reports whether nothing has been read from the server for
