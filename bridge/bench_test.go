@@ -153,6 +153,7 @@ func drainEdged(b *testing.B, u *upstream, round int) drainResult {
 			b.Fatal(err)
 		}
 	}
+	settle(br)
 	if n := buf.Stats().Messages; n != benchOutage {
 		b.Fatalf("%d buffered, want %d", n, benchOutage)
 	}
