@@ -43,8 +43,10 @@ func (br *Bridge) setDisconnected(srv server, err error, shutdown bool) {
 
 // connectFailed counts a failed attempt and logs it when the reason is new,
 // so an upstream that stays away for a day makes one line, not thousands.
+// The count goes up last: whoever sees it sees the reason in Stats and the
+// log too.
 func (br *Bridge) connectFailed(srv server, err error) {
-	br.connectFailures.Add(1)
+	defer br.connectFailures.Add(1)
 	why := explain(err)
 	br.mu.Lock()
 	repeat := br.st.LastError == why && br.st.Server == srv.display
