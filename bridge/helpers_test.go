@@ -164,7 +164,7 @@ func startUpstream(t testing.TB, mutual bool) *upstream {
 	t.Helper()
 	ca := testpeer.NewCA(t, "upstream")
 	srv := ca.Server(t, "upstream-server")
-	u := &upstream{ca: ca, mutual: mutual, plain: testpeer.FreePort(t)}
+	u := &upstream{ca: ca, mutual: mutual}
 	conf := fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\n", ca.File, srv.CertFile, srv.KeyFile)
 	if mutual {
 		conf += "require_certificate true\n"
@@ -173,10 +173,11 @@ func startUpstream(t testing.TB, mutual bool) *upstream {
 	// Nothing may be dropped or held back at the upstream: what the test
 	// counts is what the bridge delivered.
 	conf += "max_queued_messages 0\nmax_inflight_messages 0\n" + asRoot()
-	conf += fmt.Sprintf("listener %d 127.0.0.1\n", testpeer.Port(t, u.plain))
-	u.m = testpeer.StartMosquitto(t, conf)
+	u.m = testpeer.StartMosquittoPorts(t, 1, func(plain []string) string {
+		u.plain = plain[0]
+		return conf + fmt.Sprintf("listener %d 127.0.0.1\n", testpeer.Port(t, u.plain))
+	})
 	u.tlsAddr = u.m.Addr
-	testpeer.WaitListening(t, u.plain, 10*time.Second)
 	return u
 }
 

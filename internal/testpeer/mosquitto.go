@@ -3,6 +3,7 @@ package testpeer
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,8 @@ type Mosquitto struct {
 	Dir  string // its working directory (config, logs)
 	cmd  *exec.Cmd
 	log  *lockedBuffer
+
+	exited chan struct{} // closed when the process has ended
 }
 
 // lockedBuffer collects a process's output while tests read it.
@@ -44,11 +47,39 @@ func (b *lockedBuffer) String() string {
 // it). It is stopped when the test ends.
 func StartMosquitto(t testing.TB, extra string) *Mosquitto {
 	t.Helper()
+	return StartMosquittoPorts(t, 0, func([]string) string { return extra })
+}
+
+// StartMosquittoPorts is StartMosquitto for a configuration with n more
+// listeners: extra gets n free loopback addresses for them. A free port
+// can be taken by someone else before mosquitto binds it (other tests on
+// the machine open connections all the time); then mosquitto exits, and it
+// is started again on new ports, up to three times.
+func StartMosquittoPorts(t testing.TB, n int, extra func(addrs []string) string) *Mosquitto {
+	t.Helper()
 	bin := Need(t, "mosquitto", "mosquitto")
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("mosquitto: %v", err)
 	}
-	m := &Mosquitto{Addr: FreePort(t), Dir: t.TempDir(), log: &lockedBuffer{}}
+	for attempt := 1; ; attempt++ {
+		addrs := make([]string, n)
+		for i := range addrs {
+			addrs[i] = FreePort(t)
+		}
+		m, err := startMosquitto(t, bin, extra(addrs), addrs)
+		if err == nil {
+			return m
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "in use") {
+			t.Fatalf("mosquitto: %v", err)
+		}
+		t.Logf("mosquitto: %v; trying other ports", err)
+	}
+}
+
+func startMosquitto(t testing.TB, bin, extra string, more []string) (*Mosquitto, error) {
+	t.Helper()
+	m := &Mosquitto{Addr: FreePort(t), Dir: t.TempDir(), log: &lockedBuffer{}, exited: make(chan struct{})}
 	conf := fmt.Sprintf("listener %d 127.0.0.1\n", Port(t, m.Addr))
 	if !strings.Contains(extra, "allow_anonymous") {
 		conf += "allow_anonymous true\n"
@@ -66,18 +97,51 @@ func StartMosquitto(t testing.TB, extra string) *Mosquitto {
 	if err := m.cmd.Start(); err != nil {
 		t.Fatalf("start mosquitto: %v", err)
 	}
+	go func() {
+		_ = m.cmd.Wait()
+		close(m.exited)
+	}()
 	t.Cleanup(m.Stop)
-	WaitListening(t, m.Addr, 10*time.Second)
-	return m
+	deadline := time.Now().Add(10 * time.Second)
+	for _, addr := range append([]string{m.Addr}, more...) {
+		for !listening(addr) {
+			select {
+			case <-m.exited:
+				return nil, fmt.Errorf("exited before listening on %s: %s", addr, m.Log())
+			case <-time.After(10 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				m.Stop()
+				return nil, fmt.Errorf("not listening on %s after 10s: %s", addr, m.Log())
+			}
+		}
+	}
+	// Every listener answers; one that failed to bind makes mosquitto exit
+	// right after the others were opened.
+	select {
+	case <-m.exited:
+		return nil, fmt.Errorf("exited after opening its listeners: %s", m.Log())
+	default:
+	}
+	return m, nil
+}
+
+func listening(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // Stop kills the broker and waits for it; it is safe to call twice.
 func (m *Mosquitto) Stop() {
-	if m.cmd == nil || m.cmd.Process == nil || m.cmd.ProcessState != nil {
+	if m.cmd == nil || m.cmd.Process == nil {
 		return
 	}
 	_ = m.cmd.Process.Kill()
-	_ = m.cmd.Wait()
+	<-m.exited
 }
 
 // Log returns what mosquitto printed so far.

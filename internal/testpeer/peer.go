@@ -69,12 +69,5 @@ func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool
 // WaitListening waits until something accepts TCP connections on addr.
 func WaitListening(t testing.TB, addr string, limit time.Duration) {
 	t.Helper()
-	Eventually(t, limit, "a listener on "+addr, func() bool {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	})
+	Eventually(t, limit, "a listener on "+addr, func() bool { return listening(addr) })
 }
