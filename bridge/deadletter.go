@@ -22,26 +22,33 @@ type suspect struct {
 // Which message it was is not known when several were in flight: the
 // server acknowledges the ones before it and then closes, and those
 // acknowledgements may reach paho after the close. So after the server
-// closed a connection (not a timeout of ours or of the network), the
-// entries that were in flight are sent again one at a time (careful, see
-// oneAtATime); a drop with a single entry in flight is that entry's
-// strike. When the same entry has been alone in flight at dead_letter_after
+// closed a connection (not a timeout of ours or of the network) that
+// delivered nothing, the entries that were in flight are sent again one at
+// a time (careful, see oneAtATime); a drop with a single entry in flight
+// is that entry's strike. When the same entry has been alone in flight at dead_letter_after
 // drops in a row (3 by default), it is moved to the dead-letter table and
 // the rest goes on, in order.
 //
 // Why 3: one drop is an ordinary blip; two with the same entry alone in
 // flight can still be a flapping link or another client taking over the
 // client id; a third, each time right after the entry went up alone, is the
-// pattern of a refusal. A refused message costs four reconnects (a few
-// seconds of backoff) before the queue moves again.
+// pattern of a refusal. A refused message costs four to six reconnects (a
+// few seconds of backoff) before the queue moves again.
 func (br *Bridge) judge(s *session, err error) {
 	win := s.unconfirmed
 	if len(win) == 0 || !droppedByServer(err) {
 		return
 	}
-	br.careful = max(br.careful, win[len(win)-1].seq)
 	head := win[0]
-	if len(win) > 1 || head.tok == nil { // several in flight, or not even sent
+	if len(win) > 1 || head.tok == nil {
+		// Several in flight (or it was not even sent): which one the
+		// server refused is not known. After a connection that delivered
+		// nothing at all they go up again one at a time to find out; a
+		// drop in the middle of a flowing stream is taken for a blip, and
+		// costs no slow resend.
+		if !s.delivered {
+			br.careful = max(br.careful, win[len(win)-1].seq)
+		}
 		return
 	}
 	if br.suspect.seq != head.seq {
