@@ -38,6 +38,7 @@ var (
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 	durationType    = reflect.TypeFor[Duration]()
 	sizeType        = reflect.TypeFor[Size]()
+	haEntityType    = reflect.TypeFor[HAEntity]()
 )
 
 // field is one toml key of a struct: the index path to reach it through
@@ -78,6 +79,10 @@ func (d *decoder) value(path string, v any, rv reflect.Value) {
 	t := rv.Type()
 	if reflect.PointerTo(t).Implements(textUnmarshaler) {
 		d.text(path, v, rv)
+		return
+	}
+	if t == haEntityType {
+		d.haEntity(path, v, rv)
 		return
 	}
 	switch t.Kind() {
@@ -163,6 +168,19 @@ func (d *decoder) value(path string, v any, rv reflect.Value) {
 		// Only reachable if types.go grows a field kind this walker does
 		// not know; say so instead of silently dropping the value.
 		d.fail(path, "edged cannot decode a %s here (bug)", t)
+	}
+}
+
+// haEntity decodes homeassistant = false (hidden), true (as it is) or a
+// table of names.
+func (d *decoder) haEntity(path string, v any, rv reflect.Value) {
+	switch x := v.(type) {
+	case bool:
+		rv.Set(reflect.ValueOf(HAEntity{Hidden: !x}))
+	case map[string]any:
+		d.table(path, x, rv)
+	default:
+		d.fail(path, "expected false (hide it) or a table such as { name = \"Grid voltage\" }, got %s", describe(v))
 	}
 }
 

@@ -54,6 +54,7 @@ func applyDefaults(c *Config, isSet func(path string) bool, hostname string) {
 	setDur(&b.MaxAge, 168*time.Hour, isSet("buffer.max_age"))
 	setStr(&b.WhenFull, "drop-oldest")
 	setStr(&b.Durability, "full")
+	setStr(&c.HomeAssistant.Prefix, DefaultHomeAssistantPrefix)
 }
 
 func defaultBroker(b *Broker, isSet func(string) bool) {

@@ -12,6 +12,8 @@ type Config struct {
 	Uplink  *Uplink  `toml:"uplink"` // nil: no uplink
 	Buffer  Buffer   `toml:"buffer"`
 
+	HomeAssistant HomeAssistant `toml:"homeassistant"`
+
 	// File is the path the config was loaded from (not a TOML key).
 	File string `toml:"-"`
 	// Warnings are doubts that do not stop the config from loading, such as
@@ -89,6 +91,8 @@ type Device struct {
 	MaxRegs  int      `toml:"max_registers"` // default: the bus's
 	MaxBits  int      `toml:"max_bits"`      // default: the bus's
 	Points   []Point  `toml:"points"`        // the profile's points come first when Load returns
+
+	HomeAssistant *HAEntity `toml:"homeassistant"` // false hides the device; a table renames it
 }
 
 // Point is one register, coil or value of a Modbus device.
@@ -109,6 +113,8 @@ type Point struct {
 	Retain    bool     `toml:"retain"` // default false
 	Deadband  float64  `toml:"deadband"`
 	Heartbeat Duration `toml:"heartbeat"`
+
+	HomeAssistant *HAEntity `toml:"homeassistant"` // false hides the point; a table renames it
 }
 
 // Profile is a reusable register map: configs/profiles/NAME.toml. The line
@@ -116,7 +122,9 @@ type Point struct {
 // when a serial bus disagrees, and Unit is a device's default unit. MaxRegs
 // lowers a device's max_registers when the device sets none.
 type Profile struct {
-	Description string  `toml:"description"`
+	Description  string `toml:"description"`
+	Manufacturer string `toml:"manufacturer"` // shown in Home Assistant's device page
+	Model        string `toml:"model"`
 	Baud        int     `toml:"baud"`
 	Parity      string  `toml:"parity"`
 	StopBits    int     `toml:"stop_bits"`
@@ -149,6 +157,8 @@ type Serial struct {
 	Writable  bool     `toml:"writable"`  // {gateway}/{device}/tx is written to the port
 	Topic     string   `toml:"topic"`     // default {gateway}/{device}/{point}
 	Payload   string   `toml:"payload"`   // json (default) | value
+
+	HomeAssistant *HAEntity `toml:"homeassistant"` // false hides the device; a table renames it
 }
 
 // ATDev is a module driven by AT commands.
@@ -165,6 +175,8 @@ type ATDev struct {
 	RawCommands *bool     `toml:"raw_commands"` // {gateway}/{device}/at, default true
 	Topic       string    `toml:"topic"`        // default {gateway}/{device}/{point}
 	Payload     string    `toml:"payload"`      // json (default) | value
+
+	HomeAssistant *HAEntity `toml:"homeassistant"` // false hides the device; a table renames it
 }
 
 // ATQuery is a command sent every interval and the pattern its reply is parsed with.
@@ -223,4 +235,23 @@ type Buffer struct {
 	MaxAge     Duration `toml:"max_age"`    // default 168h
 	WhenFull   string   `toml:"when_full"`  // drop-oldest (default) | reject
 	Durability string   `toml:"durability"` // full (default) | power-loss-unsafe ("normal" is its old name)
+}
+
+// HomeAssistant is MQTT discovery for Home Assistant: every device and
+// point announced as a Home Assistant device and entity.
+type HomeAssistant struct {
+	Enabled bool   `toml:"enabled"` // default false
+	Prefix  string `toml:"prefix"`  // discovery prefix, default homeassistant
+}
+
+// HAEntity is the homeassistant key of a device or a point: false hides it
+// from Home Assistant, a table names it. DeviceClass and Icon are a point's;
+// Manufacturer and Model a device's (a profile's are the default).
+type HAEntity struct {
+	Hidden       bool   `toml:"-"` // homeassistant = false
+	Name         string `toml:"name"`
+	DeviceClass  string `toml:"device_class"`
+	Icon         string `toml:"icon"`
+	Manufacturer string `toml:"manufacturer"`
+	Model        string `toml:"model"`
 }

@@ -133,6 +133,7 @@ func (v *validator) config(c *Config) {
 		v.uplink(c.Uplink)
 	}
 	v.buffer(&c.Buffer)
+	v.homeAssistant(&c.HomeAssistant)
 }
 
 // levelProblem says why s cannot be one level of an MQTT topic, or "".

@@ -1,6 +1,9 @@
 package config
 
-import "strings"
+import (
+	"cmp"
+	"strings"
+)
 
 var (
 	pointTables = []string{"holding", "input", "coil", "discrete"}
@@ -110,6 +113,7 @@ func (v *validator) device(p string, b *Bus, d *Device) {
 	v.positiveDur(p+".interval", d.Interval)
 	v.positiveDur(p+".timeout", d.Timeout)
 	v.topicAndPayload(p, d.Topic, d.Payload)
+	v.haDevice(p+".homeassistant", d.HomeAssistant)
 	v.readLimits(p, d.MaxGap, d.MaxRegs, d.MaxBits)
 
 	v.points(p+".points", d.Points, d.MaxRegs)
@@ -214,6 +218,7 @@ func (v *validator) point(p string, pt *Point, maxRegs int) {
 		v.errorf(p+".writable", "a %s cannot be written (only holding registers and coils can)", tableWord(pt.Table))
 	}
 	v.qos(p+".qos", pt.QoS)
+	v.haPoint(p+".homeassistant", pt)
 }
 
 func tableWord(t string) string {
@@ -317,6 +322,13 @@ func (v *validator) mergeProfiles(c *Config) {
 			if r.p.MaxRegs != 0 && !v.set[dp+".max_registers"] {
 				d.MaxRegs = min(d.MaxRegs, r.p.MaxRegs)
 			}
+			if r.p.Manufacturer != "" || r.p.Model != "" {
+				if d.HomeAssistant == nil {
+					d.HomeAssistant = &HAEntity{}
+				}
+				d.HomeAssistant.Manufacturer = cmp.Or(d.HomeAssistant.Manufacturer, r.p.Manufacturer)
+				d.HomeAssistant.Model = cmp.Or(d.HomeAssistant.Model, r.p.Model)
+			}
 		}
 	}
 }
@@ -339,6 +351,10 @@ func clonePoint(p Point) Point {
 	if p.Precision != nil {
 		n := *p.Precision
 		p.Precision = &n
+	}
+	if p.HomeAssistant != nil {
+		h := *p.HomeAssistant
+		p.HomeAssistant = &h
 	}
 	return p
 }

@@ -163,6 +163,7 @@ func (v *validator) serial(list []Serial) {
 			v.errorf(p+".interval", "only used with request (the bytes sent every interval)")
 		}
 		v.topicAndPayload(p, s.Topic, s.Payload)
+		v.haDevice(p+".homeassistant", s.HomeAssistant)
 	}
 }
 
@@ -199,6 +200,7 @@ func (v *validator) at(list []ATDev) {
 			v.errorf(p+".reset_after", "must be at least 1, got %d", a.ResetAfter)
 		}
 		v.topicAndPayload(p, a.Topic, a.Payload)
+		v.haDevice(p+".homeassistant", a.HomeAssistant)
 	}
 }
 
