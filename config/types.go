@@ -122,15 +122,15 @@ type Point struct {
 // when a serial bus disagrees, and Unit is a device's default unit. MaxRegs
 // lowers a device's max_registers when the device sets none.
 type Profile struct {
-	Description  string `toml:"description"`
-	Manufacturer string `toml:"manufacturer"` // shown in Home Assistant's device page
-	Model        string `toml:"model"`
-	Baud        int     `toml:"baud"`
-	Parity      string  `toml:"parity"`
-	StopBits    int     `toml:"stop_bits"`
-	Unit        int     `toml:"unit"`
-	MaxRegs     int     `toml:"max_registers"` // the most registers the device answers in one read
-	Points      []Point `toml:"points"`
+	Description  string  `toml:"description"`
+	Manufacturer string  `toml:"manufacturer"` // shown in Home Assistant's device page
+	Model        string  `toml:"model"`
+	Baud         int     `toml:"baud"`
+	Parity       string  `toml:"parity"`
+	StopBits     int     `toml:"stop_bits"`
+	Unit         int     `toml:"unit"`
+	MaxRegs      int     `toml:"max_registers"` // the most registers the device answers in one read
+	Points       []Point `toml:"points"`
 }
 
 // SerialPort holds the line settings shared by every serial device.
