@@ -42,6 +42,10 @@ func (t Template) Expand(gateway, device, point string) string {
 // StatusTopic is the retained online/offline topic of a device.
 func StatusTopic(gateway, device string) string { return gateway + "/" + device + "/status" }
 
+// GatewayStatusTopic is the retained online/offline topic of edged itself
+// on its local broker: online while it runs, offline once it stopped.
+func GatewayStatusTopic(gateway string) string { return gateway + "/status" }
+
 // Message is one MQTT message as the parts of edged hand it to each other.
 type Message struct {
 	Topic   string

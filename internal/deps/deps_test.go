@@ -33,13 +33,14 @@ var rules = []rule{
 	{"buffer", []string{"telemetry", "liveness"}, "the buffer imports no other part"},
 	{"broker", []string{"config", "telemetry", "mqttauth", "liveness"}, "the broker knows no devices, no buffer and no uplink"},
 	{"bridge", []string{"buffer", "config", "telemetry", "liveness"}, "the bridge drains the buffer; it knows no broker and no devices"},
+	{"homeassistant", []string{"config", "telemetry"}, "discovery announces the config; it knows no part"},
 	{"adapters/internal/", []string{"config", "telemetry", "liveness", "adapters/internal/"}, "adapter mechanics know no part"},
 	{"adapters/modbus/modbussim", []string{"config", "telemetry"}, "a simulator knows no part"},
 	{"adapters/serialline/linesim", []string{"config", "telemetry"}, "a simulator knows no part"},
 	{"adapters/", []string{"config", "telemetry", "liveness", "adapters/internal/"}, "adapters never import the broker, the bridge, the buffer or each other"},
 	{"internal/testpeer", []string{"telemetry", "config"}, "test peers are imported by tests only"},
 	{"internal/deps", nil, "this test"},
-	{"cmd/edged", []string{"adapters/", "broker", "bridge", "buffer", "config", "telemetry", "mqttauth", "liveness"}, "cmd/edged wires the parts"},
+	{"cmd/edged", []string{"adapters/", "broker", "bridge", "buffer", "config", "telemetry", "mqttauth", "liveness", "homeassistant"}, "cmd/edged wires the parts"},
 }
 
 // testOnly packages may be imported by _test.go files only.
@@ -174,6 +175,8 @@ func TestTheRulesCatchABreak(t *testing.T) {
 		{"broker", "adapters/modbus"},
 		{"telemetry", "config"},
 		{"bridge", "broker"},
+		{"homeassistant", "broker"},
+		{"homeassistant", "adapters/modbus"},
 	} {
 		r, ok := ruleFor(c.pkg)
 		if !ok {
