@@ -19,6 +19,7 @@ import (
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/buffer"
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/homeassistant"
 	"github.com/edged/edged/telemetry"
 )
 
@@ -149,6 +150,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 	parts = append(parts, adapters...)
 	stats.sources = append(stats.sources, sources...)
 	parts = append(parts, stats)
+	// Even when disabled it runs: it clears the entities an earlier run
+	// with [homeassistant] enabled announced.
+	ha, err := homeassistant.New(cfg, brk, brk, homeassistant.Options{Version: version, Log: log.With("component", "homeassistant")})
+	if err != nil {
+		return err
+	}
+	parts = append(parts, ha)
 
 	// runCtx ends on a signal or when any part fails; the broker outlives the
 	// others so their last publishes land.
@@ -171,6 +179,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 	for _, a := range brk.Addrs() {
 		log.Info("broker listening", "address", a.String())
 	}
+	gatewayStatus := func(s string) {
+		if err := brk.Publish(telemetry.GatewayStatusTopic(cfg.Gateway.ID), []byte(s), 1, true); err != nil {
+			log.Warn("gateway status not published", "status", s, "err", err)
+		}
+	}
+	gatewayStatus("online")
 	g.Go(func() error {
 		select {
 		case <-brkDone:
@@ -199,6 +213,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 	done := make(chan error, 1)
 	go func() {
 		err := g.Wait()
+		// The broker's last word for edged itself. A process that dies
+		// takes the broker with it: its clients see the connection drop
+		// (Home Assistant then marks every entity unavailable on its own),
+		// and the next start says online again.
+		gatewayStatus("offline")
 		stopBroker()
 		<-brkDone
 		if err == nil && brkErr != nil {
@@ -240,7 +259,15 @@ func newAdapters(cfg *config.Config, brk *broker.Broker, log *slog.Logger) ([]pa
 			return nil, nil, fmt.Errorf("modbus bus %q: %w", bus.Name, err)
 		}
 		parts = append(parts, p)
-		sources = append(sources, statsSource{section: "modbus", name: bus.Name, stats: func() any { return p.Stats() }})
+		sources = append(sources, statsSource{section: "modbus", name: bus.Name, stats: func() any { return p.Stats() }, offline: func() int {
+			n := 0
+			for _, d := range p.Stats().Devices {
+				if !d.Online {
+					n++
+				}
+			}
+			return n
+		}})
 	}
 	for _, s := range cfg.Serial {
 		p, err := serialline.New(s, gw, brk, brk, log.With("adapter", "serial", "device", s.Name))
@@ -248,7 +275,7 @@ func newAdapters(cfg *config.Config, brk *broker.Broker, log *slog.Logger) ([]pa
 			return nil, nil, fmt.Errorf("serial device %q: %w", s.Name, err)
 		}
 		parts = append(parts, p)
-		sources = append(sources, statsSource{section: "serial", name: s.Name, stats: func() any { return p.Stats() }})
+		sources = append(sources, statsSource{section: "serial", name: s.Name, stats: func() any { return p.Stats() }, offline: func() int { return offline(p.Stats().Online) }})
 	}
 	for _, a := range cfg.AT {
 		p, err := at.New(a, gw, brk, brk, log.With("adapter", "at", "device", a.Name))
@@ -256,7 +283,15 @@ func newAdapters(cfg *config.Config, brk *broker.Broker, log *slog.Logger) ([]pa
 			return nil, nil, fmt.Errorf("at device %q: %w", a.Name, err)
 		}
 		parts = append(parts, p)
-		sources = append(sources, statsSource{section: "at", name: a.Name, stats: func() any { return p.Stats() }})
+		sources = append(sources, statsSource{section: "at", name: a.Name, stats: func() any { return p.Stats() }, offline: func() int { return offline(p.Stats().Online) }})
 	}
 	return parts, sources, nil
+}
+
+// offline counts a device that is not online.
+func offline(online bool) int {
+	if online {
+		return 0
+	}
+	return 1
 }

@@ -18,6 +18,7 @@ type statsSource struct {
 	section string // "broker", "buffer", "modbus", "serial", "at"
 	name    string // bus or device name; "" for the single parts
 	stats   func() any
+	offline func() int // devices of this source that are offline; nil: none
 }
 
 // statsPublisher publishes every part's counters, retained, on
@@ -52,6 +53,13 @@ func (s *statsPublisher) snapshot() []byte {
 		"uptime_s": int64(time.Since(s.started).Seconds()),
 		"ts":       time.Now().UTC().Format(time.RFC3339),
 	}
+	offline := 0
+	for _, src := range s.sources {
+		if src.offline != nil {
+			offline += src.offline()
+		}
+	}
+	doc["devices_offline"] = offline
 	for _, src := range s.sources {
 		v := snakeKeys(src.stats())
 		if src.name == "" {
