@@ -29,6 +29,7 @@ port = "/dev/ttyUSB0"
   points = [
     { name = "voltage", table = "input", address = 0, type = "float32", unit = "V", precision = 1 },
     { name = "energy", table = "input", address = 2, type = "uint32", scale = 0.01, unit = "kWh" },
+    { name = "reactive", table = "input", address = 6, type = "float32", unit = "kvarh" },
     { name = "alarm", table = "discrete", address = 0 },
     { name = "relay", table = "coil", address = 0, writable = true },
     { name = "setpoint", table = "holding", address = 10, type = "int16", scale = 0.1, offset = 5, writable = true, unit = "°C" },
@@ -89,6 +90,7 @@ func TestEveryPointBecomesAnEntityOnItsPlatform(t *testing.T) {
 		"pi-01_meter1/voltage":      {"sensor", "voltage", "V", "measurement"},
 		"pi-01_meter1/energy":       {"sensor", "energy", "kWh", "total_increasing"},
 		"pi-01_meter1/alarm":        {"binary_sensor", "", "", ""},
+		"pi-01_meter1/reactive":     {"sensor", "", "kvarh", "total_increasing"},
 		"pi-01_meter1/relay":        {"switch", "", "", ""},
 		"pi-01_meter1/setpoint":     {"number", "temperature", "°C", ""},
 		"pi-01_meter1/humidity":     {"sensor", "humidity", "%", "measurement"},

@@ -300,7 +300,13 @@ func classify(unit, name string) (class, outUnit, state string) {
 	case class == "" && (unit == "%" || unit == "") && strings.Contains(strings.ToLower(name), "humidity"):
 		class, outUnit = "humidity", "%"
 	}
-	return class, outUnit, stateClassOf(class)
+	state = stateClassOf(class)
+	if unit == "varh" || unit == "kvarh" {
+		// A reactive energy counter; its device class is too recent to
+		// announce (an older Home Assistant refuses the whole config).
+		state = "total_increasing"
+	}
+	return class, outUnit, state
 }
 
 var unitClasses = map[string]string{
