@@ -103,6 +103,20 @@ func startMosquitto(t testing.TB, bin, extra string, more []string) (*Mosquitto,
 	}()
 	t.Cleanup(m.Stop)
 	deadline := time.Now().Add(10 * time.Second)
+	// Mosquitto says "running" once every listener is bound, and exits on
+	// the first it cannot bind. Wait for one or the other: a port answering
+	// is not proof, since whoever took it answers too.
+	for !strings.Contains(m.Log(), " running") {
+		select {
+		case <-m.exited:
+			return nil, fmt.Errorf("exited before it was running: %s", m.Log())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			m.Stop()
+			return nil, fmt.Errorf("not running after 10s: %s", m.Log())
+		}
+	}
 	for _, addr := range append([]string{m.Addr}, more...) {
 		for !listening(addr) {
 			select {
