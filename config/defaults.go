@@ -55,6 +55,10 @@ func applyDefaults(c *Config, isSet func(path string) bool, hostname string) {
 	setStr(&b.WhenFull, "drop-oldest")
 	setStr(&b.Durability, "full")
 	setStr(&c.HomeAssistant.Prefix, DefaultHomeAssistantPrefix)
+	if h := &c.HTTP; h.Address != "" && h.AllowAnonymous == nil {
+		anon := h.UsersFile == "" && isLoopbackAddress(h.Address)
+		h.AllowAnonymous = &anon
+	}
 }
 
 func defaultBroker(b *Broker, isSet func(string) bool) {

@@ -11,6 +11,7 @@ type Config struct {
 	AT      []ATDev  `toml:"at"`
 	Uplink  *Uplink  `toml:"uplink"` // nil: no uplink
 	Buffer  Buffer   `toml:"buffer"`
+	HTTP    HTTP     `toml:"http"`
 
 	HomeAssistant HomeAssistant `toml:"homeassistant"`
 
@@ -59,6 +60,16 @@ type Listener struct {
 	UsersFile      string `toml:"users_file"`      // mosquitto_passwd file; when set, clients must log in
 	ACLFile        string `toml:"acl_file"`        // Mosquitto ACL file
 	AllowAnonymous *bool  `toml:"allow_anonymous"` // default: true on loopback without users_file, false otherwise
+}
+
+// HTTP is the observation server: Prometheus metrics, health checks and
+// the status page. It is off while Address is empty.
+type HTTP struct {
+	Address        string `toml:"address"`         // host:port; default "": no server
+	UsersFile      string `toml:"users_file"`      // mosquitto_passwd file; when set, requests need basic auth
+	AllowAnonymous *bool  `toml:"allow_anonymous"` // default: true on loopback without users_file, false otherwise
+	CertFile       string `toml:"cert_file"`       // serve HTTPS with this certificate (PEM)
+	KeyFile        string `toml:"key_file"`        // and its private key (PEM)
 }
 
 // Bus is one Modbus bus: a serial line (RTU) or a TCP endpoint.

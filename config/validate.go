@@ -134,6 +134,7 @@ func (v *validator) config(c *Config) {
 	}
 	v.buffer(&c.Buffer)
 	v.homeAssistant(&c.HomeAssistant)
+	v.http(&c.HTTP, c.Broker.Listeners)
 }
 
 // levelProblem says why s cannot be one level of an MQTT topic, or "".
