@@ -62,7 +62,8 @@ type Bus struct {
 // Stats are the counters of one bus, per device. They only grow.
 type Stats struct {
 	Bus     string
-	Opens   uint64 // successful opens of the port or connection
+	Opens   uint64  // successful opens of the port or connection
+	Latency Latency // every transaction's duration; Latency.Sum is the time the bus was busy
 	Devices []DeviceStats
 }
 

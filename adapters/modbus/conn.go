@@ -210,8 +210,11 @@ func (b *Bus) do(l *link, d *device, what string, reqPDU, respPDU int, fn func(*
 		return classIO, err
 	}
 	_ = c.SetUnitId(d.unit)
+	start := time.Now()
 	class, err := classify(fn(c))
+	took := time.Since(start)
 	b.count(d, func(s *DeviceStats) {
+		b.stats.Latency.add(took) // b.mu is held
 		s.Requests++
 		s.BytesOut += uint64(reqPDU + l.overhead)
 		switch class {
