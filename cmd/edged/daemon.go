@@ -84,7 +84,9 @@ type progress struct {
 	stuck bool
 }
 
-func (p *progress) ok() bool {
+// stalled returns every stuck part's error; empty while all make progress.
+// /healthz reports the same list.
+func (p *progress) stalled() []error {
 	var errs []error
 	for _, pt := range p.parts {
 		if s, ok := pt.(staller); ok {
@@ -93,7 +95,11 @@ func (p *progress) ok() bool {
 			}
 		}
 	}
-	err := errors.Join(errs...)
+	return errs
+}
+
+func (p *progress) ok() bool {
+	err := errors.Join(p.stalled()...)
 	switch {
 	case err != nil && !p.stuck:
 		p.log.Error("a part makes no progress; no longer pinging the systemd watchdog", "err", err)
@@ -114,6 +120,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 	}
 
 	var buf *buffer.Buffer
+	var br *bridge.Bridge
 	var parts []part
 	stats := &statsPublisher{
 		topic: cfg.Gateway.ID + "/edged/stats", started: time.Now(), publish: brk.Publish,
@@ -127,7 +134,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 		}
 		defer buf.Close()
 		stats.sources = append(stats.sources, statsSource{section: "buffer", stats: func() any { return buf.Stats() }})
-		br, err := bridge.New(*cfg.Uplink, buf, cfg.Gateway.ID, brk, log.With("component", "uplink"))
+		br, err = bridge.New(*cfg.Uplink, buf, cfg.Gateway.ID, brk, log.With("component", "uplink"))
 		if err != nil {
 			return err
 		}
@@ -157,6 +164,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 		return err
 	}
 	parts = append(parts, ha)
+	alive := &progress{parts: parts, log: log}
+	if cfg.HTTP.Address != "" {
+		web, err := newObserver(cfg, brk, br, stats.sources, alive, stats.started, log)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, web)
+	}
 
 	// runCtx ends on a signal or when any part fails; the broker outlives the
 	// others so their last publishes land.
@@ -202,7 +217,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 	if ready != nil {
 		ready(brk)
 	}
-	alive := &progress{parts: parts, log: log}
 	g.Go(func() error {
 		notify.pingWatchdog(runCtx, func() bool { return runCtx.Err() == nil && alive.ok() })
 		return nil

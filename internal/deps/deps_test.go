@@ -38,9 +38,10 @@ var rules = []rule{
 	{"adapters/modbus/modbussim", []string{"config", "telemetry"}, "a simulator knows no part"},
 	{"adapters/serialline/linesim", []string{"config", "telemetry"}, "a simulator knows no part"},
 	{"adapters/", []string{"config", "telemetry", "liveness", "adapters/internal/"}, "adapters never import the broker, the bridge, the buffer or each other"},
+	{"observe", []string{"adapters/modbus", "adapters/serialline", "adapters/at", "broker", "bridge", "config", "telemetry"}, "the HTTP server reads the parts' counters; it wires and changes nothing"},
 	{"internal/testpeer", []string{"telemetry", "config"}, "test peers are imported by tests only"},
 	{"internal/deps", nil, "this test"},
-	{"cmd/edged", []string{"adapters/", "broker", "bridge", "buffer", "config", "telemetry", "mqttauth", "liveness", "homeassistant"}, "cmd/edged wires the parts"},
+	{"cmd/edged", []string{"adapters/", "broker", "bridge", "buffer", "config", "telemetry", "mqttauth", "liveness", "homeassistant", "observe"}, "cmd/edged wires the parts"},
 }
 
 // testOnly packages may be imported by _test.go files only.
@@ -177,6 +178,9 @@ func TestTheRulesCatchABreak(t *testing.T) {
 		{"bridge", "broker"},
 		{"homeassistant", "broker"},
 		{"homeassistant", "adapters/modbus"},
+		{"broker", "observe"},
+		{"adapters/modbus", "observe"},
+		{"observe", "adapters/internal/mqttdevice"},
 	} {
 		r, ok := ruleFor(c.pkg)
 		if !ok {
