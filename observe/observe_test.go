@@ -1,0 +1,230 @@
+package observe
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edged/edged/adapters/modbus"
+	"github.com/edged/edged/bridge"
+	"github.com/edged/edged/broker"
+	"github.com/edged/edged/buffer"
+	"github.com/edged/edged/config"
+	"github.com/edged/edged/internal/testpeer"
+)
+
+// start runs a server on a random loopback port and returns its base URL.
+func start(t *testing.T, cfg config.HTTP, users Users, src Sources) (*Server, string) {
+	t.Helper()
+	if cfg.Address == "" {
+		cfg.Address = "127.0.0.1:0"
+	}
+	s, err := New(cfg, users, src, testpeer.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Go(t, s.Run)
+	select {
+	case <-s.Listening():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not listen")
+	}
+	return s, "http://" + s.Addr().String()
+}
+
+func fetch(t *testing.T, req *http.Request) (int, http.Header, string) {
+	t.Helper()
+	r, err := http.DefaultTransport.RoundTrip(req) // no transparent gzip: the test sees the wire
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = zr
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.StatusCode, r.Header, string(b)
+}
+
+func getReq(t *testing.T, url string) *http.Request {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func TestALoginFromTheUsersFileIsRequiredWhenOneIsSet(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "passwd")
+	if err := broker.SetPassword(file, "ops", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	users, err := broker.LoadUsers(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, base := start(t, config.HTTP{Address: "127.0.0.1:0", UsersFile: file}, users, Sources{})
+	for _, c := range []struct {
+		name       string
+		user, pass string
+		want       int
+	}{
+		{"no login is refused", "", "", 401},
+		{"a wrong password is refused", "ops", "guess", 401},
+		{"an unknown user is refused", "root", "s3cret", 401},
+		{"the right login is served", "ops", "s3cret", 200},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req := getReq(t, base+"/healthz")
+			if c.user != "" {
+				req.SetBasicAuth(c.user, c.pass)
+			}
+			code, h, _ := fetch(t, req)
+			if code != c.want {
+				t.Errorf("status %d, want %d", code, c.want)
+			}
+			if code == 401 && !strings.HasPrefix(h.Get("WWW-Authenticate"), "Basic ") {
+				t.Errorf("401 without a Basic challenge: %q", h.Get("WWW-Authenticate"))
+			}
+		})
+	}
+	if got := srv.refusedLogins.Load(); got != 3 {
+		t.Errorf("refused logins counted %d, want 3", got)
+	}
+}
+
+func TestAnonymousAccessIsRefusedUnlessAllowed(t *testing.T) {
+	no := false
+	_, base := start(t, config.HTTP{AllowAnonymous: &no}, nil, Sources{})
+	if code, _, _ := fetch(t, getReq(t, base+"/metrics")); code != 401 {
+		t.Errorf("status %d, want 401", code)
+	}
+}
+
+func TestTheStatusCarriesEachPointsLastReading(t *testing.T) {
+	rec := testpeer.NewRecorder()
+	src := Sources{
+		Gateway: "gw", Version: "v1", Started: time.Now().Add(-time.Minute),
+		Subscriber: rec,
+		Devices: []Device{
+			{Name: "meter", Kind: "modbus", Bus: "rs485", Topic: "{gateway}/{device}/{point}",
+				Points: []Point{{Name: "voltage", Unit: "V"}, {Name: "relay"}, {Name: "energy", Unit: "kWh"}}},
+			{Name: "weather", Kind: "serial", Topic: "site/{gateway}/{point}-of-{device}/now"},
+		},
+		Modbus: []func() modbus.Stats{func() modbus.Stats {
+			return modbus.Stats{Bus: "rs485", Devices: []modbus.DeviceStats{{Device: "meter", Online: true}}}
+		}},
+		Uplink: func() bridge.Stats {
+			return bridge.Stats{Server: "tcp://up:1883", LastError: "refused",
+				Buffer: buffer.Stats{Messages: 3, Bytes: 300, Oldest: time.Now().Add(-90 * time.Second)}}
+		},
+		BufferMaxBytes: 1 << 20,
+	}
+	_, base := start(t, config.HTTP{}, nil, src)
+	testpeer.Eventually(t, 5*time.Second, "the subscriptions", func() bool { return len(rec.Filters()) == 2 })
+	if f := rec.Filters(); !(f[0] == "gw/meter/+" && f[1] == "site/gw/+/now") {
+		t.Fatalf("filters %q", f)
+	}
+	rec.Inject(t, "gw/meter/voltage", []byte(`{"value":230.5,"unit":"V","ts":"2026-11-22T10:00:00.123Z"}`))
+	rec.Inject(t, "gw/meter/relay", []byte(`{"quality":"bad","error":"timeout","ts":"2026-11-22T10:00:00.123Z"}`))
+	rec.Inject(t, "gw/meter/status", []byte(`online`))
+	rec.Inject(t, "site/gw/temperature-of-weather/now", []byte(`21.5`))
+	rec.Inject(t, "site/gw/raw-of-weather/now", []byte(`T=21.5 garbage`))
+	rec.Inject(t, "site/gw/x-of-other/now", []byte(`1`)) // another device's topic shape
+
+	req := getReq(t, base+"/api/status")
+	req.Header.Set("Accept-Encoding", "gzip")
+	code, h, body := fetch(t, req)
+	if code != 200 || h.Get("Content-Type") != "application/json" {
+		t.Fatalf("status %d %q: %s", code, h.Get("Content-Type"), body)
+	}
+	var doc statusDoc
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ name, value, unit, quality, err string }
+	var got []row
+	for _, d := range doc.Devices {
+		for _, p := range d.Points {
+			got = append(got, row{d.Name + "/" + p.Name, string(p.Value), p.Unit, p.Quality, p.Error})
+		}
+	}
+	want := []row{
+		{"meter/voltage", "230.5", "V", "good", ""},
+		{"meter/relay", "", "", "bad", "timeout"},
+		{"meter/energy", "", "kWh", "none", ""},
+		{"weather/temperature", "21.5", "", "good", ""},
+		{"weather/raw", `"T=21.5 garbage"`, "", "good", ""},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("points %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("point %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if !doc.Devices[0].Online || doc.Devices[1].Online || doc.Devices[0].Bus != "rs485" {
+		t.Errorf("devices %+v", doc.Devices)
+	}
+	if u := doc.Uplink; u == nil || u.Connected || u.Buffered != 3 || u.OldestAgeS < 89 || u.BufferMaxBytes != 1<<20 {
+		t.Errorf("uplink %+v", doc.Uplink)
+	}
+	if doc.Gateway != "gw" || doc.UptimeS < 59 || !doc.Healthy {
+		t.Errorf("status %+v", doc)
+	}
+}
+
+func TestReadyzFailsWhileTheUplinkIsDownAndTheBufferFull(t *testing.T) {
+	var bytes atomic.Int64
+	src := Sources{
+		Listening: func() error { return nil },
+		Uplink: func() bridge.Stats {
+			return bridge.Stats{LastError: "connection refused", Buffer: buffer.Stats{Bytes: bytes.Load()}}
+		},
+		BufferMaxBytes: 1000,
+	}
+	_, base := start(t, config.HTTP{}, nil, src)
+	bytes.Store(10)
+	if code, _, body := fetch(t, getReq(t, base+"/readyz")); code != 200 {
+		t.Errorf("buffering with room: %d %s", code, body)
+	}
+	bytes.Store(1000)
+	code, _, body := fetch(t, getReq(t, base+"/readyz"))
+	if code != 503 || body != `{"status":"fail","problems":["uplink: disconnected (connection refused) and the buffer is full (1000 of 1000 bytes)"]}`+"\n" {
+		t.Errorf("full buffer: %d %s", code, body)
+	}
+}
+
+func TestThePageLoadsNothingFromElsewhere(t *testing.T) {
+	_, base := start(t, config.HTTP{}, nil, Sources{})
+	code, h, body := fetch(t, getReq(t, base+"/"))
+	if code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
+		t.Fatalf("status %d %q", code, h.Get("Content-Type"))
+	}
+	for _, bad := range []string{"http://", "https://", "<link", " src=", "@import", "url("} {
+		if strings.Contains(body, bad) {
+			t.Errorf("the page contains %q", bad)
+		}
+	}
+	if !strings.Contains(h.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Errorf("no CSP: %q", h.Get("Content-Security-Policy"))
+	}
+	if code, _, _ := fetch(t, getReq(t, base+"/nothing")); code != 404 {
+		t.Errorf("an unknown path: %d", code)
+	}
+}
