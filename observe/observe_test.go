@@ -139,7 +139,7 @@ func TestTheStatusCarriesEachPointsLastReading(t *testing.T) {
 	if f := rec.Filters(); !(f[0] == "gw/meter/+" && f[1] == "site/gw/+/now") {
 		t.Fatalf("filters %q", f)
 	}
-	rec.Inject(t, "gw/meter/voltage", []byte(`{"value":230.5,"unit":"V","ts":"2026-11-22T10:00:00.123Z"}`))
+	rec.Inject(t, "gw/meter/voltage", []byte(`{"value":230.5,"unit":"V","ts":"`+time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)+`"}`))
 	rec.Inject(t, "gw/meter/relay", []byte(`{"quality":"bad","error":"timeout","ts":"2026-11-22T10:00:00.123Z"}`))
 	rec.Inject(t, "gw/meter/status", []byte(`online`))
 	rec.Inject(t, "site/gw/temperature-of-weather/now", []byte(`21.5`))
@@ -177,6 +177,12 @@ func TestTheStatusCarriesEachPointsLastReading(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("point %d: %+v, want %+v", i, got[i], want[i])
 		}
+	}
+	if age := doc.Devices[0].Points[0].AgeS; age < 3599 || age > 3700 {
+		t.Errorf("a reading stamped an hour ago is %vs old", age)
+	}
+	if age := doc.Devices[1].Points[0].AgeS; age < 0 || age > 60 {
+		t.Errorf("a bare value received now is %vs old", age)
 	}
 	if !doc.Devices[0].Online || doc.Devices[1].Online || doc.Devices[0].Bus != "rs485" {
 		t.Errorf("devices %+v", doc.Devices)

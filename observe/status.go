@@ -128,11 +128,17 @@ func decodeReading(name string, r reading, now time.Time) pointDoc {
 		Unit    *string         `json:"unit"`
 		Quality string          `json:"quality"`
 		Error   string          `json:"error"`
+		TS      string          `json:"ts"`
 	}
 	trimmed := bytes.TrimSpace(r.payload)
 	if len(trimmed) > 0 && trimmed[0] == '{' && json.Unmarshal(trimmed, &obj) == nil {
 		if obj.Unit != nil {
 			p.Unit = *obj.Unit
+		}
+		// The reading's own time, where it has one: a retained reading
+		// handed over at start is as old as it says, not new.
+		if ts, err := time.Parse(time.RFC3339Nano, obj.TS); err == nil {
+			p.AgeS = max(0, now.Sub(ts).Seconds())
 		}
 		if obj.Quality == "bad" || obj.Value == nil {
 			p.Quality, p.Error = "bad", obj.Error
