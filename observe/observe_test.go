@@ -2,9 +2,12 @@ package observe
 
 import (
 	"compress/gzip"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -232,5 +235,39 @@ func TestThePageLoadsNothingFromElsewhere(t *testing.T) {
 	}
 	if code, _, _ := fetch(t, getReq(t, base+"/nothing")); code != 404 {
 		t.Errorf("an unknown path: %d", code)
+	}
+}
+
+func TestWithACertificateTheServerSpeaksOnlyHTTPS(t *testing.T) {
+	ca := testpeer.NewCA(t, "edged-test")
+	pair := ca.Server(t, "gateway")
+	_, base := start(t, config.HTTP{CertFile: pair.CertFile, KeyFile: pair.KeyFile}, nil, Sources{})
+	pem, err := os.ReadFile(ca.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	r, err := client.Get(strings.Replace(base, "http://", "https://", 1) + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != 200 {
+		t.Errorf("https: status %d", r.StatusCode)
+	}
+	if r, err := http.Get(base + "/healthz"); err == nil {
+		r.Body.Close()
+		if r.StatusCode == 200 {
+			t.Error("plain http was served too")
+		}
+	}
+}
+
+func TestABadCertificateStopsNew(t *testing.T) {
+	_, err := New(config.HTTP{Address: "127.0.0.1:0", CertFile: "/nonexistent.pem", KeyFile: "/nonexistent.key"}, nil, Sources{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "cert_file/key_file") {
+		t.Errorf("err = %v", err)
 	}
 }
