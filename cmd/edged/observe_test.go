@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -117,6 +120,19 @@ func TestTheStatusPageShowsASimulatedDevicesLiveValueInChromium(t *testing.T) {
 	}
 	if !strings.Contains(dom, `<b>meter</b><span class="badge on">online</span>`) {
 		t.Errorf("the meter is not shown online:\n%s", dom)
+	}
+
+	// A phone-sized picture of the same page; EDGED_SCREENSHOT_DIR keeps it.
+	dir := os.Getenv("EDGED_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	shot := filepath.Join(dir, "status-page-phone.png")
+	testpeer.Chromium(t, "http://"+web+"/", 5*time.Second, "--window-size=412,915", "--screenshot="+shot)
+	if b, err := os.ReadFile(shot); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Errorf("no PNG screenshot at %s: %v", shot, err)
+	} else {
+		t.Logf("screenshot: %s (%d bytes)", shot, len(b))
 	}
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit code %d", code)
