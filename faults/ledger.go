@@ -1,0 +1,158 @@
+package faults
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Ledger is the account of one run: for each local topic, the numbers
+// handed out, those edged acknowledged (a PUBACK arrived) and how often each
+// reached the upstream broker, in arrival order. It is safe for concurrent
+// use by publishers and the upstream collector.
+type Ledger struct {
+	mu       sync.Mutex
+	topics   map[string]*stream
+	arrivals int // messages received upstream, copies included
+}
+
+// stream is one topic's account. Sequence numbers start at 1.
+type stream struct {
+	next       int
+	acked      map[int]bool
+	seen       map[int]int
+	newest     int // highest number seen so far (first copies only)
+	outOfOrder int // first copies that arrived after a higher number
+}
+
+// NewLedger returns an empty ledger.
+func NewLedger() *Ledger { return &Ledger{topics: map[string]*stream{}} }
+
+func (l *Ledger) stream(topic string) *stream {
+	s := l.topics[topic]
+	if s == nil {
+		s = &stream{acked: map[int]bool{}, seen: map[int]int{}}
+		l.topics[topic] = s
+	}
+	return s
+}
+
+// Next hands out the next sequence number of topic.
+func (l *Ledger) Next(topic string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stream(topic)
+	s.next++
+	return s.next
+}
+
+// Acked records that edged acknowledged number seq of topic.
+func (l *Ledger) Acked(topic string, seq int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stream(topic).acked[seq] = true
+}
+
+// Delivered records that number seq of topic reached the upstream broker.
+func (l *Ledger) Delivered(topic string, seq int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.arrivals++
+	s := l.stream(topic)
+	s.seen[seq]++
+	if s.seen[seq] > 1 {
+		return
+	}
+	if seq < s.newest {
+		s.outOfOrder++
+	} else {
+		s.newest = seq
+	}
+}
+
+// Arrivals returns how many messages reached the upstream broker so far,
+// copies included.
+func (l *Ledger) Arrivals() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.arrivals
+}
+
+// Figures are a ledger's totals over every topic.
+type Figures struct {
+	Published    int // numbers handed out (sent, or about to be, when edged died)
+	Acknowledged int // PUBACKs received
+	Delivered    int // acknowledged messages that reached the upstream broker at least once
+	Lost         int // acknowledged and never delivered
+	Duplicates   int // copies beyond the first, of any message
+	OutOfOrder   int // first copies that arrived after a later number of the same topic
+	Unacked      int // delivered although no PUBACK came back (edged died first): allowed
+	LostSample   []string
+}
+
+// Figures totals the ledger now.
+func (l *Ledger) Figures() Figures {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var f Figures
+	names := make([]string, 0, len(l.topics))
+	for name := range l.topics {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s := l.topics[name]
+		f.Published += s.next
+		f.Acknowledged += len(s.acked)
+		f.OutOfOrder += s.outOfOrder
+		for seq, n := range s.seen {
+			f.Duplicates += n - 1
+			if !s.acked[seq] {
+				f.Unacked++
+			}
+		}
+		var lost []int
+		for seq := range s.acked {
+			if s.seen[seq] > 0 {
+				f.Delivered++
+			} else {
+				lost = append(lost, seq)
+			}
+		}
+		f.Lost += len(lost)
+		sort.Ints(lost)
+		for _, seq := range lost {
+			if len(f.LostSample) < 10 {
+				f.LostSample = append(f.LostSample, fmt.Sprintf("%s#%d", name, seq))
+			}
+		}
+	}
+	return f
+}
+
+// Missing returns how many acknowledged messages have not been delivered.
+func (l *Ledger) Missing() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, s := range l.topics {
+		for seq := range s.acked {
+			if s.seen[seq] == 0 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// String is the figures as the suites print them, one line.
+func (f Figures) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "acknowledged %d, delivered %d, lost %d, duplicates %d, out-of-order %d (published %d, delivered without ack %d)",
+		f.Acknowledged, f.Delivered, f.Lost, f.Duplicates, f.OutOfOrder, f.Published, f.Unacked)
+	if len(f.LostSample) > 0 {
+		fmt.Fprintf(&b, "; lost include %s", strings.Join(f.LostSample, " "))
+	}
+	return b.String()
+}
