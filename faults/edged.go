@@ -92,6 +92,24 @@ func (e *Edged) Kill() {
 	<-e.done
 }
 
+// Stop sends SIGTERM and waits up to limit for the process to end.
+func (e *Edged) Stop(limit time.Duration) error {
+	if !e.Running() {
+		return nil
+	}
+	_ = e.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-e.done:
+		if code := e.cmd.ProcessState.ExitCode(); code != 0 {
+			return fmt.Errorf("edged exited %d after SIGTERM:\n%s", code, e.Tail(20))
+		}
+		return nil
+	case <-time.After(limit):
+		e.Kill()
+		return fmt.Errorf("edged did not stop within %v of SIGTERM:\n%s", limit, e.Tail(20))
+	}
+}
+
 // Tail returns the last n lines of the log.
 func (e *Edged) Tail(n int) string {
 	b, err := os.ReadFile(e.Log)

@@ -92,13 +92,18 @@ type Figures struct {
 }
 
 // Figures totals the ledger now.
-func (l *Ledger) Figures() Figures {
+func (l *Ledger) Figures() Figures { return l.FiguresOf("") }
+
+// FiguresOf totals the topics that begin with prefix.
+func (l *Ledger) FiguresOf(prefix string) Figures {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var f Figures
 	names := make([]string, 0, len(l.topics))
 	for name := range l.topics {
-		names = append(names, name)
+		if strings.HasPrefix(name, prefix) {
+			names = append(names, name)
+		}
 	}
 	sort.Strings(names)
 	for _, name := range names {

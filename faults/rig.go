@@ -28,6 +28,7 @@ type Options struct {
 	Pace       time.Duration // least time between two publishes of one publisher
 	Window     int           // unacknowledged publishes per publisher; 0 means 16
 	Size       int           // payload bytes; 0 means 64
+	Reconnect  bool          // a publisher whose connection ends connects again until stopped
 }
 
 // Rig is the setting every fault scenario shares: an upstream Mosquitto, a
@@ -149,8 +150,9 @@ func Between(rnd *rand.Rand, lo, hi time.Duration) time.Duration {
 
 // Publish starts one publisher per topic against edged and returns a
 // function that stops them (each waits for the acknowledgements it is owed)
-// and returns once all have ended, with how many ended on an error — which
-// is expected when edged was killed under them.
+// and returns once all have ended, with how many connections ended on an
+// error — which is expected when edged was killed under them or refused a
+// message (then, with Options.Reconnect, the publisher connects again).
 func (r *Rig) Publish() (stop func() (failed int)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -162,10 +164,22 @@ func (r *Rig) Publish() (stop func() (failed int)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.Run(ctx); err != nil {
+			for {
+				err := p.Run(ctx)
+				if err == nil {
+					return
+				}
 				mu.Lock()
 				failed++
 				mu.Unlock()
+				if !r.opts.Reconnect {
+					return
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(50 * time.Millisecond): // not a hot loop while edged refuses
+				}
 			}
 		}()
 	}
@@ -175,6 +189,17 @@ func (r *Rig) Publish() (stop func() (failed int)) {
 		mu.Lock()
 		defer mu.Unlock()
 		return failed
+	}
+}
+
+// Topics returns the local topics the publishers use.
+func (r *Rig) Topics() []string { return r.topics }
+
+// SetTopics changes the topics the next publishers use (gw/seq/<name>0, 1
+// ...), so that a phase of a scenario is counted apart with FiguresOf.
+func (r *Rig) SetTopics(name string) {
+	for i := range r.topics {
+		r.topics[i] = fmt.Sprintf("gw/seq/%s%d", name, i)
 	}
 }
 
