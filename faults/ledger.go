@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Ledger is the account of one run: for each local topic, the numbers
@@ -20,10 +21,11 @@ type Ledger struct {
 // stream is one topic's account. Sequence numbers start at 1.
 type stream struct {
 	next       int
-	acked      map[int]bool
+	acked      map[int]time.Time // when the PUBACK came
 	seen       map[int]int
-	newest     int // highest number seen so far (first copies only)
-	outOfOrder int // first copies that arrived after a higher number
+	maxLag     time.Duration // longest from PUBACK to first arrival upstream
+	newest     int           // highest number seen so far (first copies only)
+	outOfOrder int           // first copies that arrived after a higher number
 }
 
 // NewLedger returns an empty ledger.
@@ -32,7 +34,7 @@ func NewLedger() *Ledger { return &Ledger{topics: map[string]*stream{}} }
 func (l *Ledger) stream(topic string) *stream {
 	s := l.topics[topic]
 	if s == nil {
-		s = &stream{acked: map[int]bool{}, seen: map[int]int{}}
+		s = &stream{acked: map[int]time.Time{}, seen: map[int]int{}}
 		l.topics[topic] = s
 	}
 	return s
@@ -51,7 +53,7 @@ func (l *Ledger) Next(topic string) int {
 func (l *Ledger) Acked(topic string, seq int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.stream(topic).acked[seq] = true
+	l.stream(topic).acked[seq] = time.Now()
 }
 
 // Delivered records that number seq of topic reached the upstream broker.
@@ -63,6 +65,9 @@ func (l *Ledger) Delivered(topic string, seq int) {
 	s.seen[seq]++
 	if s.seen[seq] > 1 {
 		return
+	}
+	if at, ok := s.acked[seq]; ok {
+		s.maxLag = max(s.maxLag, time.Since(at))
 	}
 	if seq < s.newest {
 		s.outOfOrder++
@@ -81,13 +86,14 @@ func (l *Ledger) Arrivals() int {
 
 // Figures are a ledger's totals over every topic.
 type Figures struct {
-	Published    int // numbers handed out (sent, or about to be, when edged died)
-	Acknowledged int // PUBACKs received
-	Delivered    int // acknowledged messages that reached the upstream broker at least once
-	Lost         int // acknowledged and never delivered
-	Duplicates   int // copies beyond the first, of any message
-	OutOfOrder   int // first copies that arrived after a later number of the same topic
-	Unacked      int // delivered although no PUBACK came back (edged died first): allowed
+	Published    int           // numbers handed out (sent, or about to be, when edged died)
+	Acknowledged int           // PUBACKs received
+	Delivered    int           // acknowledged messages that reached the upstream broker at least once
+	Lost         int           // acknowledged and never delivered
+	Duplicates   int           // copies beyond the first, of any message
+	OutOfOrder   int           // first copies that arrived after a later number of the same topic
+	Unacked      int           // delivered although no PUBACK came back (edged died first): allowed
+	MaxLag       time.Duration // longest time from a PUBACK to the message's first arrival upstream
 	LostSample   []string
 }
 
@@ -111,9 +117,10 @@ func (l *Ledger) FiguresOf(prefix string) Figures {
 		f.Published += s.next
 		f.Acknowledged += len(s.acked)
 		f.OutOfOrder += s.outOfOrder
+		f.MaxLag = max(f.MaxLag, s.maxLag)
 		for seq, n := range s.seen {
 			f.Duplicates += n - 1
-			if !s.acked[seq] {
+			if _, ok := s.acked[seq]; !ok {
 				f.Unacked++
 			}
 		}
@@ -154,8 +161,8 @@ func (l *Ledger) Missing() int {
 // String is the figures as the suites print them, one line.
 func (f Figures) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "acknowledged %d, delivered %d, lost %d, duplicates %d, out-of-order %d (published %d, delivered without ack %d)",
-		f.Acknowledged, f.Delivered, f.Lost, f.Duplicates, f.OutOfOrder, f.Published, f.Unacked)
+	fmt.Fprintf(&b, "acknowledged %d, delivered %d, lost %d, duplicates %d, out-of-order %d (published %d, delivered without ack %d, max lag %v)",
+		f.Acknowledged, f.Delivered, f.Lost, f.Duplicates, f.OutOfOrder, f.Published, f.Unacked, f.MaxLag.Round(time.Millisecond))
 	if len(f.LostSample) > 0 {
 		fmt.Fprintf(&b, "; lost include %s", strings.Join(f.LostSample, " "))
 	}

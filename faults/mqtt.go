@@ -258,3 +258,74 @@ func (c *Collector) Close() {
 	c.conn.Close()
 	<-c.done
 }
+
+// PublishRetained publishes one retained QoS 1 message and returns once
+// its PUBACK arrived.
+func PublishRetained(addr, id, topic string, body []byte) error {
+	c, err := dial(addr, id)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	pub := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	pub.Qos, pub.Retain, pub.TopicName, pub.MessageID, pub.Payload = 1, true, topic, 1, body
+	_ = c.SetDeadline(time.Now().Add(ioLimit))
+	if err := pub.Write(c); err != nil {
+		return fmt.Errorf("publish %s: %w", topic, err)
+	}
+	for {
+		pk, err := packets.ReadPacket(c)
+		if err != nil {
+			return fmt.Errorf("publish %s: no PUBACK: %w", topic, err)
+		}
+		if ack, ok := pk.(*packets.PubackPacket); ok && ack.MessageID == 1 {
+			_ = packets.NewControlPacket(packets.Disconnect).Write(c)
+			return nil
+		}
+	}
+}
+
+// Retained subscribes to filter and returns the retained messages the
+// broker hands over (topic to payload), taking all that arrive until none
+// has for settle.
+func Retained(addr, id, filter string, settle time.Duration) (map[string]string, error) {
+	c, err := dial(addr, id)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	sub := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
+	sub.MessageID, sub.Topics, sub.Qoss = 1, []string{filter}, []byte{1}
+	_ = c.SetWriteDeadline(time.Now().Add(ioLimit))
+	if err := sub.Write(c); err != nil {
+		return nil, err
+	}
+	got := map[string]string{}
+	subacked := false
+	for {
+		limit := settle
+		if !subacked {
+			limit = ioLimit
+		}
+		_ = c.SetReadDeadline(time.Now().Add(limit))
+		pk, err := packets.ReadPacket(c)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && subacked {
+			return got, nil
+		}
+		if err != nil {
+			return got, err
+		}
+		switch p := pk.(type) {
+		case *packets.SubackPacket:
+			subacked = true
+		case *packets.PublishPacket:
+			got[p.TopicName] = string(p.Payload)
+			if p.Qos == 1 {
+				ack := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
+				ack.MessageID = p.MessageID
+				_ = ack.Write(c)
+			}
+		}
+	}
+}
