@@ -54,11 +54,11 @@ func chaosKillLoop(t *testing.T) {
 	kills := envInt(t, "EDGED_CHAOS_KILLS", 60)
 	for range kills {
 		r.Start()
-		setLink(r, r.Rand.IntN(2) == 0)
+		r.SetLink(r.Rand.IntN(2) == 0)
 		stop := r.Publish()
 		time.Sleep(r.Between(50*time.Millisecond, 400*time.Millisecond)) // a random moment
 		if r.Rand.IntN(3) == 0 {
-			setLink(r, r.Rand.IntN(2) == 0)
+			r.SetLink(r.Rand.IntN(2) == 0)
 			time.Sleep(r.Between(0, 200*time.Millisecond))
 		}
 		r.Edged.Kill()

@@ -79,9 +79,6 @@ func (e *Edged) Running() bool {
 	}
 }
 
-// Exited is closed when the current process has ended.
-func (e *Edged) Exited() <-chan struct{} { return e.done }
-
 // Kill sends SIGKILL and waits for the process to end. It does nothing when
 // none runs.
 func (e *Edged) Kill() {

@@ -30,7 +30,7 @@ var cuts = []cut{
 	// edged is killed while publishers are being acknowledged (the link
 	// up or down at random), then the cache is thrown away.
 	{"while-committing", func(r *Rig, lz *testpeer.LazyFS) bool {
-		setLink(r, r.Rand.IntN(2) == 0)
+		r.SetLink(r.Rand.IntN(2) == 0)
 		stop := r.Publish()
 		time.Sleep(r.Between(30*time.Millisecond, 400*time.Millisecond)) // a random moment
 		r.Edged.Kill()
@@ -79,7 +79,7 @@ var cuts = []cut{
 // a second for it to go off; then edged is killed and LazyFS restarted, so
 // the cache is lost whether or not the fault fired.
 func armedCut(r *Rig, lz *testpeer.LazyFS, arm func()) bool {
-	setLink(r, r.Rand.IntN(2) == 0)
+	r.SetLink(r.Rand.IntN(2) == 0)
 	stop := r.Publish()
 	time.Sleep(r.Between(20*time.Millisecond, 200*time.Millisecond)) // a random moment
 	arm()
@@ -107,14 +107,6 @@ func somePartsOf(r *Rig, n int) []int {
 		}
 	}
 	return keep
-}
-
-func setLink(r *Rig, up bool) {
-	if up {
-		r.Link.Restore()
-	} else {
-		r.Link.Cut()
-	}
 }
 
 // TestPowerCut runs edged with its state directory on LazyFS through many

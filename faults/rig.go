@@ -23,7 +23,6 @@ type Options struct {
 	Bin        string        // the edged binary
 	StateDir   string        // edged's state_dir (on LazyFS, a small partition, or a temporary directory)
 	Durability string        // [buffer] durability; "" leaves the key out, so edged's default applies
-	Buffer     string        // more [buffer] lines, e.g. `max_bytes = "1MiB"`
 	Topics     int           // publishers, one topic each; 0 means 2
 	Pace       time.Duration // least time between two publishes of one publisher
 	Window     int           // unacknowledged publishes per publisher; 0 means 16
@@ -100,8 +99,7 @@ forward = [ { local = "gw/seq/#", remote_prefix = "up/", qos = 1 } ]
 
 [buffer]
 %s
-%s
-`, o.StateDir, listen, r.Link.Addr, durability, o.Buffer)
+`, o.StateDir, listen, r.Link.Addr, durability)
 	r.Edged = &Edged{Bin: o.Bin, Listen: listen, Config: filepath.Join(work, "edged.toml"), Log: filepath.Join(work, "edged.log")}
 	if err := os.WriteFile(r.Edged.Config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -137,6 +135,15 @@ func (r *Rig) Start() {
 	r.T.Helper()
 	if err := r.Edged.Start(20 * time.Second); err != nil {
 		r.T.Fatal(err)
+	}
+}
+
+// SetLink restores the uplink's link or cuts it.
+func (r *Rig) SetLink(up bool) {
+	if up {
+		r.Link.Restore()
+	} else {
+		r.Link.Cut()
 	}
 }
 
@@ -191,9 +198,6 @@ func (r *Rig) Publish() (stop func() (failed int)) {
 		return failed
 	}
 }
-
-// Topics returns the local topics the publishers use.
-func (r *Rig) Topics() []string { return r.topics }
 
 // SetTopics changes the topics the next publishers use (gw/seq/<name>0, 1
 // ...), so that a phase of a scenario is counted apart with FiguresOf.
