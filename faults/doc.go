@@ -7,9 +7,10 @@
 // what reached the upstream Mosquitto: acknowledged, delivered, lost,
 // duplicates, out of order.
 //
-// The suites are tests behind the build tag `faults`, so `go test ./...`
-// compiles only the harness (this package's non-test files) and runs none
-// of them. They print their figures with -v. They do not test edged's parts
+// Everything here is test code: the harness (rig, edged runner, raw MQTT
+// clients, ledger) is compiled and vetted by `go test ./...`, which runs
+// only the ledger's own test; the suites themselves are behind the build
+// tag `faults`. They print their figures with -v. They do not test edged's parts
 // one by one — each part's own tests do that — nor anything that needs more
 // than loopback.
 package faults

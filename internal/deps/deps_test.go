@@ -40,6 +40,7 @@ var rules = []rule{
 	{"adapters/", []string{"config", "telemetry", "liveness", "adapters/internal/"}, "adapters never import the broker, the bridge, the buffer or each other"},
 	{"internal/testpeer", []string{"telemetry", "config"}, "test peers are imported by tests only"},
 	{"internal/deps", nil, "this test"},
+	{"faults", nil, "the fault suites drive the built binary from outside; all their code is tests"},
 	{"cmd/edged", []string{"adapters/", "broker", "bridge", "buffer", "config", "telemetry", "mqttauth", "liveness", "homeassistant"}, "cmd/edged wires the parts"},
 }
 
