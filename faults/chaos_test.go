@@ -121,49 +121,77 @@ func chaosFlappingLink(t *testing.T) {
 	failOnLoss(t, f, err)
 }
 
-// A damage is one way a buffer file gets spoiled while edged is stopped.
+// A damage is one way a buffer file gets spoiled while edged is down:
+// file is buffer.db, its WAL or its shared-memory index; killed says edged
+// was stopped with SIGKILL (the backlog still in the WAL) rather than
+// SIGTERM (checkpointed into buffer.db).
 type damage struct {
-	name string
-	do   func(path string) error
+	name   string
+	file   string
+	killed bool
+	do     func(path string) error
 }
 
 var damages = []damage{
-	{"truncated-by-1234-bytes", func(path string) error {
+	{"truncated-by-1234-bytes", "buffer.db", false, truncateBy(1234)},
+	{"truncated-to-0", "buffer.db", false, func(path string) error { return os.Truncate(path, 0) }},
+	{"garbage-page", "buffer.db", false, garbagePage},
+	{"header-zeroed", "buffer.db", false, func(path string) error { return overwrite(path, 0, make([]byte, 100)) }},
+	{"all-garbage", "buffer.db", false, allGarbage},
+	{"deleted", "buffer.db", false, os.Remove},
+	{"wal-truncated-by-1234-bytes", "buffer.db-wal", true, truncateBy(1234)},
+	{"wal-garbage-page", "buffer.db-wal", true, garbagePage},
+	{"wal-deleted", "buffer.db-wal", true, os.Remove},
+	{"shm-garbage", "buffer.db-shm", true, allGarbage},
+}
+
+func truncateBy(n int64) func(string) error {
+	return func(path string) error {
 		st, err := os.Stat(path)
 		if err != nil {
 			return err
 		}
-		return os.Truncate(path, max(0, st.Size()-1234))
-	}},
-	{"truncated-to-0", func(path string) error { return os.Truncate(path, 0) }},
-	{"garbage-page", func(path string) error {
-		st, err := os.Stat(path)
-		if err != nil {
-			return err
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		page := make([]byte, 4096)
-		_, _ = rand.Read(page)
-		_, err = f.WriteAt(page, (st.Size()/4096/2)*4096) // a page in the middle
+		return os.Truncate(path, max(0, st.Size()-n))
+	}
+}
+
+// garbagePage overwrites a 4 KiB page in the middle of the file with
+// random bytes.
+func garbagePage(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
 		return err
-	}},
-	{"header-zeroed", func(path string) error {
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = f.WriteAt(make([]byte, 100), 0)
+	}
+	page := make([]byte, 4096)
+	_, _ = rand.Read(page)
+	return overwrite(path, (st.Size()/4096/2)*4096, page)
+}
+
+// allGarbage replaces every byte of the file with random ones.
+func allGarbage(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
 		return err
-	}},
+	}
+	b := make([]byte, st.Size())
+	_, _ = rand.Read(b)
+	return overwrite(path, 0, b)
+}
+
+func overwrite(path string, off int64, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(b, off); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // chaosDamagedBuffer builds a backlog with the uplink down, stops edged,
-// damages buffer.db and starts edged again with the uplink up. What the
+// damages a buffer file and starts edged again with the uplink up. What the
 // damage destroyed is counted, not promised; what is published after it
 // must all arrive: a damaged file must never stall the uplink.
 func chaosDamagedBuffer(t *testing.T) {
@@ -174,11 +202,13 @@ func chaosDamagedBuffer(t *testing.T) {
 			r.Start()
 			r.Link.Cut()
 			r.PublishFor(time.Second)
-			if err := r.Edged.Stop(10 * time.Second); err != nil {
+			if d.killed {
+				r.Edged.Kill()
+			} else if err := r.Edged.Stop(10 * time.Second); err != nil {
 				t.Error(err)
 			}
-			if err := d.do(filepath.Join(state, "buffer.db")); err != nil {
-				t.Fatal(err)
+			if err := d.do(filepath.Join(state, d.file)); err != nil {
+				t.Fatalf("damaging %s: %v", d.file, err)
 			}
 			r.SetTopics("after")
 			r.Start()

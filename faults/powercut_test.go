@@ -141,7 +141,9 @@ func TestPowerCut(t *testing.T) {
 		kinds = append(kinds, fmt.Sprintf("%s %d (fired %d)", name, k, fired[name]))
 	}
 	sort.Strings(kinds)
-	f := r.Report("powercut", fmt.Sprintf("durability %s, cuts %d [%s]", durability, n, strings.Join(kinds, ", ")))
+	aside, _ := filepath.Glob(filepath.Join(state, "*.corrupt-*"))
+	f := r.Report("powercut", fmt.Sprintf("durability %s, cuts %d [%s], files set aside as corrupt %d",
+		durability, n, strings.Join(kinds, ", "), len(aside)))
 	if err != nil {
 		t.Error(err)
 	}
