@@ -27,29 +27,77 @@ const ackWait = 3 * time.Second
 
 // dial opens a clean MQTT 3.1.1 session as client id.
 func dial(addr, id string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, ioLimit)
+	c, _, err := dialSession(addr, id, true)
+	return c, err
+}
+
+// dialSession connects as client id with a clean or a persistent session
+// and reports whether the broker still held a session for it.
+func dialSession(addr, id string, clean bool) (c net.Conn, present bool, err error) {
+	c, err = net.DialTimeout("tcp", addr, ioLimit)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
-	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.ClientIdentifier = "MQTT", 4, true, id
+	cp.ProtocolName, cp.ProtocolVersion, cp.CleanSession, cp.ClientIdentifier = "MQTT", 4, clean, id
 	_ = c.SetDeadline(time.Now().Add(ioLimit))
 	if err := cp.Write(c); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("connect %s: %w", addr, err)
+		return nil, false, fmt.Errorf("connect %s: %w", addr, err)
 	}
 	p, err := packets.ReadPacket(c)
 	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("connack from %s: %w", addr, err)
+		return nil, false, fmt.Errorf("connack from %s: %w", addr, err)
 	}
 	ack, ok := p.(*packets.ConnackPacket)
 	if !ok || ack.ReturnCode != 0 {
 		c.Close()
-		return nil, fmt.Errorf("connect %s: refused: %v", addr, p)
+		return nil, false, fmt.Errorf("connect %s: refused: %v", addr, p)
 	}
 	_ = c.SetDeadline(time.Time{})
-	return c, nil
+	return c, ack.SessionPresent, nil
+}
+
+// subscribe subscribes c to filter at QoS 1 and waits for the SUBACK.
+func subscribe(c net.Conn, filter string) error {
+	sub := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
+	sub.MessageID, sub.Topics, sub.Qoss = 1, []string{filter}, []byte{1}
+	_ = c.SetDeadline(time.Now().Add(ioLimit))
+	defer c.SetDeadline(time.Time{})
+	if err := sub.Write(c); err != nil {
+		return fmt.Errorf("subscribe %s: %w", filter, err)
+	}
+	pk, err := packets.ReadPacket(c)
+	if _, ok := pk.(*packets.SubackPacket); err != nil || !ok {
+		return fmt.Errorf("subscribe %s: no SUBACK: %v %v", filter, pk, err)
+	}
+	return nil
+}
+
+// nextMessage reads packets from c until a PUBLISH arrives (and
+// acknowledges it at QoS 1), or until limit passes: then it returns nil
+// and the timeout error.
+func nextMessage(c net.Conn, limit time.Duration) (*packets.PublishPacket, error) {
+	_ = c.SetReadDeadline(time.Now().Add(limit))
+	defer c.SetReadDeadline(time.Time{})
+	for {
+		pk, err := packets.ReadPacket(c)
+		if err != nil {
+			return nil, err
+		}
+		if pub, ok := pk.(*packets.PublishPacket); ok {
+			if pub.Qos == 1 {
+				ack := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
+				ack.MessageID = pub.MessageID
+				_ = c.SetWriteDeadline(time.Now().Add(ioLimit))
+				if err := ack.Write(c); err != nil {
+					return nil, err
+				}
+			}
+			return pub, nil
+		}
+	}
 }
 
 // payload is a message's body: its number, a bar, then filler up to size.
@@ -196,44 +244,21 @@ func Collect(addr, id, filter, strip string, ledger *Ledger) (*Collector, error)
 	if err != nil {
 		return nil, err
 	}
-	sub := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
-	sub.MessageID, sub.Topics, sub.Qoss = 1, []string{filter}, []byte{1}
-	_ = c.SetWriteDeadline(time.Now().Add(ioLimit))
-	if err := sub.Write(c); err != nil {
+	if err := subscribe(c, filter); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("subscribe %s: %w", filter, err)
+		return nil, err
 	}
-	_ = c.SetReadDeadline(time.Now().Add(ioLimit))
-	pk, err := packets.ReadPacket(c)
-	if _, ok := pk.(*packets.SubackPacket); err != nil || !ok {
-		c.Close()
-		return nil, fmt.Errorf("subscribe %s: no SUBACK: %v %v", filter, pk, err)
-	}
-	_ = c.SetReadDeadline(time.Time{})
 	col := &Collector{conn: c, done: make(chan struct{})}
 	go func() {
 		defer close(col.done)
 		for {
-			pk, err := packets.ReadPacket(c)
+			pub, err := nextMessage(c, 24*time.Hour) // until Close
 			if err != nil {
 				col.err = err
 				return
 			}
-			pub, ok := pk.(*packets.PublishPacket)
-			if !ok {
-				continue
-			}
 			if seq, err := seqOf(pub.Payload); err == nil {
 				ledger.Delivered(strings.TrimPrefix(pub.TopicName, strip), seq)
-			}
-			if pub.Qos == 1 {
-				ack := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
-				ack.MessageID = pub.MessageID
-				_ = c.SetWriteDeadline(time.Now().Add(ioLimit))
-				if err := ack.Write(c); err != nil {
-					col.err = err
-					return
-				}
 			}
 		}
 	}()
@@ -259,16 +284,16 @@ func (c *Collector) Close() {
 	<-c.done
 }
 
-// PublishRetained publishes one retained QoS 1 message and returns once
-// its PUBACK arrived.
-func PublishRetained(addr, id, topic string, body []byte) error {
+// publishAcked publishes one QoS 1 message and returns once its PUBACK
+// arrived.
+func publishAcked(addr, id, topic string, body []byte, retain bool) error {
 	c, err := dial(addr, id)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	pub := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
-	pub.Qos, pub.Retain, pub.TopicName, pub.MessageID, pub.Payload = 1, true, topic, 1, body
+	pub.Qos, pub.Retain, pub.TopicName, pub.MessageID, pub.Payload = 1, retain, topic, 1, body
 	_ = c.SetDeadline(time.Now().Add(ioLimit))
 	if err := pub.Write(c); err != nil {
 		return fmt.Errorf("publish %s: %w", topic, err)
@@ -294,38 +319,19 @@ func Retained(addr, id, filter string, settle time.Duration) (map[string]string,
 		return nil, err
 	}
 	defer c.Close()
-	sub := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
-	sub.MessageID, sub.Topics, sub.Qoss = 1, []string{filter}, []byte{1}
-	_ = c.SetWriteDeadline(time.Now().Add(ioLimit))
-	if err := sub.Write(c); err != nil {
+	if err := subscribe(c, filter); err != nil {
 		return nil, err
 	}
 	got := map[string]string{}
-	subacked := false
 	for {
-		limit := settle
-		if !subacked {
-			limit = ioLimit
-		}
-		_ = c.SetReadDeadline(time.Now().Add(limit))
-		pk, err := packets.ReadPacket(c)
+		pub, err := nextMessage(c, settle)
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() && subacked {
+		if errors.As(err, &ne) && ne.Timeout() {
 			return got, nil
 		}
 		if err != nil {
 			return got, err
 		}
-		switch p := pk.(type) {
-		case *packets.SubackPacket:
-			subacked = true
-		case *packets.PublishPacket:
-			got[p.TopicName] = string(p.Payload)
-			if p.Qos == 1 {
-				ack := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
-				ack.MessageID = p.MessageID
-				_ = ack.Write(c)
-			}
-		}
+		got[pub.TopicName] = string(pub.Payload)
 	}
 }
