@@ -91,9 +91,10 @@ func chaosKillLoop(t *testing.T) {
 // chaosFlappingLink publishes without pause while the uplink is cut,
 // blackholed (silent, connections left open) and restored at random for the
 // soak's length, then measures how long edged takes to deliver the rest.
+// edged runs with its default max_backoff here, as a device would.
 func chaosFlappingLink(t *testing.T) {
 	soak := envDuration(t, "EDGED_CHAOS_SOAK", time.Minute)
-	r := chaosRig(t, t.TempDir(), Options{})
+	r := chaosRig(t, t.TempDir(), Options{DefaultBackoff: true})
 	r.Start()
 	stop := r.Publish()
 	flaps := map[string]int{}

@@ -28,6 +28,9 @@ type Options struct {
 	Window     int           // unacknowledged publishes per publisher; 0 means 16
 	Size       int           // payload bytes; 0 means 64
 	Reconnect  bool          // a publisher whose connection ends connects again until stopped
+	// DefaultBackoff leaves [uplink] max_backoff at edged's default (30 s)
+	// instead of 500 ms, which keeps the many short cycles of the suites fast.
+	DefaultBackoff bool
 }
 
 // Rig is the setting every fault scenario shares: an upstream Mosquitto, a
@@ -45,6 +48,7 @@ type Rig struct {
 	StateDir string
 
 	opts      Options
+	quiet     time.Duration // how long Drain waits with nothing arriving before it gives up
 	topics    []string
 	collector *Collector
 }
@@ -80,6 +84,11 @@ func NewRig(t testing.TB, o Options) *Rig {
 
 	work := t.TempDir()
 	listen := testpeer.FreePort(t)
+	backoff := `max_backoff = "500ms"`
+	r.quiet = 10 * time.Second
+	if o.DefaultBackoff {
+		backoff, r.quiet = "", 45*time.Second // the longest wait between attempts, and then some
+	}
 	durability := ""
 	if o.Durability != "" {
 		durability = fmt.Sprintf("durability = %q", o.Durability)
@@ -94,12 +103,12 @@ address = %q
 [uplink]
 url = "mqtt://%s"
 client_id = "edged-faults"
-max_backoff = "500ms"
+%s
 forward = [ { local = "gw/seq/#", remote_prefix = "up/", qos = 1 } ]
 
 [buffer]
 %s
-`, o.StateDir, listen, r.Link.Addr, durability)
+`, o.StateDir, listen, r.Link.Addr, backoff, durability)
 	r.Edged = &Edged{Bin: o.Bin, Listen: listen, Config: filepath.Join(work, "edged.toml"), Log: filepath.Join(work, "edged.log")}
 	if err := os.WriteFile(r.Edged.Config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -214,13 +223,10 @@ func (r *Rig) PublishFor(d time.Duration) {
 	stop()
 }
 
-// quiet is how long Drain waits with nothing arriving upstream before it
-// concludes that what is still missing will not come.
-const quiet = 10 * time.Second
-
 // Drain restores the link, makes sure edged runs, and waits until the
 // upstream broker has every acknowledged message — at most limit, and no
-// longer than quiet after the last message arrived. It returns an error
+// longer than 10 s (45 s with Options.DefaultBackoff) after the last
+// message arrived. It returns an error
 // when some are still missing then (they are counted as lost).
 func (r *Rig) Drain(limit time.Duration) error {
 	r.T.Helper()
@@ -240,7 +246,7 @@ func (r *Rig) Drain(limit time.Duration) error {
 		if n := r.Ledger.Arrivals(); n != arrivals {
 			arrivals, lastArrival = n, time.Now()
 		}
-		if time.Now().After(deadline) || time.Since(lastArrival) > quiet {
+		if time.Now().After(deadline) || time.Since(lastArrival) > r.quiet {
 			return fmt.Errorf("%d acknowledged messages still missing upstream (waited %v, the last %v with nothing arriving)",
 				r.Ledger.Missing(), time.Since(deadline.Add(-limit)).Round(time.Second), time.Since(lastArrival).Round(time.Second))
 		}
