@@ -39,15 +39,17 @@ var cuts = []cut{
 		return true
 	}},
 	// a backlog builds with the link down; the link comes back and edged is
-	// killed while it drains, then the cache is thrown away.
+	// killed while it drains (once the first message arrived upstream),
+	// then the cache is thrown away. Fired: the drain had begun.
 	{"while-draining", func(r *Rig, lz *testpeer.LazyFS) bool {
 		r.Link.Cut()
 		r.PublishFor(r.Between(100*time.Millisecond, 400*time.Millisecond))
 		r.Link.Restore()
-		time.Sleep(r.Between(0, 300*time.Millisecond)) // a random moment of the drain
+		draining := r.AwaitArrival(5 * time.Second)
+		time.Sleep(r.Between(0, 200*time.Millisecond)) // a random moment of the drain
 		r.Edged.Kill()
 		lz.ClearCache(r.T)
-		return true
+		return draining
 	}},
 	// the next write of the WAL or of the database is torn: some of its
 	// parts reach the disk, then the power goes.

@@ -223,6 +223,18 @@ func (r *Rig) PublishFor(d time.Duration) {
 	stop()
 }
 
+// AwaitArrival waits up to limit until one more message has reached the
+// upstream broker than when it was called, and reports whether one did.
+func (r *Rig) AwaitArrival(limit time.Duration) bool {
+	from := r.Ledger.Arrivals()
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if r.Ledger.Arrivals() > from {
+			return true
+		}
+	}
+	return false
+}
+
 // Drain restores the link, makes sure edged runs, and waits until the
 // upstream broker has every acknowledged message — at most limit, and no
 // longer than 10 s (45 s with Options.DefaultBackoff) after the last
