@@ -117,6 +117,7 @@ forward = [ { local = "gw/seq/#", remote_prefix = "up/", qos = 1 } ]
 		r.Edged.Kill()
 		if t.Failed() {
 			t.Logf("edged log (%s), last lines:\n%s", r.Edged.Log, r.Edged.Tail(60))
+			t.Logf("upstream Mosquitto, last lines:\n%s", lastLines(r.Upstream.Log(), 20))
 		}
 	})
 	return r
