@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test lint race bench demo deb deb-test clean
+.PHONY: build test lint race bench demo deb deb-test powercut chaos clean
 
 build:
 	go build -trimpath -ldflags "$(LDFLAGS)" -o edged ./cmd/edged
@@ -39,6 +39,26 @@ deb:
 # systemd-analyze verify, the arm binaries under qemu-user-static. EDGED_DEB_BOOT=1 also boots it.
 deb-test:
 	VERSION='$(VERSION)' COMMIT='$(COMMIT)' packaging/test-deb.sh
+
+# The fault suites (faults/, build tag "faults"), run against ./edged from outside. Each prints its
+# figures (FIGURES lines). EDGED_FAULT_SEED repeats a run's random choices; EDGED_FAULT_DURABILITY sets
+# [buffer] durability (unset: edged's default).
+FAULTS_TEST = EDGED_BIN='$(CURDIR)/edged' go test -tags faults -count=1 -v
+
+# Power cuts: edged's state on LazyFS (root and /dev/fuse), built once from LAZYFS_SRC into LAZYFS_DIR.
+# EDGED_POWERCUT_CUTS sets the number of cuts (default 60).
+LAZYFS_SRC ?= ../shared/tools/lazyfs
+LAZYFS_DIR ?= $(HOME)/.cache/edged/lazyfs
+powercut: build
+	go vet -tags faults ./faults
+	faults/build-lazyfs.sh '$(LAZYFS_SRC)' '$(LAZYFS_DIR)'
+	EDGED_LAZYFS='$(LAZYFS_DIR)/lazyfs' $(FAULTS_TEST) -timeout 10m -run '^TestPowerCut' ./faults
+
+# Kill loops, a flapping and blackholed uplink, damaged buffer files, a tiny partition (as root).
+# Loopback only, bounded; longer than the power-cut suite and not part of `make test` or CI.
+chaos: build
+	go vet -tags faults ./faults
+	$(FAULTS_TEST) -timeout 60m -run '^TestChaos' ./faults
 
 clean:
 	rm -rf edged dist

@@ -41,6 +41,7 @@ var rules = []rule{
 	{"observe", []string{"adapters/modbus", "adapters/serialline", "adapters/at", "broker", "bridge", "config", "telemetry"}, "the HTTP server reads the parts' counters; it wires and changes nothing"},
 	{"internal/testpeer", []string{"telemetry", "config"}, "test peers are imported by tests only"},
 	{"internal/deps", nil, "this test"},
+	{"faults", nil, "the fault suites drive the built binary from outside; all their code is tests"},
 	{"cmd/edged", []string{"adapters/", "broker", "bridge", "buffer", "config", "telemetry", "mqttauth", "liveness", "homeassistant", "observe"}, "cmd/edged wires the parts"},
 }
 
