@@ -59,17 +59,24 @@ func (br *Bridge) judge(s *session, err error) {
 		return
 	}
 	br.suspect = suspect{}
-	reason := fmt.Sprintf("the server closed the connection %d times in a row while this message was the only one in flight (last: %v)",
-		br.deadAfter, err)
-	if derr := br.buf.DeadLetter(head.seq, reason); derr != nil {
-		br.skipped[head.seq] = true
-		br.log.Error("uplink: a message the server keeps refusing could not be moved to the dead-letter table; it is skipped until edged restarts",
-			"topic", shortTopic(head.topic), "seq", head.seq, "reason", reason, "err", derr)
+	br.setAside(head.seq, head.topic, fmt.Sprintf(
+		"the server closed the connection %d times in a row while this message was the only one in flight (last: %v)",
+		br.deadAfter, err))
+}
+
+// setAside moves one entry to the dead-letter table, counts and logs it.
+// If the table cannot take it, the entry is skipped until edged restarts,
+// so it still never holds up the queue.
+func (br *Bridge) setAside(seq int64, topic, reason string) {
+	if derr := br.buf.DeadLetter(seq, reason); derr != nil {
+		br.skipped[seq] = true
+		br.log.Error("uplink: a message the server cannot take could not be moved to the dead-letter table; it is skipped until edged restarts",
+			"topic", shortTopic(topic), "seq", seq, "reason", reason, "err", derr)
 		return
 	}
 	n := br.deadLetters.Add(1)
-	br.log.Error("uplink: moved a message the server keeps refusing to the dead-letter table; the messages behind it go on",
-		"topic", shortTopic(head.topic), "seq", head.seq, "reason", reason, "dead_letters", n)
+	br.log.Error("uplink: moved a message the server cannot take to the dead-letter table; the messages behind it go on",
+		"topic", shortTopic(topic), "seq", seq, "reason", reason, "dead_letters", n)
 	br.signal()
 }
 

@@ -139,3 +139,37 @@ func TestTopicsNoUpstreamTakesAreNotForwarded(t *testing.T) {
 		})
 	})
 }
+
+// TestAStoredMessageNoMQTTServerCouldTakeIsSetAsideBeforeItIsSent: a row
+// whose topic breaks MQTT itself (empty, a wildcard, invalid UTF-8, U+0000),
+// as a damaged file salvaged at start can hold, goes to the dead-letter
+// table when the drain reads it, without costing a connection.
+func TestAStoredMessageNoMQTTServerCouldTakeIsSetAsideBeforeItIsSent(t *testing.T) {
+	u := startUpstream(t, false)
+	col := collect(t, u.plain, "sites/a/gw/#")
+	br, _, buf, _ := newBridge(t, uplinkCfg(u, u.tlsAddr), buffer.Options{})
+	broken := []string{"", "sites/a/gw/+/x", "sites/a/gw/#", "sites/a/gw/\xff\xfe", "sites/a/gw/nul\x00"}
+	n := 0
+	for _, topic := range broken {
+		if err := buf.Append(context.Background(), telemetry.Message{Topic: "sites/a/gw/ok", Payload: []byte(fmt.Sprint(n)), QoS: 1}); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if err := buf.Append(context.Background(), telemetry.Message{Topic: topic, Payload: []byte("broken"), QoS: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runBridge(t, br)
+	ms := col.waitFor(t, 60*time.Second, "every ordinary message", func(ms []mqttMessage) bool {
+		return count(ms, "sites/a/gw/ok").unique == n
+	})
+	if tl := count(ms, "sites/a/gw/ok"); !tl.inOrder {
+		t.Errorf("out of order: %s", tl.firstOutOfOrder)
+	}
+	testpeer.Eventually(t, 10*time.Second, "every broken message set aside", func() bool {
+		return br.Stats().DeadLetters == int64(len(broken))
+	})
+	if c := br.Stats().Connects; c != 1 {
+		t.Errorf("%d connections; a message that cannot be sent must be set aside before it costs one", c)
+	}
+}

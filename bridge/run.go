@@ -403,6 +403,10 @@ func (s *session) drain(ctx context.Context) error {
 			if br.skipped[e.Seq] {
 				continue // could not be set aside; skipped until a restart
 			}
+			if why := storedTopicProblem(e.Msg.Topic); why != "" {
+				br.setAside(e.Seq, e.Msg.Topic, why)
+				continue
+			}
 			if e.Seq <= br.resendUpTo {
 				br.duplicates.Add(1)
 			}

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -42,6 +43,28 @@ func remoteTopicProblem(topic string) string {
 		case r >= 0xfdd0 && r <= 0xfdef, r&0xfffe == 0xfffe:
 			return fmt.Sprintf("it holds the Unicode non-character U+%04X", r)
 		}
+	}
+	return ""
+}
+
+// storedTopicProblem says why an entry read from the buffer cannot go up
+// as an MQTT PUBLISH at all, or "": an empty topic, a wildcard, invalid
+// UTF-8, U+0000 or more than 65535 bytes. The forward step never stores
+// such a topic; a damaged file salvaged at start can hold one, and sending
+// it would only make the server drop the connection. Characters MQTT
+// merely discourages are left to the server (see judge).
+func storedTopicProblem(topic string) string {
+	switch {
+	case topic == "":
+		return "the stored topic is empty"
+	case strings.ContainsAny(topic, "+#"):
+		return "the stored topic holds a wildcard"
+	case strings.IndexByte(topic, 0) >= 0:
+		return "the stored topic holds U+0000"
+	case !utf8.ValidString(topic):
+		return "the stored topic is not valid UTF-8"
+	case len(topic) > maxTopicLen:
+		return fmt.Sprintf("the stored topic is %d bytes long, more than MQTT's 65535", len(topic))
 	}
 	return ""
 }
