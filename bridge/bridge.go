@@ -14,6 +14,7 @@ import (
 
 	"github.com/edged/edged/buffer"
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/liveness"
 	"github.com/edged/edged/telemetry"
 )
 
@@ -84,6 +85,14 @@ type Bridge struct {
 	uplinkTopic string // local retained status JSON
 
 	rnd func() float64 // jitter source, replaceable in tests
+
+	// live records the progress of the bridge's bounded operations for
+	// the watchdog (Stalled): connection attempts, hand-offs to paho and
+	// status publishes. Its clock is now, which tests replace before Run.
+	live       *liveness.Set
+	now        func() time.Time
+	connecting *liveness.Loop
+	statusing  *liveness.Loop
 
 	connected atomic.Bool
 	direct    chan telemetry.Message
@@ -178,10 +187,14 @@ func New(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.L
 		statusTopic: gateway + "/status",
 		uplinkTopic: gateway + "/edged/uplink",
 		rnd:         rand.Float64,
+		now:         time.Now,
 		direct:      make(chan telemetry.Message, directQueue),
 		changed:     make(chan struct{}, 1),
 	}
 	br.inproc.ctx, br.inproc.cancel = context.WithCancel(context.Background())
+	br.live = liveness.NewSet(func() time.Time { return br.now() })
+	br.connecting = br.live.Loop("uplink connect", connectLimit)
+	br.statusing = br.live.Loop("uplink status", statusLimit)
 	var err error
 	if br.servers, err = parseServers(cfg); err != nil {
 		return nil, err
@@ -329,6 +342,14 @@ func (br *Bridge) Intercept(m telemetry.Message, fromClient string) error {
 	}
 	return nil
 }
+
+// Stalled reports, for the systemd watchdog (package liveness), an
+// operation of the bridge that has outlasted its own bound: a connection
+// attempt, a hand-off of a publish to the connection, a publish of the
+// status topic into the local broker. Waiting for the upstream's
+// acknowledgements is not one of them (ack_timeout ends a silent
+// connection), nor is waiting between attempts.
+func (br *Bridge) Stalled() error { return br.live.Check() }
 
 // Stats returns the uplink's state and counters.
 func (br *Bridge) Stats() Stats {

@@ -42,6 +42,18 @@ const (
 	// goodbyeTimeout bounds the "offline" publish and DISCONNECT at
 	// shutdown, together.
 	goodbyeTimeout = time.Second
+
+	// The watchdog's bounds (Stalled): an operation's own bound and a
+	// margin. An attempt dials (connectTimeout) and then waits for the
+	// CONNACK (connectTimeout). A hand-off is retried while the
+	// connection is up, and a write that stops ends the connection
+	// within writeTimeout, after which paho refuses at once.
+	stallMargin  = 10 * time.Second
+	connectLimit = 2*connectTimeout + stallMargin
+	handoffLimit = writeTimeout + handoffTimeout + stallMargin
+	// statusLimit bounds a publish into the local broker, which may wait
+	// for the broker's store to commit the retained status.
+	statusLimit = time.Minute
 )
 
 // errLost ends a session whose connection dropped.
@@ -77,7 +89,9 @@ func (br *Bridge) Run(ctx context.Context) error {
 			return nil
 		}
 		srv := br.servers[next]
+		br.connecting.Busy("a connection attempt to " + srv.display)
 		s, err := br.connect(ctx, srv)
+		br.connecting.Idle()
 		if err == nil {
 			began := time.Now()
 			err = s.run(ctx)
@@ -310,12 +324,16 @@ func (s *session) subscribed(tok mqtt.Token) {
 
 // sendDirect sends QoS 0 messages that bypass the buffer.
 func (s *session) sendDirect(stop <-chan struct{}) {
+	loop := s.br.live.Loop("uplink QoS 0 sender", handoffLimit)
+	defer s.br.live.Remove(loop)
 	for {
 		select {
 		case <-stop:
 			return
 		case m := <-s.br.direct:
+			loop.Busy("handing a publish to the connection")
 			tok := s.client.Publish(m.Topic, 0, m.Retain, m.Payload)
+			loop.Idle()
 			if failedAtOnce(tok) { // not connected any more, or paho's writer held up
 				s.br.droppedQoS0.Add(1)
 			} else {
@@ -484,7 +502,10 @@ func (s *session) silent(since, now time.Time) bool {
 // sent has room for every outstanding entry, so it never blocks. It ends
 // when toSend is closed or quit is.
 func (s *session) publisher(toSend <-chan buffer.Entry, sent chan<- mqtt.Token, quit <-chan struct{}) {
+	loop := s.br.live.Loop("uplink publisher", handoffLimit)
+	defer s.br.live.Remove(loop)
 	for e := range toSend {
+		loop.Busy("handing a publish to the connection")
 		for {
 			select {
 			case <-quit:
@@ -497,6 +518,7 @@ func (s *session) publisher(toSend <-chan buffer.Entry, sent chan<- mqtt.Token, 
 				break
 			}
 		}
+		loop.Idle()
 	}
 }
 

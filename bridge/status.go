@@ -135,6 +135,8 @@ func (br *Bridge) statusLoop(ctx context.Context) {
 }
 
 func (br *Bridge) publishStatus() {
+	br.statusing.Busy("publishing the status")
+	defer br.statusing.Idle()
 	if err := br.publishLocal(br.uplinkTopic, br.statusJSON(time.Now()), 1, true); err != nil {
 		br.log.Debug("uplink: publishing status failed", "err", err)
 	}

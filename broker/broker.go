@@ -19,6 +19,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/liveness"
 	"github.com/edged/edged/telemetry"
 )
 
@@ -45,6 +46,11 @@ type Broker struct {
 	ready chan struct{}
 	// connectTimeout is connectTimeout, shorter in tests.
 	connectTimeout time.Duration
+	// live records the progress of the accept loops and the store's
+	// writer for the watchdog (Stalled); its clock is now, which tests
+	// replace before Run.
+	live *liveness.Set
+	now  func() time.Time
 
 	started   atomic.Bool
 	malformed atomic.Int64
@@ -93,7 +99,8 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 		return nil, err
 	}
 
-	b := &Broker{cfg: cfg, log: log, ready: make(chan struct{}), connectTimeout: connectTimeout}
+	b := &Broker{cfg: cfg, log: log, ready: make(chan struct{}), connectTimeout: connectTimeout, now: time.Now}
+	b.live = liveness.NewSet(func() time.Time { return b.now() })
 	drops := newDropLog(log)
 	b.hook = &edgeHook{drops: drops}
 
@@ -137,7 +144,7 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 		if err := os.MkdirAll(stateDir, 0o750); err != nil {
 			return nil, fmt.Errorf("broker: state_dir: %w", err)
 		}
-		st, err := NewStore(filepath.Join(stateDir, "broker.db"), log)
+		st, err := newStore(filepath.Join(stateDir, "broker.db"), log, b.live, nil)
 		if err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
 		}
@@ -153,6 +160,7 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 		b.lns = append(b.lns, &netListener{
 			id: s.id, proto: s.kind, addr: s.addr, tls: s.tls,
 			wrap: func(c net.Conn) net.Conn { return b.wrapConn(c, maxPacket) },
+			loop: b.live.Loop("broker "+s.id, acceptStallLimit),
 		})
 	}
 	return b, nil
@@ -365,6 +373,13 @@ func (b *Broker) dropExpired(cl *mqtt.Client, now, maxAge int64) int {
 	}
 	return n
 }
+
+// Stalled reports, for the systemd watchdog (package liveness), a
+// listener whose accepts have kept failing for longer than
+// acceptStallLimit, or a commit of the store (broker.db) that has lasted
+// longer than storeCommitLimit. A listener waiting for connections is
+// healthy however long it waits.
+func (b *Broker) Stalled() error { return b.live.Check() }
 
 // Ready is closed once every listener is open.
 func (b *Broker) Ready() <-chan struct{} { return b.ready }

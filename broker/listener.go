@@ -14,7 +14,14 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/edged/edged/liveness"
 )
+
+// acceptStallLimit is how long a listener's accepts may keep failing
+// before the watchdog hears that it is stuck: out of file descriptors for
+// a minute is a leak a restart mends, not a burst that passes.
+const acceptStallLimit = time.Minute
 
 // netListener is a mochi listener over a socket this package opens itself,
 // so that every accepted connection is wrapped in a guardConn before mochi
@@ -31,6 +38,7 @@ type netListener struct {
 	wrapListener func(net.Listener) net.Listener
 
 	acceptErrors atomic.Int64
+	loop         *liveness.Loop // busy while accepts keep failing
 
 	mu   sync.Mutex
 	stop chan struct{} // closed by Close
@@ -89,6 +97,7 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 		return
 	}
 	var failing int // accept errors in a row
+	defer l.loop.Idle()
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
@@ -105,6 +114,7 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 			failing++
 			if failing == 1 {
 				l.log.Warn("accept failing; retrying with backoff", "listener", l.id, "error", err)
+				l.loop.Busy("failing accepts, retrying with backoff")
 			}
 			if !l.pause(acceptBackoff(failing)) {
 				return
@@ -113,6 +123,7 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 		}
 		if failing > 0 {
 			l.log.Info("accepting again", "listener", l.id, "failed_accepts", failing)
+			l.loop.Idle()
 			failing = 0
 		}
 		go func() {

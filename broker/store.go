@@ -16,6 +16,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/mochi-mqtt/server/v2/system"
 	"modernc.org/sqlite"
+
+	"github.com/edged/edged/liveness"
 )
 
 // storeSchemaVersion is written to PRAGMA user_version.
@@ -24,6 +26,10 @@ const storeSchemaVersion = 1
 const (
 	storeQueueLen = 4096 // pending writes before hooks wait for the writer
 	storeBatchMax = 512  // writes committed in one transaction at most
+	// storeCommitLimit is how long one commit may take before the
+	// watchdog hears that the writer is stuck: busy_timeout (5s) and a
+	// slow SD card's fsync take seconds, a minute means the disk stopped.
+	storeCommitLimit = time.Minute
 )
 
 var storeSchema = []string{
@@ -116,6 +122,9 @@ type Store struct {
 	sys   *system.Info // the last $SYS snapshot, written at Stop
 
 	failures uint64 // failed writes, guarded by the writer
+
+	loop  *liveness.Loop // busy during each commit
+	stall func()         // when set (by tests), called at the start of each commit
 }
 
 // NewStore opens (creating it if needed) the SQLite database at path. A
@@ -123,6 +132,12 @@ type Store struct {
 // time>", logged as an error, and replaced by an empty one; an error that is
 // not corruption, such as a permission problem, is returned as itself.
 func NewStore(path string, log *slog.Logger) (*Store, error) {
+	return newStore(path, log, liveness.NewSet(nil), nil)
+}
+
+// newStore is NewStore with the writer's commits recorded in live, and
+// stall (tests) called at the start of each commit.
+func newStore(path string, log *slog.Logger, live *liveness.Set, stall func()) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -158,6 +173,8 @@ func NewStore(path string, log *slog.Logger) (*Store, error) {
 	}
 	s.ops = make(chan storeOp, storeQueueLen)
 	s.wdone = make(chan struct{})
+	s.loop = live.Loop("broker store writer", storeCommitLimit)
+	s.stall = stall
 	go s.writer()
 	return s, nil
 }
@@ -267,6 +284,11 @@ func (s *Store) writer() {
 }
 
 func (s *Store) commit(batch []storeOp) {
+	s.loop.Busy("a commit")
+	defer s.loop.Idle()
+	if s.stall != nil {
+		s.stall()
+	}
 	var flushes []chan struct{}
 	tx, err := s.db.Begin()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edged/edged/liveness"
 	"github.com/edged/edged/telemetry"
 )
 
@@ -77,8 +78,13 @@ type Options struct {
 	// Log receives the buffer's log lines, each with the path; pass the
 	// component logger (log.With("component", "buffer")). nil discards them.
 	Log *slog.Logger
-	// Now is the clock used for enqueue times and expiry; nil means time.Now.
+	// Now is the clock used for enqueue times, expiry and the watchdog's
+	// view of a commit (Stalled); nil means time.Now.
 	Now func() time.Time
+
+	// stall, when set (by tests), is called at the start of every commit:
+	// a disk that stops answering until it returns.
+	stall func()
 }
 
 // ErrFull is returned by Append when the message was not stored because the
@@ -148,6 +154,10 @@ type Buffer struct {
 	reqs   chan *request
 	notify chan struct{}
 	done   chan struct{} // closed when the committer has exited
+
+	// live records the committer's progress for the watchdog (Stalled);
+	// its clock is Options.Now.
+	live *liveness.Set
 
 	// sendMu orders Close against senders on reqs: a sender holds it for
 	// reading while it sends, Close takes it for writing to set closed.
@@ -337,6 +347,12 @@ func (b *Buffer) Stats() Stats {
 	defer b.statsMu.Unlock()
 	return b.stats
 }
+
+// Stalled reports a commit that has lasted longer than commitLimit (a
+// disk that stopped answering, an fsync that never returns), for the
+// systemd watchdog (package liveness). A committer waiting for work is
+// healthy however long it waits.
+func (b *Buffer) Stalled() error { return b.live.Check() }
 
 // Close commits the appends already queued, stops the committer and closes
 // the database. It is safe to call more than once; later calls return the

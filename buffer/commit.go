@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/edged/edged/liveness"
 )
 
 // state is the committer's picture of what is stored. It is changed only
@@ -33,14 +35,20 @@ const (
 	expiryEvery = time.Minute
 	// logEvery rate-limits the expiry log line.
 	logEvery = time.Minute
+	// commitLimit is how long one commit may take before the watchdog
+	// hears that the committer is stuck. A healthy one takes milliseconds;
+	// busy retries (busyRetries × busyTimeoutMS plus backoff) and a slow
+	// SD card's fsync take seconds. A minute means the disk has stopped.
+	commitLimit = time.Minute
 )
 
 // committer is the single goroutine that writes. It owns the writer
 // connection and its prepared statements.
 type committer struct {
-	b   *Buffer
-	st  state
-	res *reserve
+	b    *Buffer
+	st   state
+	res  *reserve
+	loop *liveness.Loop // busy during each commit
 	// lastReserveTry rate-limits attempts to re-create a released reserve.
 	lastReserveTry time.Time
 
@@ -65,6 +73,7 @@ type committer struct {
 
 func newCommitter(b *Buffer, st state) (*committer, error) {
 	c := &committer{b: b, st: st, res: &reserve{path: b.opts.Path + ".reserve", size: b.plan.reserve},
+		loop:     b.live.Loop("buffer committer", commitLimit),
 		recorded: countRecord{messages: -1}} // unknown: the first record() writes
 	if !c.res.ensure() {
 		b.log.Warn("cannot set aside the disk reserve; on a full disk acknowledgements may fail until space is freed",
@@ -154,6 +163,11 @@ type outcome struct {
 // commit runs the batch as one transaction, retrying SQLITE_BUSY with a
 // bounded backoff, and answers every request in it.
 func (c *committer) commit(batch []*request) {
+	c.loop.Busy("a commit")
+	defer c.loop.Idle()
+	if c.b.opts.stall != nil {
+		c.b.opts.stall()
+	}
 	now := c.b.now()
 	var (
 		o   outcome
@@ -248,6 +262,8 @@ func (c *committer) deleteInSteps(batch []*request, now time.Time) {
 		}
 		var err error
 		for i := 0; i < len(r.seqs) && err == nil; i += deleteSteps {
+			// Each step is a commit of its own, bounded on its own.
+			c.loop.Busy("a commit on a full disk")
 			part := &request{kind: r.kind, seqs: r.seqs[i:min(i+deleteSteps, len(r.seqs))]}
 			var o outcome
 			if o, err = c.tx([]*request{part}, now, true); err == nil {

@@ -13,6 +13,8 @@ import (
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/edged/edged/liveness"
 )
 
 const schema = `
@@ -109,6 +111,7 @@ func Open(opts Options) (*Buffer, error) {
 		reqs:   make(chan *request, 4096),
 		notify: make(chan struct{}, 1),
 		done:   make(chan struct{}),
+		live:   liveness.NewSet(opts.Now),
 	}
 	rec, haveRec, err := readCount(opts.Path)
 	if err != nil {

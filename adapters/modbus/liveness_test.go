@@ -5,7 +5,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,13 +13,6 @@ import (
 	"github.com/edged/edged/internal/testpeer"
 	"github.com/edged/edged/liveness"
 )
-
-// shiftedClock is the real clock moved forward by what the test adds, so a
-// test can let hours pass for the watchdog without waiting for them.
-type shiftedClock struct{ ahead atomic.Int64 }
-
-func (c *shiftedClock) now() time.Time      { return time.Now().Add(time.Duration(c.ahead.Load())) }
-func (c *shiftedClock) add(d time.Duration) { c.ahead.Add(int64(d)) }
 
 // silentServer accepts Modbus TCP connections and reads requests but never
 // answers, like a gateway whose serial side hangs. Each request's first
@@ -83,8 +75,8 @@ func TestTheWatchdogSeesABusStuckInARequestPastItsTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &shiftedClock{}
-	b.live = liveness.NewSet(clock.now)
+	clock := &testpeer.Clock{}
+	b.live = liveness.NewSet(clock.Now)
 	stop := testpeer.Go(t, b.Run)
 	defer func() {
 		hangUp()
@@ -101,7 +93,7 @@ func TestTheWatchdogSeesABusStuckInARequestPastItsTimeout(t *testing.T) {
 	if err := b.Stalled(); err != nil {
 		t.Fatalf("a request inside its timeout was reported stuck: %v", err)
 	}
-	clock.add(time.Hour + stallMargin + time.Minute)
+	clock.Add(time.Hour + stallMargin + time.Minute)
 	err = b.Stalled()
 	if err == nil {
 		t.Fatal("a request past its timeout and margin was not reported")
@@ -129,14 +121,14 @@ func TestTheWatchdogSeesAHealthyBusMakeProgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &shiftedClock{}
-	b.live = liveness.NewSet(clock.now)
+	clock := &testpeer.Clock{}
+	b.live = liveness.NewSet(clock.Now)
 	testpeer.Go(t, b.Run)
 
 	// Once the reading is out the bus waits an hour for the next poll:
 	// waiting is progress, however long it lasts.
 	waitFor(t, "a reading", func() bool { return rec.Last("gw/meter/voltage") != "" })
-	clock.add(24 * time.Hour)
+	clock.Add(24 * time.Hour)
 	if err := b.Stalled(); err != nil {
 		t.Fatalf("a bus waiting for its next poll was reported stuck: %v", err)
 	}

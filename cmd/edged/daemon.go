@@ -79,20 +79,34 @@ type staller interface {
 // progress is the watchdog's view of the parts: healthy while none is
 // stuck. A change either way is logged once.
 type progress struct {
-	parts []part
+	parts []staller
 	log   *slog.Logger
 	stuck bool
+}
+
+// watched returns what the watchdog checks: the broker, the buffer when
+// there is one (neither is in parts: the broker outlives them, the buffer
+// is the bridge's), and every part that can tell.
+func watched(brk *broker.Broker, buf *buffer.Buffer, parts []part) []staller {
+	out := []staller{brk}
+	if buf != nil {
+		out = append(out, buf)
+	}
+	for _, p := range parts {
+		if s, ok := p.(staller); ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // stalled returns every stuck part's error; empty while all make progress.
 // /healthz reports the same list.
 func (p *progress) stalled() []error {
 	var errs []error
-	for _, pt := range p.parts {
-		if s, ok := pt.(staller); ok {
-			if err := s.Stalled(); err != nil {
-				errs = append(errs, err)
-			}
+	for _, s := range p.parts {
+		if err := s.Stalled(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errs
@@ -164,7 +178,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 		return err
 	}
 	parts = append(parts, ha)
-	alive := &progress{parts: parts, log: log}
+	alive := &progress{parts: watched(brk, buf, parts), log: log}
 	if cfg.HTTP.Address != "" {
 		web, err := newObserver(cfg, brk, br, stats.sources, alive, stats.started, log)
 		if err != nil {

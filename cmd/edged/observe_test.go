@@ -154,7 +154,7 @@ func get(t *testing.T, url string) string {
 // while a part is stuck both say so, and both recover with it.
 func TestHealthzFailsWhileAPartIsStalledAsTheWatchdogDoes(t *testing.T) {
 	stuck := &stuckPart{}
-	alive := &progress{parts: []part{&stuckPart{}, stuck}, log: slog.New(slog.DiscardHandler)}
+	alive := &progress{parts: []staller{&stuckPart{}, stuck}, log: slog.New(slog.DiscardHandler)}
 	srv, err := observe.New(config.HTTP{Address: "127.0.0.1:0"}, nil, observe.Sources{Liveness: alive.stalled}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -7,10 +7,15 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edged/edged/broker"
+	"github.com/edged/edged/buffer"
+	"github.com/edged/edged/config"
 )
 
 // stuckPart is a part whose Stalled answer the test sets.
@@ -36,7 +41,7 @@ func TestTheWatchdogIsPingedOnlyWhileEveryPartMakesProgress(t *testing.T) {
 	var logs bytes.Buffer
 	stuck := &stuckPart{}
 	stuck.set(errors.New("modbus bus rs485: stuck in read holding 0..9 for 1m0s (limit 5s)"))
-	p := &progress{parts: []part{&stuckPart{}, stuck}, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	p := &progress{parts: []staller{&stuckPart{}, stuck}, log: slog.New(slog.NewTextHandler(&logs, nil))}
 
 	// Count the watchdog's health checks so the test can wait for ticks
 	// rather than for time.
@@ -82,6 +87,38 @@ func TestTheWatchdogIsPingedOnlyWhileEveryPartMakesProgress(t *testing.T) {
 		}
 		if !strings.Contains(logs.String(), "makes progress again") {
 			t.Fatalf("the recovery was not logged:\n%s", logs.String())
+		}
+	})
+}
+
+// plainPart is a part that cannot tell whether it makes progress.
+type plainPart struct{}
+
+func (plainPart) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+
+func TestTheWatchdogChecksTheBrokerAndTheBuffer(t *testing.T) {
+	dir := t.TempDir()
+	brk, err := broker.New(config.Broker{Listeners: []config.Listener{{Type: "tcp", Address: "127.0.0.1:0"}}}, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, err := buffer.Open(buffer.Options{Path: filepath.Join(dir, "buffer.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	stuck := &stuckPart{}
+	t.Run("with an uplink: the broker, the buffer and every part that can tell", func(t *testing.T) {
+		got := watched(brk, buf, []part{stuck, plainPart{}})
+		want := []staller{brk, buf, stuck}
+		if !slices.Equal(got, want) {
+			t.Fatalf("watched = %v, want %v", got, want)
+		}
+	})
+	t.Run("without an uplink: no buffer to check", func(t *testing.T) {
+		got := watched(brk, nil, []part{stuck})
+		if want := []staller{brk, stuck}; !slices.Equal(got, want) {
+			t.Fatalf("watched = %v, want %v", got, want)
 		}
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,20 +78,13 @@ func TestRunShowsTheDeviceOfflineWhenItsPortCloses(t *testing.T) {
 	}
 }
 
-// shiftedClock is the real clock moved forward by what the test adds, so a
-// test can let hours pass for the watchdog without waiting for them.
-type shiftedClock struct{ ahead atomic.Int64 }
-
-func (c *shiftedClock) now() time.Time      { return time.Now().Add(time.Duration(c.ahead.Load())) }
-func (c *shiftedClock) add(d time.Duration) { c.ahead.Add(int64(d)) }
-
 // writer runs a device on a pty pair whose session writes p once and then
 // waits for the end. The device's watchdog clock is the returned one;
 // wrote says how the write went.
 type writer struct {
 	d     *Device
 	pair  *testpeer.PtyPair
-	clock *shiftedClock
+	clock *testpeer.Clock
 	stop  func() error
 	wrote chan error
 }
@@ -105,8 +97,8 @@ func startWriter(t *testing.T, p []byte) *writer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &writer{d: d, pair: pair, clock: &shiftedClock{}, wrote: make(chan error, 1)}
-	d.live = liveness.NewSet(w.clock.now)
+	w := &writer{d: d, pair: pair, clock: &testpeer.Clock{}, wrote: make(chan error, 1)}
+	d.live = liveness.NewSet(w.clock.Now)
 	w.stop = testpeer.Go(t, func(ctx context.Context) error {
 		d.Run(ctx, func(ctx context.Context, c *serialport.Conn) error {
 			err := d.Write(c, p)
@@ -146,7 +138,7 @@ func TestTheWatchdogSeesAWriteThatNoLongerMoves(t *testing.T) {
 	// an hour (of the shifted clock) after it began is stuck.
 	var stalled error
 	testpeer.Eventually(t, 15*time.Second, "the blocked write to be reported", func() bool {
-		w.clock.add(time.Hour)
+		w.clock.Add(time.Hour)
 		stalled = w.d.Stalled()
 		return stalled != nil
 	})
@@ -167,7 +159,7 @@ func TestTheWatchdogSeesADeviceWaitingForDataMakeProgress(t *testing.T) {
 	if err := w.written(t); err != nil {
 		t.Fatal(err)
 	}
-	w.clock.add(24 * time.Hour)
+	w.clock.Add(24 * time.Hour)
 	if err := w.d.Stalled(); err != nil {
 		t.Fatalf("a device waiting for data was reported stuck: %v", err)
 	}
