@@ -79,6 +79,8 @@ type status struct {
 	DroppedFull        uint64  `json:"dropped_full"`
 	Expired            uint64  `json:"expired"`
 	Rejected           uint64  `json:"rejected"`
+	LostOnOpen         uint64  `json:"lost_on_open"` // missing from the file at start
+	Damaged            uint64  `json:"damaged"`      // lost to unreadable rows
 	DroppedQoS0        uint64  `json:"dropped_qos0"`
 	Delivered          uint64  `json:"delivered"`
 	DuplicatesPossible uint64  `json:"duplicates_possible"`
@@ -98,6 +100,8 @@ func (br *Bridge) statusJSON(now time.Time) []byte {
 		DroppedFull:        s.Buffer.DroppedFull,
 		Expired:            s.Buffer.Expired,
 		Rejected:           s.Buffer.Rejected,
+		LostOnOpen:         s.Buffer.LostOnOpen,
+		Damaged:            s.Buffer.Damaged,
 		DroppedQoS0:        s.DroppedQoS0,
 		Delivered:          s.Delivered,
 		DuplicatesPossible: s.DuplicatesPossible,
