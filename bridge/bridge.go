@@ -34,10 +34,15 @@ type Buffer interface {
 }
 
 // Local is what the bridge needs of the local broker (*broker.Broker):
-// publishing downlink messages and its own status in-process.
+// publishing downlink messages and its own status in-process, named as
+// origin so that Intercept knows them when the broker hands them back.
 type Local interface {
-	Publish(topic string, payload []byte, qos byte, retain bool) error
+	PublishAs(part, topic string, payload []byte, qos byte, retain bool) error
 }
+
+// origin is the name the bridge publishes under in the local broker
+// (telemetry.Origin.Part).
+const origin = "uplink"
 
 // ErrRefused is wrapped by Intercept's error when a message that must be
 // buffered could not be (the buffer is full under the reject policy, or the
@@ -96,7 +101,6 @@ type Bridge struct {
 
 	connected atomic.Bool
 	direct    chan telemetry.Message
-	self      selfMarks
 	changed   chan struct{}
 
 	// resendUpTo is the highest sequence number ever handed to paho; an
@@ -261,23 +265,23 @@ func New(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.L
 // costs a few string comparisons and is let through. A matching message is
 // forwarded at the rule's QoS, or QoS 1 when it was published with QoS 1 or
 // more, so the durability promise holds whatever the rule says. QoS 1 (and
-// QoS 0 with buffer_qos0) from a network client (fromClient not empty) is
+// QoS 0 with buffer_qos0) from a network client (from.Client set) is
 // committed to the buffer before Intercept returns; an error wrapping
 // ErrRefused means it could not be, and the publisher must not be
 // acknowledged. The same from an in-process publisher (an adapter's
-// reading, fromClient empty) is queued for the buffer and Intercept returns
-// at once: nobody waits for its acknowledgement, so the poll loop does not
-// wait for the disk. Other QoS 0 messages are sent straight away while
-// connected and dropped (counted) while not. Messages the bridge published
-// locally itself (downlink, status) are never sent back up, and messages
-// whose upstream topic no broker takes are not forwarded (counted, logged).
-func (br *Bridge) Intercept(m telemetry.Message, fromClient string) error {
-	r := forwardFor(br.forward, m.Topic)
-	if r == nil {
+// reading) is queued for the buffer and Intercept returns at once: nobody
+// waits for its acknowledgement, so the poll loop does not wait for the
+// disk. Other QoS 0 messages are sent straight away while connected and
+// dropped (counted) while not. Messages the bridge published locally itself
+// (downlink, status: from.Part is origin) return at once, before any
+// forward rule, and messages whose upstream topic no broker takes are not
+// forwarded (counted, logged).
+func (br *Bridge) Intercept(m telemetry.Message, from telemetry.Origin) error {
+	if from.Part == origin {
 		return nil
 	}
-	if fromClient == "" && br.self.has(m.Payload) {
-		br.notForwarded.Add(1)
+	r := forwardFor(br.forward, m.Topic)
+	if r == nil {
 		return nil
 	}
 	remote := r.prefix + m.Topic
@@ -305,7 +309,7 @@ func (br *Bridge) Intercept(m telemetry.Message, fromClient string) error {
 		// Whatever waits in the buffer goes up at QoS 1: it leaves the
 		// buffer only on a PUBACK, which QoS 0 would never bring.
 		out.QoS = 1
-		if fromClient == "" {
+		if from.InProcess() {
 			// In-process (an adapter's reading): nobody waits for a PUBACK,
 			// so the publisher does not wait for the disk either.
 			switch br.putInproc(out) {
@@ -372,59 +376,15 @@ func (br *Bridge) Stats() Stats {
 	return s
 }
 
-// publishLocal publishes into the local broker, marked so that Intercept
-// recognises the message as the bridge's own and never forwards it.
+// publishLocal publishes into the local broker as the uplink (origin), so
+// that Intercept knows the message for the bridge's own and never sends it
+// back up. One that a forward rule would have taken is counted.
 func (br *Bridge) publishLocal(topic string, payload []byte, qos byte, retain bool) error {
-	p := br.self.mark(payload)
-	defer br.self.unmark(p)
-	return br.local.Publish(topic, p, qos, retain)
-}
-
-// selfMarks recognises the bridge's own local publishes when the broker
-// hands them back to Intercept. The broker calls the interceptor
-// synchronously, inside Publish, with the very payload slice it was given;
-// a fresh copy's backing array is therefore a marker no other publisher can
-// hold, unlike the topic or the (empty) client id, which an adapter
-// publishing concurrently on the same topic would share.
-type selfMarks struct {
-	n  atomic.Int32 // marks held: lets has skip the lock in the common case
-	mu sync.Mutex
-	m  map[*byte]int
-}
-
-// mark returns a copy of payload (with capacity for at least one byte, so
-// that even an empty payload has an address of its own) and records it.
-func (s *selfMarks) mark(payload []byte) []byte {
-	p := make([]byte, len(payload), len(payload)+1)
-	copy(p, payload)
-	k := &p[:1][0]
-	s.mu.Lock()
-	if s.m == nil {
-		s.m = map[*byte]int{}
+	if err := br.local.PublishAs(origin, topic, payload, qos, retain); err != nil {
+		return err
 	}
-	s.m[k]++
-	s.mu.Unlock()
-	s.n.Add(1)
-	return p
-}
-
-func (s *selfMarks) unmark(p []byte) {
-	k := &p[:1][0]
-	s.mu.Lock()
-	if s.m[k]--; s.m[k] <= 0 {
-		delete(s.m, k)
+	if forwardFor(br.forward, topic) != nil {
+		br.notForwarded.Add(1)
 	}
-	s.mu.Unlock()
-	s.n.Add(-1)
-}
-
-func (s *selfMarks) has(payload []byte) bool {
-	if s.n.Load() == 0 || cap(payload) == 0 {
-		return false
-	}
-	k := &payload[:1][0]
-	s.mu.Lock()
-	_, ok := s.m[k]
-	s.mu.Unlock()
-	return ok
+	return nil
 }

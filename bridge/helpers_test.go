@@ -40,14 +40,16 @@ func (nopBuffer) DeadLetters() (int64, error)             { return 0, nil }
 
 type nopLocal struct{}
 
-func (nopLocal) Publish(string, []byte, byte, bool) error { return nil }
+func (nopLocal) PublishAs(string, string, []byte, byte, bool) error { return nil }
 
 // testLocal is a tiny in-process local broker with the contract of
-// broker.Broker: Publish runs the interceptor synchronously, with the very
-// payload slice and fromClient "", before delivering to subscribers.
+// broker.Broker: Publish (an adapter's) and PublishAs (a named part's) run
+// the interceptor synchronously, with the publisher's origin, before
+// delivering to subscribers. The interceptor gets a copy of the payload:
+// nothing may depend on the publisher's slice.
 type testLocal struct {
 	mu        sync.Mutex
-	intercept func(m telemetry.Message, fromClient string) error
+	intercept func(m telemetry.Message, from telemetry.Origin) error
 	subs      []localSub
 	retained  map[string][]byte
 }
@@ -58,11 +60,16 @@ type localSub struct {
 }
 
 func (l *testLocal) Publish(topic string, payload []byte, qos byte, retain bool) error {
+	return l.PublishAs("", topic, payload, qos, retain)
+}
+
+func (l *testLocal) PublishAs(part, topic string, payload []byte, qos byte, retain bool) error {
 	l.mu.Lock()
 	fn := l.intercept
 	l.mu.Unlock()
 	if fn != nil {
-		if err := fn(telemetry.Message{Topic: topic, Payload: payload, QoS: qos, Retain: retain}, ""); err != nil {
+		m := telemetry.Message{Topic: topic, Payload: append([]byte(nil), payload...), QoS: qos, Retain: retain}
+		if err := fn(m, telemetry.Origin{Part: part}); err != nil {
 			return err
 		}
 	}
@@ -88,7 +95,7 @@ func (l *testLocal) PublishFrom(client, topic string, payload []byte, qos byte) 
 	l.mu.Lock()
 	fn := l.intercept
 	l.mu.Unlock()
-	return fn(telemetry.Message{Topic: topic, Payload: payload, QoS: qos}, client)
+	return fn(telemetry.Message{Topic: topic, Payload: payload, QoS: qos}, telemetry.Origin{Client: client})
 }
 
 func (l *testLocal) Subscribe(filter string, fn func(topic string, payload []byte)) {

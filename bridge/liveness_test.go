@@ -22,7 +22,7 @@ type stuckLocal struct {
 	gate    chan struct{}
 }
 
-func (l *stuckLocal) Publish(topic string, _ []byte, _ byte, _ bool) error {
+func (l *stuckLocal) PublishAs(_, topic string, _ []byte, _ byte, _ bool) error {
 	select {
 	case l.entered <- topic:
 	default:

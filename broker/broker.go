@@ -401,9 +401,10 @@ func (b *Broker) Addrs() []net.Addr {
 // delivered. Returning an error refuses the message: it is not delivered,
 // an MQTT 5 publisher of QoS 1/2 gets reason 0x97 (ErrQuotaExceeded) or 0x80
 // (any other error), and an MQTT 3 publisher is disconnected without an
-// acknowledgement. fromClient is the client id, "" for Publish. Wills are
-// not passed to fn. nil removes the interceptor.
-func (b *Broker) SetInterceptor(fn func(m telemetry.Message, fromClient string) error) {
+// acknowledgement. from is the network client (from.Client, its id), or
+// for Publish and PublishAs an empty Client and the part's name (Part).
+// Wills are not passed to fn. nil removes the interceptor.
+func (b *Broker) SetInterceptor(fn func(m telemetry.Message, from telemetry.Origin) error) {
 	if fn == nil {
 		b.hook.intercept.Store(nil)
 		return
@@ -415,6 +416,13 @@ func (b *Broker) SetInterceptor(fn func(m telemetry.Message, fromClient string) 
 // Publish publishes a message in-process, as the broker itself, without
 // ACL checks. Subscribers get it at up to the given QoS.
 func (b *Broker) Publish(topic string, payload []byte, qos byte, retain bool) error {
+	return b.PublishAs("", topic, payload, qos, retain)
+}
+
+// PublishAs is Publish by a part of edged that names itself: the
+// interceptor sees part as the message's origin (telemetry.Origin.Part),
+// which is how the uplink knows its own messages when they come back.
+func (b *Broker) PublishAs(part, topic string, payload []byte, qos byte, retain bool) error {
 	if topic == "" || strings.ContainsAny(topic, "+#") {
 		return fmt.Errorf("broker: publish: %q is not a valid topic name", topic)
 	}
@@ -425,7 +433,7 @@ func (b *Broker) Publish(topic string, payload []byte, qos byte, retain bool) er
 		return fmt.Errorf("broker: publish %s: qos %d is not 0, 1 or 2", topic, qos)
 	}
 	if fn := b.hook.intercept.Load(); fn != nil {
-		if err := (*fn)(telemetry.Message{Topic: topic, Payload: payload, QoS: qos, Retain: retain}, ""); err != nil {
+		if err := (*fn)(telemetry.Message{Topic: topic, Payload: payload, QoS: qos, Retain: retain}, telemetry.Origin{Part: part}); err != nil {
 			b.hook.refused.Add(1)
 			return fmt.Errorf("broker: publish %s: refused: %w", topic, err)
 		}

@@ -329,10 +329,10 @@ type refuse struct {
 	err  error
 }
 
-func (r *refuse) fn(m telemetry.Message, from string) error {
+func (r *refuse) fn(m telemetry.Message, from telemetry.Origin) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.seen = append(r.seen, from+" "+m.Topic)
+	r.seen = append(r.seen, from.Client+"/"+from.Part+" "+m.Topic)
 	return r.err
 }
 
@@ -392,24 +392,29 @@ func TestInterceptorRefusals(t *testing.T) {
 			t.Fatalf("Publish: %v", err)
 		}
 	})
+	t.Run("an in-process publish by a named part is seen with its name", func(t *testing.T) {
+		if err := b.PublishAs("uplink", "ic/f", []byte("x"), 1, false); !errors.Is(err, ErrQuotaExceeded) {
+			t.Fatalf("PublishAs: %v", err)
+		}
+	})
 
 	select {
 	case topic := <-delivered:
 		t.Fatalf("refused message on %s was delivered", topic)
 	default:
 	}
-	if got := b.Stats().Refused; got != 5 {
-		t.Errorf("Stats.Refused = %d, want 5", got)
+	if got := b.Stats().Refused; got != 6 {
+		t.Errorf("Stats.Refused = %d, want 6", got)
 	}
 	r.mu.Lock()
-	want := []string{"v5pub ic/a", "v5pub2 ic/b", "v5pub3 ic/c", "v3pub ic/d", " ic/e"}
+	want := []string{"v5pub/ ic/a", "v5pub2/ ic/b", "v5pub3/ ic/c", "v3pub/ ic/d", "/ ic/e", "/uplink ic/f"}
 	if fmt.Sprint(r.seen) != fmt.Sprint(want) {
 		t.Errorf("interceptor saw %q, want %q", r.seen, want)
 	}
 	r.mu.Unlock()
 
 	t.Run("accepted messages are delivered once the interceptor allows them", func(t *testing.T) {
-		b.SetInterceptor(func(telemetry.Message, string) error { return nil })
+		b.SetInterceptor(func(telemetry.Message, telemetry.Origin) error { return nil })
 		rc := dialRaw(t, addr)
 		rc.connect(5, "v5ok", true, nil)
 		rc.publish("ic/ok", []byte("x"), 1, 3)

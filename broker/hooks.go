@@ -21,7 +21,8 @@ import (
 var ErrQuotaExceeded = errors.New("broker: quota exceeded")
 
 // Interceptor sees every publish before it is acknowledged or delivered.
-type Interceptor func(m telemetry.Message, fromClient string) error
+// from says who published it (telemetry.Origin).
+type Interceptor func(m telemetry.Message, from telemetry.Origin) error
 
 // edgeHook is edged's own mochi hook: it runs the interceptor, applies the
 // per-client windows mochi sets only from the client's CONNECT, and counts
@@ -156,7 +157,7 @@ func (h *edgeHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	if fn == nil || cl.Net.Inline {
 		return pk, nil
 	}
-	err := (*fn)(telemetry.Message{Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain}, cl.ID)
+	err := (*fn)(telemetry.Message{Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain}, telemetry.Origin{Client: cl.ID})
 	if err == nil {
 		return pk, nil
 	}

@@ -53,3 +53,17 @@ type Message struct {
 	QoS     byte
 	Retain  bool
 }
+
+// Origin says who published a message into the local broker: a network
+// client, or a part of edged in-process. A part that names itself when it
+// publishes (the uplink, "uplink") recognises its own messages by it when
+// the broker hands them back; adapters publish without a name.
+type Origin struct {
+	// Client is the network client's id; empty for an in-process publish.
+	Client string
+	// Part is the name an in-process publisher gave; empty otherwise.
+	Part string
+}
+
+// InProcess reports whether a part of edged published the message.
+func (o Origin) InProcess() bool { return o.Client == "" }

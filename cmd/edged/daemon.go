@@ -153,7 +153,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 			return err
 		}
 		stats.sources = append(stats.sources, statsSource{section: "uplink", stats: func() any { return br.Stats() }})
-		brk.SetInterceptor(func(m telemetry.Message, from string) error {
+		brk.SetInterceptor(func(m telemetry.Message, from telemetry.Origin) error {
 			if err := br.Intercept(m, from); err != nil {
 				if errors.Is(err, bridge.ErrRefused) {
 					return broker.ErrQuotaExceeded
