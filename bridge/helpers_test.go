@@ -55,7 +55,7 @@ type testLocal struct {
 }
 
 type localSub struct {
-	filter []string
+	filter telemetry.Filter
 	fn     func(topic string, payload []byte)
 }
 
@@ -83,7 +83,7 @@ func (l *testLocal) PublishAs(part, topic string, payload []byte, qos byte, reta
 	}
 	l.mu.Unlock()
 	for _, s := range subs {
-		if match(s.filter, topic) {
+		if s.filter.Match(topic) {
 			s.fn(topic, payload)
 		}
 	}
@@ -99,7 +99,7 @@ func (l *testLocal) PublishFrom(client, topic string, payload []byte, qos byte) 
 }
 
 func (l *testLocal) Subscribe(filter string, fn func(topic string, payload []byte)) {
-	f, err := parseFilter(filter)
+	f, err := telemetry.ParseFilter(filter)
 	if err != nil {
 		panic(err) // a broken test
 	}

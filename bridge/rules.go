@@ -5,12 +5,13 @@ import (
 	"strings"
 
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/telemetry"
 )
 
 // forwardRule sends local topics matching filter upstream under prefix.
 type forwardRule struct {
 	raw    string
-	filter []string
+	filter telemetry.Filter
 	prefix string
 	qos    byte
 }
@@ -18,57 +19,10 @@ type forwardRule struct {
 // downlinkRule brings remote topics matching filter into the local broker.
 type downlinkRule struct {
 	raw    string
-	filter []string
+	filter telemetry.Filter
 	strip  string
 	prefix string
 	qos    byte
-}
-
-// parseFilter checks an MQTT topic filter and splits it into levels.
-func parseFilter(f string) ([]string, error) {
-	if f == "" {
-		return nil, fmt.Errorf("empty topic filter")
-	}
-	if strings.ContainsRune(f, 0) {
-		return nil, fmt.Errorf("topic filter %q contains a NUL character", f)
-	}
-	levels := strings.Split(f, "/")
-	for i, l := range levels {
-		switch {
-		case l == "#" && i != len(levels)-1:
-			return nil, fmt.Errorf("topic filter %q: # must be the last level", f)
-		case l != "#" && l != "+" && strings.ContainsAny(l, "+#"):
-			return nil, fmt.Errorf("topic filter %q: + and # must fill a whole level", f)
-		}
-	}
-	return levels, nil
-}
-
-// match reports whether topic matches the split filter. It does not
-// allocate: it runs for every local publish.
-func match(filter []string, topic string) bool {
-	if topic != "" && topic[0] == '$' && (filter[0] == "+" || filter[0] == "#") {
-		return false // wildcards do not reach $SYS and the like (MQTT 4.7.2)
-	}
-	rest, more := topic, true
-	for _, f := range filter {
-		if f == "#" {
-			return true
-		}
-		if !more {
-			return false
-		}
-		lvl := rest
-		if j := strings.IndexByte(rest, '/'); j >= 0 {
-			lvl, rest = rest[:j], rest[j+1:]
-		} else {
-			more = false
-		}
-		if f != "+" && f != lvl {
-			return false
-		}
-	}
-	return !more
 }
 
 // checkPrefix refuses a topic prefix that would put a wildcard or NUL into
@@ -94,9 +48,9 @@ func parseForward(rules []config.Forward) ([]forwardRule, error) {
 	var out []forwardRule
 	for i, r := range rules {
 		key := fmt.Sprintf("uplink.forward[%d]", i)
-		f, err := parseFilter(r.Local)
+		f, err := telemetry.ParseFilter(r.Local)
 		if err != nil {
-			return nil, fmt.Errorf("%s.local: %w", key, err)
+			return nil, fmt.Errorf("%s.local: %q is not a valid topic filter: %w", key, r.Local, err)
 		}
 		if err := checkPrefix(r.RemotePrefix); err != nil {
 			return nil, fmt.Errorf("%s.remote_prefix: %w", key, err)
@@ -114,9 +68,9 @@ func parseDownlink(rules []config.Downlink) ([]downlinkRule, error) {
 	var out []downlinkRule
 	for i, r := range rules {
 		key := fmt.Sprintf("uplink.downlink[%d]", i)
-		f, err := parseFilter(r.Remote)
+		f, err := telemetry.ParseFilter(r.Remote)
 		if err != nil {
-			return nil, fmt.Errorf("%s.remote: %w", key, err)
+			return nil, fmt.Errorf("%s.remote: %q is not a valid topic filter: %w", key, r.Remote, err)
 		}
 		if err := checkPrefix(r.LocalPrefix); err != nil {
 			return nil, fmt.Errorf("%s.local_prefix: %w", key, err)
@@ -133,7 +87,7 @@ func parseDownlink(rules []config.Downlink) ([]downlinkRule, error) {
 // forwardFor returns the first forward rule matching topic, or nil.
 func forwardFor(rules []forwardRule, topic string) *forwardRule {
 	for i := range rules {
-		if match(rules[i].filter, topic) {
+		if rules[i].filter.Match(topic) {
 			return &rules[i]
 		}
 	}
@@ -146,7 +100,7 @@ func forwardFor(rules []forwardRule, topic string) *forwardRule {
 func localTopic(rules []downlinkRule, remote string) (string, bool) {
 	for i := range rules {
 		r := &rules[i]
-		if !match(r.filter, remote) {
+		if !r.filter.Match(remote) {
 			continue
 		}
 		t := r.prefix + strings.TrimPrefix(remote, r.strip)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/edged/edged/telemetry"
 )
 
 // aclAccess is what a rule grants; aclDeny takes everything away.
@@ -140,8 +142,8 @@ func aclParseRule(pattern bool, rest string) (aclRule, error) {
 	if filter == "" {
 		return r, errors.New("missing topic filter")
 	}
-	if !aclValidFilter(filter) {
-		return r, fmt.Errorf("invalid topic filter %q", aclShort(filter))
+	if _, err := telemetry.ParseFilter(filter); err != nil {
+		return r, fmt.Errorf("invalid topic filter %q: %v", aclShort(filter), err)
 	}
 	r.filter = filter
 	r.levels = strings.Split(filter, "/")
@@ -150,24 +152,6 @@ func aclParseRule(pattern bool, rest string) (aclRule, error) {
 		r.usesC = strings.Contains(filter, "%c")
 	}
 	return r, nil
-}
-
-// aclValidFilter checks MQTT filter syntax: '+' and '#' fill a whole level
-// and '#' is last.
-func aclValidFilter(f string) bool {
-	if f == "" || strings.IndexByte(f, 0) >= 0 {
-		return false
-	}
-	levels := strings.Split(f, "/")
-	for i, l := range levels {
-		if strings.ContainsAny(l, "+#") && len(l) != 1 {
-			return false
-		}
-		if l == "#" && i != len(levels)-1 {
-			return false
-		}
-	}
-	return true
 }
 
 // aclSafeValue reports whether a client id or user name may be put into a
@@ -290,7 +274,9 @@ func aclDollarMismatch(a, b string) bool {
 }
 
 // aclCovers reports whether every topic matched by filter f (or the topic f
-// itself) is matched by rule filter r.
+// itself) is matched by rule filter r. It and aclIntersects compare a
+// filter with a filter (a subscription with a rule), which a topic matcher
+// (telemetry.Filter) does not; the syntax they rely on is ParseFilter's.
 func aclCovers(r, f string) bool {
 	return aclCoversLevels(strings.Split(r, "/"), strings.Split(f, "/"))
 }

@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/edged/edged/telemetry"
 )
 
 var uplinkSchemes = []string{"mqtt", "mqtts", "ws", "wss"}
@@ -113,8 +115,8 @@ func (v *validator) topicFilter(path, f, what string) bool {
 	if !v.required(path, f, what) {
 		return false
 	}
-	if prob := filterProblem(f); prob != "" {
-		v.errorf(path, "%q is not a valid topic filter: %s", f, prob)
+	if _, err := telemetry.ParseFilter(f); err != nil {
+		v.errorf(path, "%q is not a valid topic filter: %v", f, err)
 		return false
 	}
 	return true
@@ -128,26 +130,6 @@ func (v *validator) topicPrefix(path, s string) {
 	} else if strings.ContainsRune(s, 0) {
 		v.errorf(path, "must not contain a NUL character")
 	}
-}
-
-// filterProblem says why f is not a valid MQTT topic filter, or "".
-func filterProblem(f string) string {
-	if f == "" {
-		return "it is empty"
-	}
-	if strings.ContainsRune(f, 0) {
-		return "it contains a NUL character"
-	}
-	levels := strings.Split(f, "/")
-	for i, l := range levels {
-		switch {
-		case strings.Contains(l, "#") && (l != "#" || i != len(levels)-1):
-			return `"#" must be a whole level and the last one`
-		case strings.Contains(l, "+") && l != "+":
-			return `"+" must be a whole level`
-		}
-	}
-	return ""
 }
 
 // prefixCanMatch reports whether some topic matching filter starts with

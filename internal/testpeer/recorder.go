@@ -1,10 +1,11 @@
 package testpeer
 
 import (
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edged/edged/telemetry"
 )
 
 // Recorder is the in-process stand-in for edged's broker at the adapters'
@@ -195,25 +196,9 @@ func (r *Recorder) WaitLast(t testing.TB, topic, want string) {
 	Eventually(t, WaitLastLimit, topic+" = "+want, func() bool { return r.Last(topic) == want })
 }
 
-// matches reports whether an MQTT topic filter matches a topic name: + is
-// one level, a trailing # is any number of levels (none included), and a
-// wildcard in the first level does not match a topic starting with $.
+// matches reports whether an MQTT topic filter matches a topic name, as
+// the broker would (telemetry.Filter); a malformed filter matches nothing.
 func matches(filter, topic string) bool {
-	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
-		return false
-	}
-	f := strings.Split(filter, "/")
-	n := strings.Split(topic, "/")
-	for i, level := range f {
-		if level == "#" {
-			return i == len(f)-1
-		}
-		if i >= len(n) {
-			return false
-		}
-		if level != "+" && level != n[i] {
-			return false
-		}
-	}
-	return len(f) == len(n)
+	f, err := telemetry.ParseFilter(filter)
+	return err == nil && f.Match(topic)
 }
