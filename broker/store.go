@@ -2,11 +2,12 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -15,9 +16,9 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/mochi-mqtt/server/v2/system"
-	"modernc.org/sqlite"
 
 	"github.com/edged/edged/liveness"
+	"github.com/edged/edged/sqlitefile"
 )
 
 // storeSchemaVersion is written to PRAGMA user_version.
@@ -145,27 +146,14 @@ func newStore(path string, log *slog.Logger, live *liveness.Set, stall func()) (
 	if path == "" || strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("store %q: path must be non-empty and contain no '?'", path)
 	}
-	// Open the file ourselves first so that a permission or missing
-	// directory problem reads as itself and is not mistaken for corruption.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	_ = f.Close()
-
 	s, err := storeOpen(path, log)
-	if err != nil && storeIsCorrupt(err) {
-		aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405.000Z"))
-		log.Error("state database is corrupt; moving it aside and starting empty: retained messages and persistent sessions are lost",
+	if sqlitefile.IsCorrupt(err) {
+		aside, merr := sqlitefile.MoveAside(path, time.Now())
+		if merr != nil {
+			return nil, fmt.Errorf("store %s: corrupt (%v) and cannot move it aside: %w", path, err, merr)
+		}
+		log.Error("state database is corrupt; moved it aside and started empty: retained messages and persistent sessions are lost",
 			"path", path, "moved_to", aside, "error", err)
-		if rerr := os.Rename(path, aside); rerr != nil {
-			return nil, fmt.Errorf("store %s: corrupt (%v) and cannot move it aside: %w", path, err, rerr)
-		}
-		for _, suffix := range []string{"-wal", "-shm"} {
-			if _, serr := os.Stat(path + suffix); serr == nil {
-				_ = os.Rename(path+suffix, aside+suffix)
-			}
-		}
 		s, err = storeOpen(path, log)
 	}
 	if err != nil {
@@ -179,9 +167,17 @@ func newStore(path string, log *slog.Logger, live *liveness.Set, stall func()) (
 	return s, nil
 }
 
+// storeBusyTimeoutMS is how long SQLite waits for another connection's
+// lock before a statement fails; commit then retries (sqlitefile.RetryBusy).
+const storeBusyTimeoutMS = 1000
+
+// storeOpen opens and checks the database (sqlitefile: the file is created
+// first, so a permission problem reads as itself; quick_check finds a torn
+// page) and prepares the schema and statements.
 func storeOpen(path string, log *slog.Logger) (s *Store, err error) {
-	dsn := path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(OFF)"
-	db, err := sql.Open("sqlite", dsn)
+	db, err := sqlitefile.Open(path, []string{
+		fmt.Sprintf("busy_timeout(%d)", storeBusyTimeoutMS), "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(OFF)",
+	}, url.Values{"_txlock": {"immediate"}})
 	if err != nil {
 		return nil, err
 	}
@@ -194,12 +190,8 @@ func storeOpen(path string, log *slog.Logger) (s *Store, err error) {
 	// and the single writer never contends with itself.
 	db.SetMaxOpenConns(1)
 
-	var check string
-	if err := db.QueryRow(`PRAGMA quick_check`).Scan(&check); err != nil {
+	if err := sqlitefile.Check(db); err != nil {
 		return nil, err
-	}
-	if check != "ok" {
-		return nil, &storeCorruptError{detail: check}
 	}
 	var version int
 	if err := db.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
@@ -240,27 +232,6 @@ func storeOpen(path string, log *slog.Logger) (s *Store, err error) {
 	return s, nil
 }
 
-// storeCorruptError is a failed integrity check.
-type storeCorruptError struct{ detail string }
-
-func (e *storeCorruptError) Error() string { return "integrity check failed: " + e.detail }
-
-// storeIsCorrupt reports whether err says the file is not a usable database.
-func storeIsCorrupt(err error) bool {
-	var ce *storeCorruptError
-	if errors.As(err, &ce) {
-		return true
-	}
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff {
-		case 11, 26: // SQLITE_CORRUPT, SQLITE_NOTADB
-			return true
-		}
-	}
-	return false
-}
-
 // writer commits queued writes in batches until the queue is closed.
 func (s *Store) writer() {
 	defer close(s.wdone)
@@ -290,20 +261,46 @@ func (s *Store) commit(batch []storeOp) {
 		s.stall()
 	}
 	var flushes []chan struct{}
+	writes := 0
+	for _, op := range batch {
+		if op.kind == opFlush {
+			flushes = append(flushes, op.done)
+		} else {
+			writes++
+		}
+	}
+	if writes > 0 {
+		err := sqlitefile.RetryBusy(context.Background(), func() error { return s.tx(batch) },
+			func(attempt int, err error) {
+				s.log.Debug("state database busy; retrying commit", "attempt", attempt, "error", err)
+			})
+		if err != nil {
+			s.failed(writes, err)
+		}
+	}
+	for _, c := range flushes {
+		close(c)
+	}
+}
+
+// tx runs the batch's writes as one transaction. A write that fails for a
+// reason of its own is counted and skipped; a lock held by another process
+// fails the whole transaction, so that commit can run it again.
+func (s *Store) tx(batch []storeOp) (err error) {
 	tx, err := s.db.Begin()
 	if err != nil {
-		s.failed(len(batch), err)
-		tx = nil
+		return err
 	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
 	// tx.Stmt binds a statement to the transaction anew on every call; bind
 	// each kind once per batch.
 	var txStmt [storeOpKinds][]*sql.Stmt
 	for _, op := range batch {
 		if op.kind == opFlush {
-			flushes = append(flushes, op.done)
-			continue
-		}
-		if tx == nil {
 			continue
 		}
 		sts := txStmt[op.kind]
@@ -315,18 +312,14 @@ func (s *Store) commit(batch []storeOp) {
 		}
 		for _, st := range sts {
 			if _, err := st.Exec(op.args...); err != nil {
+				if sqlitefile.IsBusy(err) {
+					return err
+				}
 				s.failed(1, err)
 			}
 		}
 	}
-	if tx != nil {
-		if err := tx.Commit(); err != nil {
-			s.failed(len(batch), err)
-		}
-	}
-	for _, c := range flushes {
-		close(c)
-	}
+	return tx.Commit()
 }
 
 func (s *Store) failed(n int, err error) {

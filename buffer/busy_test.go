@@ -2,7 +2,6 @@ package buffer
 
 import (
 	"context"
-	"database/sql"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -19,28 +18,14 @@ func TestBusyDatabase(t *testing.T) {
 		appendN(t, b, "t", 0, 1)
 
 		// Someone else (a sqlite3 shell, say) takes the write lock.
-		other, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(0)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer other.Close()
-		conn, err := other.Conn(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
-			t.Fatal(err)
-		}
+		release := testpeer.HoldWriteLock(t, path)
 
 		done := make(chan error, 1)
 		go func() { done <- b.Append(context.Background(), msg("t", 1)) }()
 		testpeer.Eventually(t, 20*time.Second, "the committer to retry a busy commit", func() bool {
 			return rec.count(slog.LevelDebug, "database busy") > 0
 		})
-		if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
-			t.Fatal(err)
-		}
+		release()
 		select {
 		case err := <-done:
 			if err != nil {

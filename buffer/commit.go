@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edged/edged/liveness"
+	"github.com/edged/edged/sqlitefile"
 )
 
 // state is the committer's picture of what is stored. It is changed only
@@ -26,10 +27,6 @@ const (
 	maxBatch = 4096
 	// headChunk is how many head rows one query looks at when trimming.
 	headChunk = 256
-	// busyRetries bounds the retries of a transaction that met SQLITE_BUSY
-	// (another process holding the file, WAL recovery) after SQLite's own
-	// busy_timeout has already waited.
-	busyRetries = 3
 	// expiryEvery is how often the committer looks for expired entries at the
 	// head when nothing else makes it commit.
 	expiryEvery = time.Minute
@@ -173,18 +170,16 @@ func (c *committer) commit(batch []*request) {
 		o   outcome
 		err error
 	)
-	for attempt := 0; ; attempt++ {
+	err = sqlitefile.RetryBusy(context.Background(), func() (err error) {
 		o, err = c.tx(batch, now, false)
-		if err == nil || !isBusy(err) || attempt == busyRetries {
-			break
-		}
-		c.b.log.Debug("database busy; retrying commit", "attempt", attempt+1, "err", err)
-		time.Sleep(min(10*time.Millisecond<<attempt, 500*time.Millisecond))
-	}
-	if isDiskFull(err) {
+		return err
+	}, func(attempt int, err error) {
+		c.b.log.Debug("database busy; retrying commit", "attempt", attempt, "err", err)
+	})
+	if sqlitefile.IsFull(err) {
 		c.enterDiskFull(err)
 		o, err = c.tx(batch, now, true)
-		if isDiskFull(err) {
+		if sqlitefile.IsFull(err) {
 			c.deleteInSteps(batch, now)
 			return
 		}

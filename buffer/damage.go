@@ -5,42 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/edged/edged/sqlitefile"
 )
 
 // A damaged file is one SQLite opens but cannot read all of: a page torn by
 // a power cut, a file cut short, a block the flash card gave back wrong.
 // SQLite only notices when it reads the page, so Open runs quick_check and
 // the readers step over what they cannot read instead of failing on it.
-
-// errDamaged marks a database that opened but failed its integrity check.
-var errDamaged = errors.New("integrity check failed")
-
-// quickCheck runs PRAGMA quick_check (every page and record is well formed;
-// it does not verify indexes against tables, which the queue has none of).
-func quickCheck(db *sql.DB) error {
-	rows, err := db.Query("PRAGMA quick_check(5)")
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	var problems []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return err
-		}
-		if s != "ok" {
-			problems = append(problems, s)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%w: %q", errDamaged, problems)
-	}
-	return nil
-}
 
 // rawRow holds one queue row as SQLite returned it, before any conversion,
 // so that a damaged row (a NULL, a value of the wrong type) is reported as
@@ -107,7 +79,7 @@ func (rr rowReader) read(after int64, n int, upper int64, v rowVisitor) (last in
 			}
 			continue
 		}
-		if !isCorrupt(err) {
+		if !sqlitefile.IsCorrupt(err) {
 			return after, seen, err
 		}
 		// Step over the page that failed.
@@ -123,7 +95,7 @@ func (rr rowReader) read(after int64, n int, upper int64, v rowVisitor) (last in
 				found = true
 			case errors.Is(err, sql.ErrNoRows):
 				found = true // the lookup got through: scan on from here
-			case isCorrupt(err):
+			case sqlitefile.IsCorrupt(err):
 				v.unreadable(after)
 			default:
 				return after - 1, seen, err
@@ -171,7 +143,7 @@ const salvageChunk = 1000
 // held less those salvaged, or the rows it found unreadable) in Damaged.
 func (b *Buffer) quarantine(cause error) (state, error) {
 	path := b.opts.Path
-	aside, err := moveAside(path, b.opts.Now().UTC())
+	aside, err := sqlitefile.MoveAside(path, b.opts.Now())
 	if err != nil {
 		return state{}, fmt.Errorf("buffer %s: damaged (%v) and cannot be moved aside: %w", path, cause, err)
 	}
@@ -204,7 +176,7 @@ type salvaged struct {
 // salvage copies the readable entries of the database at from into the
 // writer's (new, empty) database.
 func (b *Buffer) salvage(from string) (sv salvaged) {
-	db, err := sql.Open("sqlite", dsn(from, []string{fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS)}, nil))
+	db, err := sql.Open("sqlite", sqlitefile.DSN(from, []string{fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS)}, nil))
 	if err != nil {
 		sv.err = err
 		return sv

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/url"
 	"time"
+
+	"github.com/edged/edged/sqlitefile"
 )
 
 // The dead-letter table holds messages the bridge gave up sending: ones the
@@ -97,7 +99,7 @@ func (b *Buffer) withConn(readOnly bool, fn func(context.Context, *sql.DB) error
 	if readOnly {
 		pragmas = append(pragmas, "query_only(1)")
 	}
-	db, err := sql.Open("sqlite", dsn(b.opts.Path, pragmas, url.Values{"_txlock": {"immediate"}}))
+	db, err := sql.Open("sqlite", sqlitefile.DSN(b.opts.Path, pragmas, url.Values{"_txlock": {"immediate"}}))
 	if err != nil {
 		return err
 	}

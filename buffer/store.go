@@ -11,10 +11,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
-
 	"github.com/edged/edged/liveness"
+	"github.com/edged/edged/sqlitefile"
 )
 
 const schema = `
@@ -89,13 +87,6 @@ func Open(opts Options) (*Buffer, error) {
 	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o750); err != nil {
 		return nil, fmt.Errorf("buffer: %w", err)
 	}
-	// Open the file ourselves first: SQLite reports a permission problem as
-	// "unable to open database file", which hides the reason.
-	f, err := os.OpenFile(opts.Path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("buffer: %w", err)
-	}
-	f.Close()
 	unlock, err := lockFile(opts.Path + ".lock")
 	if err != nil {
 		return nil, fmt.Errorf("buffer %s: %w", opts.Path, err)
@@ -119,12 +110,12 @@ func Open(opts Options) (*Buffer, error) {
 	}
 	st, err := b.openWriter()
 	if err == nil {
-		if err = quickCheck(b.wdb); err != nil {
+		if err = sqlitefile.Check(b.wdb); err != nil {
 			b.wdb.Close()
 			b.wdb = nil
 		}
 	}
-	if isCorrupt(err) || errors.Is(err, errDamaged) {
+	if sqlitefile.IsCorrupt(err) {
 		st, err = b.quarantine(err)
 	}
 	if err != nil {
@@ -178,18 +169,6 @@ func (b *Buffer) checkLost(rec countRecord, st state) {
 	b.log.Error(msg, "lost", lost, "recorded", rec.messages, "stored", st.messages, "record", b.opts.Path+sidecarSuffix)
 }
 
-// dsn builds a modernc DSN for the plain path with the given pragmas.
-func dsn(path string, pragmas []string, extra url.Values) string {
-	q := url.Values{}
-	for _, p := range pragmas {
-		q.Add("_pragma", p)
-	}
-	for k, v := range extra {
-		q[k] = v
-	}
-	return path + "?" + q.Encode()
-}
-
 // openWriter opens the writing connection, makes sure the schema exists and
 // loads the running totals. On error nothing is left open.
 func (b *Buffer) openWriter() (state, error) {
@@ -197,7 +176,9 @@ func (b *Buffer) openWriter() (state, error) {
 	if b.opts.Durability == PowerLossUnsafe {
 		sync = "NORMAL"
 	}
-	name := dsn(b.opts.Path, []string{
+	// sqlitefile.Open creates the file first: SQLite reports a permission
+	// problem as "unable to open database file", which hides the reason.
+	db, err := sqlitefile.Open(b.opts.Path, []string{
 		fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS),
 		"journal_mode(WAL)",
 		"synchronous(" + sync + ")",
@@ -205,7 +186,6 @@ func (b *Buffer) openWriter() (state, error) {
 		fmt.Sprintf("wal_autocheckpoint(%d)", b.plan.walLimit/pageSize),
 		fmt.Sprintf("journal_size_limit(%d)", b.plan.walLimit),
 	}, url.Values{"_txlock": {"immediate"}})
-	db, err := sql.Open("sqlite", name)
 	if err != nil {
 		return state{}, fmt.Errorf("buffer %s: %w", b.opts.Path, err)
 	}
@@ -255,7 +235,7 @@ func setup(db *sql.DB) (state, error) {
 }
 
 func (b *Buffer) openReader() error {
-	name := dsn(b.opts.Path, []string{
+	name := sqlitefile.DSN(b.opts.Path, []string{
 		fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS),
 		fmt.Sprintf("cache_size(-%d)", cacheSizeKiB),
 		"query_only(1)",
@@ -311,42 +291,4 @@ func (b *Buffer) closeDB() error {
 		return fmt.Errorf("buffer %s: close: %w", b.opts.Path, err)
 	}
 	return nil
-}
-
-// sqliteCode returns the primary SQLite result code in err, or 0.
-func sqliteCode(err error) int {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		return se.Code() & 0xff
-	}
-	return 0
-}
-
-func isCorrupt(err error) bool {
-	c := sqliteCode(err)
-	return c == sqlite3.SQLITE_CORRUPT || c == sqlite3.SQLITE_NOTADB
-}
-
-func isBusy(err error) bool {
-	c := sqliteCode(err)
-	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
-}
-
-func isDiskFull(err error) bool { return sqliteCode(err) == sqlite3.SQLITE_FULL }
-
-// moveAside renames a corrupt database (and its WAL, which belongs to it and
-// must not be replayed into a fresh file) to <path>.corrupt-<stamp>. The
-// shared-memory index is rebuilt by SQLite, so it is removed.
-func moveAside(path string, now time.Time) (string, error) {
-	aside := path + ".corrupt-" + now.Format("20060102T150405.000000000Z")
-	if err := os.Rename(path, aside); err != nil {
-		return "", err
-	}
-	if err := os.Rename(path+"-wal", aside+"-wal"); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return aside, err
-	}
-	if err := os.Remove(path + "-shm"); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return aside, err
-	}
-	return aside, nil
 }

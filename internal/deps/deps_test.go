@@ -28,10 +28,11 @@ type rule struct {
 var rules = []rule{
 	{"telemetry", nil, "the shared vocabulary imports nothing of edged"},
 	{"liveness", nil, "progress records import nothing of edged"},
+	{"sqlitefile", nil, "opening a SQLite file knows no part and no schema"},
 	{"config", []string{"telemetry", "mqttauth"}, "config validates; it knows no part"},
 	{"mqttauth", nil, "the users-file and ACL formats stand alone"},
-	{"buffer", []string{"telemetry", "liveness"}, "the buffer imports no other part"},
-	{"broker", []string{"config", "telemetry", "mqttauth", "liveness"}, "the broker knows no devices, no buffer and no uplink"},
+	{"buffer", []string{"telemetry", "liveness", "sqlitefile"}, "the buffer imports no other part"},
+	{"broker", []string{"config", "telemetry", "mqttauth", "liveness", "sqlitefile"}, "the broker knows no devices, no buffer and no uplink"},
 	{"bridge", []string{"buffer", "config", "telemetry", "liveness"}, "the bridge drains the buffer; it knows no broker and no devices"},
 	{"homeassistant", []string{"config", "telemetry"}, "discovery announces the config; it knows no part"},
 	{"adapters/internal/", []string{"config", "telemetry", "liveness", "adapters/internal/"}, "adapter mechanics know no part"},
