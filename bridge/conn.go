@@ -30,6 +30,19 @@ const closeGrace = time.Second
 // to a goroutine that sends whatever has gathered in one write as soon as
 // the previous one is done, so a burst of PUBLISHes goes out in a few
 // segments and records without waiting for a timer, and it buffers reads.
+//
+// The broker's batchConn (broker/batchconn.go) gathers writes the same
+// way (pending bytes bounded, one writer sending all of them per system
+// call, the first error kept), and that skeleton is all they share, about
+// thirty lines; they are kept apart on purpose. Here the queue is opaque
+// bytes; there, the MQTT 5 Receive Maximum window holds PUBLISH packets
+// back and puts them into the queue when a PUBACK arrives, so the queue is
+// rewritten under its lock. Here every real write carries writeTimeout
+// (paho's own deadline would bound only the append), records when it
+// ended for the dead-link check (activity) and wakes paho's reader when it
+// fails; there, mochi's deadlines govern and nobody watches activity. One
+// type serving both would take a hook for the window, one for the
+// deadline and one for the failure, more than the skeleton it saves.
 type batchConn struct {
 	net.Conn
 	r       *bufio.Reader
