@@ -21,9 +21,13 @@ type Loop struct {
 }
 
 // Busy records that the loop has begun an operation (what names it, e.g.
-// "read holding 0..9"). It replaces any operation still recorded.
+// "read holding 0..9"). It replaces any operation still recorded. A loop
+// that names the same operation as last time allocates nothing.
 func (l *Loop) Busy(what string) {
-	l.what.Store(&what)
+	if p := l.what.Load(); p == nil || *p != what {
+		w := what
+		l.what.Store(&w)
+	}
 	l.since.Store(l.now().UnixNano())
 }
 

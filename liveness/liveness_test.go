@@ -60,3 +60,14 @@ func TestLoops(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkBusyIdle is the cost a loop pays per operation, such as the
+// uplink per message it hands to the connection.
+func BenchmarkBusyIdle(b *testing.B) {
+	l := NewSet(nil).Loop("uplink publisher", time.Minute)
+	b.ReportAllocs()
+	for b.Loop() {
+		l.Busy("handing a publish to the connection")
+		l.Idle()
+	}
+}
