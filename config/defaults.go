@@ -176,6 +176,10 @@ func defaultAT(a *ATDev, path string, isSet func(string) bool) {
 
 func defaultUplink(u *Uplink, gateway string, isSet func(string) bool) {
 	setStr(&u.ClientID, gateway)
+	if u.Cloud != "" && u.URL == "" && len(u.URLs) == 0 {
+		u.URL = defaultCloudURL(u)
+	}
+	setDur(&u.TokenLifetime, time.Hour, isSet("uplink.token_lifetime"))
 	setDur(&u.Keepalive, 30*time.Second, isSet("uplink.keepalive"))
 	setDur(&u.MaxBackoff, 10*time.Second, isSet("uplink.max_backoff"))
 	setInt(&u.Inflight, 64, isSet("uplink.inflight"))

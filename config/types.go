@@ -223,6 +223,16 @@ type Uplink struct {
 	BufferQoS0         bool       `toml:"buffer_qos0"`
 	Forward            []Forward  `toml:"forward"`
 	Downlink           []Downlink `toml:"downlink"`
+
+	// An IoT cloud's login, computed at every connect (see cloudauth).
+	Cloud         string   `toml:"cloud"`           // onenet | aliyun | azure | aws
+	ProductID     string   `toml:"product_id"`      // onenet
+	ProductKey    string   `toml:"product_key"`     // aliyun
+	DeviceName    string   `toml:"device_name"`     // every cloud: device name, device id, thing name
+	DeviceKeyFile string   `toml:"device_key_file"` // onenet, aliyun (DeviceSecret), azure
+	Region        string   `toml:"region"`          // aliyun, e.g. cn-shanghai (for the default url)
+	Hub           string   `toml:"hub"`             // azure: hub name or host name
+	TokenLifetime Duration `toml:"token_lifetime"`  // onenet, azure; default 1h
 }
 
 // Forward sends local topics matching Local upstream.
@@ -230,6 +240,9 @@ type Forward struct {
 	Local        string `toml:"local"`
 	RemotePrefix string `toml:"remote_prefix"`
 	QoS          *int   `toml:"qos"` // 0 | 1, default 1
+	// Format "onenet" | "aliyun" posts each reading as a property of the
+	// cloud device on the cloud's property-post topic.
+	Format string `toml:"format"`
 }
 
 // Downlink brings remote topics matching Remote into the local broker.
@@ -238,6 +251,10 @@ type Downlink struct {
 	StripPrefix string `toml:"strip_prefix"`
 	LocalPrefix string `toml:"local_prefix"`
 	QoS         *int   `toml:"qos"` // default 1
+	// Format "onenet" | "aliyun" takes the cloud's property-set messages
+	// (remote is then the cloud's set topic) and writes each property to
+	// local_prefix + name + "/set".
+	Format string `toml:"format"`
 }
 
 // Buffer bounds the store-and-forward queue.

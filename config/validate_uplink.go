@@ -14,7 +14,7 @@ func (v *validator) uplink(u *Uplink) {
 	switch {
 	case u.URL != "" && len(u.URLs) > 0:
 		v.errorf("uplink.urls", "set url or urls, not both")
-	case u.URL == "" && len(u.URLs) == 0 && !v.bad["uplink.url"] && !v.bad["uplink.urls"]:
+	case u.URL == "" && len(u.URLs) == 0 && !v.bad["uplink.url"] && !v.bad["uplink.urls"] && u.Cloud == "":
 		v.errorf("uplink.url", `missing (the upstream broker, e.g. "mqtts://cloud.example.com:8883"; or urls = [...] for several)`)
 	}
 	tls := false
@@ -59,6 +59,7 @@ func (v *validator) uplink(u *Uplink) {
 	v.inRange("uplink.inflight", u.Inflight, 1, 65535)
 	v.positiveDur("uplink.ack_timeout", u.AckTimeout)
 	v.inRange("uplink.dead_letter_after", u.DeadLetterAfter, 1, 100)
+	v.cloud(u)
 
 	for i := range u.Forward {
 		f := &u.Forward[i]
@@ -66,10 +67,24 @@ func (v *validator) uplink(u *Uplink) {
 		v.topicFilter(p+".local", f.Local, `a local topic filter, e.g. "pi-01/#"`)
 		v.topicPrefix(p+".remote_prefix", f.RemotePrefix)
 		v.qos(p+".qos", f.QoS)
+		v.cloudFormat(p, u.Cloud, f.Format)
+		if f.Format != "" && f.RemotePrefix != "" {
+			v.errorf(p+".remote_prefix", "is not used with format = %q: readings go to the cloud's property-post topic", f.Format)
+		}
 	}
 	for i := range u.Downlink {
 		d := &u.Downlink[i]
 		p := index("uplink.downlink", i)
+		if d.Format != "" {
+			v.cloudFormat(p, u.Cloud, d.Format)
+			if d.Remote != "" || d.StripPrefix != "" {
+				v.errorf(p+".remote", "is not used with format = %q: the cloud's property-set topic is subscribed", d.Format)
+			}
+			v.required(p+".local_prefix", d.LocalPrefix, `the local topic before each property name, e.g. "pi-01/meter1/"`)
+			v.topicPrefix(p+".local_prefix", d.LocalPrefix)
+			v.qos(p+".qos", d.QoS)
+			continue
+		}
 		if v.topicFilter(p+".remote", d.Remote, `a remote topic filter, e.g. "sites/a/pi-01/+/+/set"`) &&
 			d.StripPrefix != "" && !prefixCanMatch(d.Remote, d.StripPrefix) {
 			v.errorf(p+".strip_prefix", "%q can never be a prefix of a topic matching %q", d.StripPrefix, d.Remote)
@@ -77,6 +92,17 @@ func (v *validator) uplink(u *Uplink) {
 		v.topicPrefix(p+".strip_prefix", d.StripPrefix)
 		v.topicPrefix(p+".local_prefix", d.LocalPrefix)
 		v.qos(p+".qos", d.QoS)
+	}
+}
+
+// cloudFormat checks a rule's format: a cloud's thing model, the same
+// cloud the uplink logs in to.
+func (v *validator) cloudFormat(p, cloud, format string) {
+	if format == "" || !v.oneOf(p+".format", format, cloudFormats...) {
+		return
+	}
+	if cloud != format {
+		v.errorf(p+".format", "%q needs cloud = %q (the device the properties belong to)", format, format)
 	}
 }
 
