@@ -99,6 +99,8 @@ type Bridge struct {
 	connecting *liveness.Loop
 	statusing  *liveness.Loop
 
+	cloud *cloudLink // [uplink] cloud, nil without one (cloud.go)
+
 	connected atomic.Bool
 	direct    chan telemetry.Message
 	changed   chan struct{}
@@ -240,6 +242,12 @@ func New(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.L
 		}
 		br.password = strings.TrimRight(string(b), "\r\n")
 	}
+	if br.cloud, err = newCloud(cfg); err != nil {
+		return nil, err
+	}
+	if err := br.cloudRules(); err != nil {
+		return nil, err
+	}
 	anyTLS := false
 	for _, s := range br.servers {
 		anyTLS = anyTLS || s.tls
@@ -285,6 +293,13 @@ func (br *Bridge) Intercept(m telemetry.Message, from telemetry.Origin) error {
 		return nil
 	}
 	remote := r.prefix + m.Topic
+	if r.format != "" {
+		var ok bool
+		m.Retain = false
+		if remote, m.Payload, ok = br.propertyPost(m); !ok {
+			return nil // not a reading (a bad-quality report): logged
+		}
+	}
 	if why := remoteTopicProblem(remote); why != "" {
 		// Sent up, it would make the upstream drop the connection or
 		// arrive on another topic; kept, it would stall the queue.

@@ -84,7 +84,7 @@ func (br *Bridge) setAside(seq int64, topic, reason string) {
 // side closed or reset it, rather than for silence (a timeout, an overdue
 // acknowledgement, a missing ping response).
 func droppedByServer(err error) bool {
-	if err == nil || errors.Is(err, errAckOverdue) {
+	if err == nil || errors.Is(err, errAckOverdue) || errors.Is(err, errTokenRenew) {
 		return false
 	}
 	var ne net.Error

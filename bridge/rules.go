@@ -14,6 +14,7 @@ type forwardRule struct {
 	filter telemetry.Filter
 	prefix string
 	qos    byte
+	format string // a cloud's property post (cloud_format.go), or ""
 }
 
 // downlinkRule brings remote topics matching filter into the local broker.
@@ -23,6 +24,7 @@ type downlinkRule struct {
 	strip  string
 	prefix string
 	qos    byte
+	format string // a cloud's property set (cloud_format.go), or ""
 }
 
 // checkPrefix refuses a topic prefix that would put a wildcard or NUL into
@@ -59,7 +61,7 @@ func parseForward(rules []config.Forward) ([]forwardRule, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, forwardRule{raw: r.Local, filter: f, prefix: r.RemotePrefix, qos: q})
+		out = append(out, forwardRule{raw: r.Local, filter: f, prefix: r.RemotePrefix, qos: q, format: r.Format})
 	}
 	return out, nil
 }
@@ -68,6 +70,14 @@ func parseDownlink(rules []config.Downlink) ([]downlinkRule, error) {
 	var out []downlinkRule
 	for i, r := range rules {
 		key := fmt.Sprintf("uplink.downlink[%d]", i)
+		if r.Format != "" { // the cloud's set topic is filled in by cloudRules
+			q, err := ruleQoS(r.QoS, key)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, downlinkRule{prefix: r.LocalPrefix, qos: q, format: r.Format})
+			continue
+		}
 		f, err := telemetry.ParseFilter(r.Remote)
 		if err != nil {
 			return nil, fmt.Errorf("%s.remote: %q is not a valid topic filter: %w", key, r.Remote, err)

@@ -138,6 +138,8 @@ type session struct {
 	client mqtt.Client
 	conn   atomic.Pointer[batchConn] // what paho reads and writes
 
+	renewIn time.Duration // the cloud token's renewal is due this long after connecting; 0: never
+
 	lostOnce sync.Once
 	lost     chan struct{} // closed when paho reports the connection lost
 	lostErr  error         // set before lost is closed
@@ -171,10 +173,14 @@ func (s *session) up() bool {
 // (its resend does not keep order, paho #731), and everything unconfirmed
 // is sent again from the buffer, in order, by the next session.
 func (br *Bridge) connect(ctx context.Context, srv server) (*session, error) {
-	s := &session{br: br, srv: srv, lost: make(chan struct{})}
+	id, err := br.login(srv) // a cloud's token is computed afresh for every connection
+	if err != nil {
+		return nil, err
+	}
+	s := &session{br: br, srv: srv, lost: make(chan struct{}), renewIn: br.renewIn(id)}
 	o := mqtt.NewClientOptions().
 		AddBroker(srv.url).
-		SetClientID(br.clientID).
+		SetClientID(id.clientID).
 		SetCleanSession(false).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
@@ -186,21 +192,23 @@ func (br *Bridge) connect(ctx context.Context, srv server) (*session, error) {
 		SetConnectTimeout(connectTimeout).
 		SetWriteTimeout(handoffTimeout).
 		SetOrderMatters(true).
-		SetWill(br.statusTopic, "offline", 1, true).
 		SetDefaultPublishHandler(br.onDownlink).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) { s.connectionLost(err) })
-	if br.cfg.Username != "" {
-		o.SetUsername(br.cfg.Username)
+	if br.statusTopic != "" { // "" where the cloud takes no topic of edged's own (cloudRules)
+		o.SetWill(br.statusTopic, "offline", 1, true)
 	}
-	if br.password != "" {
-		o.SetPassword(br.password)
+	if id.username != "" {
+		o.SetUsername(id.username)
+	}
+	if id.password != "" {
+		o.SetPassword(id.password)
 	}
 	var tc *tls.Config
 	if srv.tls {
-		var err error
 		if tc, err = tlsConfig(br.cfg); err != nil {
 			return nil, err
 		}
+		br.tuneTLS(tc, srv)
 		if br.cfg.InsecureSkipVerify {
 			br.log.Warn("uplink: TLS certificate verification is OFF (insecure_skip_verify = true): anyone on the path can read and change this connection",
 				"server", srv.display)
@@ -246,8 +254,14 @@ func (br *Bridge) connect(ctx context.Context, srv server) (*session, error) {
 func (s *session) run(ctx context.Context) error {
 	br := s.br
 	br.setConnected(s.srv)
+	if s.renewIn > 0 {
+		renew := time.AfterFunc(s.renewIn, func() { s.connectionLost(errTokenRenew) })
+		defer renew.Stop()
+	}
 	// Not waited for: a PUBACK for "online" would only delay draining.
-	s.client.Publish(br.statusTopic, 1, true, "online")
+	if br.statusTopic != "" {
+		s.client.Publish(br.statusTopic, 1, true, "online")
+	}
 	// These helpers can be held up inside paho for up to the write or
 	// connect timeout after the connection drops; Run waits for them when
 	// it ends, not before reconnecting (see Bridge.pubs).
@@ -288,8 +302,10 @@ func (s *session) run(ctx context.Context) error {
 		// does. Closing the connection (paho does, in Disconnect) ends
 		// every write still under way.
 		until := time.Now().Add(goodbyeTimeout)
-		t := s.client.Publish(br.statusTopic, 1, true, "offline")
-		t.WaitTimeout(time.Until(until))
+		if br.statusTopic != "" {
+			t := s.client.Publish(br.statusTopic, 1, true, "offline")
+			t.WaitTimeout(time.Until(until))
+		}
 		s.client.Disconnect(uint(max(time.Until(until), time.Millisecond) / time.Millisecond))
 		return nil
 	}
@@ -648,7 +664,10 @@ func (a *acker) close() {
 }
 
 // onDownlink publishes a message from upstream into the local broker.
-func (br *Bridge) onDownlink(_ mqtt.Client, m mqtt.Message) {
+func (br *Bridge) onDownlink(c mqtt.Client, m mqtt.Message) {
+	if br.propertySet(c, m) {
+		return
+	}
 	topic, ok := localTopic(br.downlink, m.Topic())
 	if !ok {
 		br.dlDrops.Add(1)
