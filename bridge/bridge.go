@@ -99,7 +99,8 @@ type Bridge struct {
 	connecting *liveness.Loop
 	statusing  *liveness.Loop
 
-	cloud *cloudLink // [uplink] cloud, nil without one (cloud.go)
+	cloud     *cloudLink // [uplink] cloud, nil without one (cloud.go)
+	gathering gathering  // cloud posts gathering the points of a poll (cloud_batch.go)
 
 	connected atomic.Bool
 	direct    chan telemetry.Message
@@ -294,6 +295,10 @@ func (br *Bridge) Intercept(m telemetry.Message, from telemetry.Origin) error {
 	}
 	remote := r.prefix + m.Topic
 	if r.format != "" {
+		if from.InProcess() {
+			br.gather(m) // posted with the other points of its device (cloud_batch.go)
+			return nil
+		}
 		var ok bool
 		m.Retain = false
 		if remote, m.Payload, ok = br.propertyPost(m); !ok {

@@ -14,15 +14,11 @@ import (
 	"github.com/edged/edged/telemetry"
 )
 
-// A forward rule with a format posts each reading as one property of the
-// cloud device, in the cloud's thing-model JSON, on its property-post
-// topic. Each reading is posted as it comes, in its own message, rather
-// than gathered with the other points of its device: a reading is
-// committed to the buffer the moment it is published, so the durability
-// promise stays what it is for every other forwarded message (a network
-// publisher's PUBACK waits for the commit of its own message, never for a
-// gathering window), and the cloud gets each property with its own time.
-// The cost is one message per point instead of one per poll.
+// A forward rule with a format posts readings as properties of the cloud
+// device, in the cloud's thing-model JSON, on its property-post topic. An
+// adapter's readings are gathered per device for a moment and posted
+// together (cloud_batch.go); a reading a network client publishes is posted
+// alone, at once, so that its PUBACK still waits only for its own commit.
 
 // The topics of a cloud's thing model for the device.
 func (c *cloudLink) postTopic() string {
@@ -93,36 +89,45 @@ type aliyunPost struct {
 	Method string              `json:"method"`
 }
 
-// propertyPost turns a reading published on {…}/{point} into the cloud's
-// property post of the property named like the point. A payload without a
-// value (a bad-quality report) is not posted: the thing model has no place
-// for it.
-func (br *Bridge) propertyPost(m telemetry.Message) (string, []byte, bool) {
-	c := br.cloud
+// readingProperty finds the property a reading published on
+// {…}/{device}/{point} sets: the point's name, its value and time. A
+// payload without a value (a bad-quality report, a status) is not a
+// reading: the thing model has no place for it (logged, rate-limited).
+func (br *Bridge) readingProperty(m telemetry.Message) (string, property, bool) {
 	name := m.Topic[strings.LastIndexByte(m.Topic, '/')+1:]
 	val, ts, ok := readingValue(m.Payload)
 	if !ok {
 		if n, ok := br.topicLog.allow(time.Now()); ok {
-			br.log.Info("uplink: not posting a message without a value to the cloud (a failed read?)",
+			br.log.Info("uplink: not posting a message without a value to the cloud (a failed read, a status)",
 				"topic", shortTopic(m.Topic), "more_since_last_line", n)
 		}
-		return "", nil, false
+		return "", property{}, false
 	}
 	if ts.IsZero() {
-		ts = c.now()
+		ts = br.cloud.now()
 	}
-	params := map[string]property{name: {Value: val, Time: ts.UnixMilli()}}
+	return name, property{Value: val, Time: ts.UnixMilli()}, true
+}
+
+// propertyPost turns one reading into the cloud's property post.
+func (br *Bridge) propertyPost(m telemetry.Message) (string, []byte, bool) {
+	name, p, ok := br.readingProperty(m)
+	if !ok {
+		return "", nil, false
+	}
+	topic, b := br.cloud.post(map[string]property{name: p})
+	return topic, b, true
+}
+
+// post is the cloud's property post of params, and its topic.
+func (c *cloudLink) post(params map[string]property) (string, []byte) {
 	id := strconv.FormatUint(c.msgID.Add(1), 10)
 	var doc any = onenetPost{ID: id, Version: "1.0", Params: params}
 	if c.dev.Cloud == cloudauth.Aliyun {
-		p := aliyunPost{ID: id, Version: "1.0", Params: params, Method: "thing.event.property.post"}
-		doc = p
+		doc = aliyunPost{ID: id, Version: "1.0", Params: params, Method: "thing.event.property.post"}
 	}
-	b, err := json.Marshal(doc)
-	if err != nil {
-		return "", nil, false
-	}
-	return c.postTopic(), b, true // never retained: no cloud keeps a property post
+	b, _ := json.Marshal(doc) // plain structs of strings, numbers and raw JSON checked by readingValue
+	return c.postTopic(), b   // never retained: no cloud keeps a property post
 }
 
 // readingValue finds the value and time of a reading: edged's JSON payload
@@ -142,10 +147,11 @@ func readingValue(p []byte) (json.RawMessage, time.Time, bool) {
 			return nil, time.Time{}, false
 		}
 		ts, _ := time.Parse(time.RFC3339Nano, r.TS)
-		return r.Value, ts, true
+		return r.Value, ts, true // Unmarshal copied it
 	}
 	if json.Valid(p) {
-		return json.RawMessage(p), time.Time{}, true
+		// A copy: the publisher's slice may be reused while a post gathers.
+		return append(json.RawMessage(nil), p...), time.Time{}, true
 	}
 	// Bare text: a device's status ("online"), not a reading.
 	return nil, time.Time{}, false

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -295,5 +296,52 @@ func TestAWSOnPort443NegotiatesALPN(t *testing.T) {
 		if !c.alpn && serr == nil {
 			t.Errorf("%s: the listener that insists on ALPN accepted a client without it", c.url)
 		}
+	}
+}
+
+// TestThePointsOfAPollArePostedTogether: an adapter's readings of one
+// device published together arrive as one property post; another device's
+// as another; a second value of a point already gathered sends the first
+// post at once, so no value is overwritten and each property keeps its order.
+func TestThePointsOfAPollArePostedTogether(t *testing.T) {
+	c := cloudCases(t)[0] // onenet
+	cloud := testpeer.StartCloudBroker(t, c.verify, nil)
+	cfg := c.cfg
+	cfg.URL = "mqtt://" + cloud.Addr
+	br, local, _, _ := newBridge(t, cfg, buffer.Options{})
+	runBridge(t, br)
+	testpeer.Eventually(t, 15*time.Second, "the bridge connected", connected(br))
+	for _, r := range []struct{ topic, payload string }{
+		{"gw/meter1/voltage", `{"value":230.5,"ts":"2026-11-30T10:00:00Z"}`},
+		{"gw/meter1/current", `{"value":1.25,"ts":"2026-11-30T10:00:00Z"}`},
+		{"gw/meter2/voltage", `{"value":231,"ts":"2026-11-30T10:00:00Z"}`},
+		{"gw/meter1/status", `online`},
+		{"gw/meter1/energy", `{"value":12345,"ts":"2026-11-30T10:00:00Z"}`},
+		{"gw/meter1/voltage", `{"value":229,"ts":"2026-11-30T10:00:01Z"}`},
+	} {
+		if err := local.Publish(r.topic, []byte(r.payload), 0, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var posts []string
+	cloud.WaitFor(t, 15*time.Second, "three posts", func(_ []testpeer.CloudConnect, ms []testpeer.CloudMessage) bool {
+		posts = posts[:0]
+		for _, m := range ms {
+			if m.Topic == c.post {
+				var p struct {
+					Params map[string]struct{ Value float64 } `json:"params"`
+				}
+				if err := json.Unmarshal(m.Payload, &p); err != nil {
+					t.Fatalf("%s: %v", m.Payload, err)
+				}
+				posts = append(posts, fmt.Sprint(p.Params))
+			}
+		}
+		return len(posts) >= 3
+	})
+	// Devices' posts may interleave; a device's own keep their order.
+	first, second := slices.Index(posts, "map[current:{1.25} energy:{12345} voltage:{230.5}]"), slices.Index(posts, "map[voltage:{229}]")
+	if len(posts) != 3 || first < 0 || second < first || !slices.Contains(posts, "map[voltage:{231}]") {
+		t.Errorf("posts %v", posts)
 	}
 }

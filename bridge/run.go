@@ -76,6 +76,7 @@ func (br *Bridge) Run(ctx context.Context) error {
 		br.statusLoop(statusCtx)
 	}()
 	defer func() {
+		br.flushGathered() // cloud posts still gathering go to the buffer first
 		br.closeInproc()
 		stopStatus()
 		wg.Wait()

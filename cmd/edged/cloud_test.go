@@ -15,7 +15,7 @@ import (
 // TestACloudSeesReadingsAndWritesThroughEdged runs edged with [uplink]
 // cloud against a broker that checks the cloud's published login rule and a
 // pymodbus meter: edged logs in, the meter's readings arrive as the cloud's
-// property posts, and a property-set message from the cloud becomes Modbus
+// property posts (the points of a poll in one), and a property-set message from the cloud becomes Modbus
 // writes on the meter, answered with code 200 on the reply topic.
 func TestACloudSeesReadingsAndWritesThroughEdged(t *testing.T) {
 	const key = "c2VjcmV0LWRldmljZS1rZXktZm9yLXRlc3RzLW9ubHk="
@@ -81,13 +81,15 @@ timeout = "300ms"
 				for _, m := range ms {
 					var post struct {
 						Params map[string]struct {
-							Value float64 `json:"value"`
-							Time  int64   `json:"time"`
+							Value any   `json:"value"`
+							Time  int64 `json:"time"`
 						} `json:"params"`
 					}
 					if m.Topic == c.post && json.Unmarshal(m.Payload, &post) == nil {
-						if p, ok := post.Params["voltage"]; ok && p.Time > 0 {
-							voltage = p.Value
+						v, ok := post.Params["voltage"]
+						_, relay := post.Params["relay"]
+						if ok && relay && v.Time > 0 { // the points of a poll in one post
+							voltage, _ = v.Value.(float64)
 							return true
 						}
 					}
