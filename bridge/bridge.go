@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edged/edged/buffer"
+	"github.com/edged/edged/cloudauth"
 	"github.com/edged/edged/config"
 	"github.com/edged/edged/liveness"
 	"github.com/edged/edged/telemetry"
@@ -294,7 +295,9 @@ func (br *Bridge) Intercept(m telemetry.Message, from telemetry.Origin) error {
 		return nil
 	}
 	remote := r.prefix + m.Topic
-	if r.format != "" {
+	if r.format == cloudauth.Azure {
+		remote = br.cloud.eventsTopic(m.Topic)
+	} else if r.format != "" {
 		if from.InProcess() {
 			br.gather(m) // posted with the other points of its device (cloud_batch.go)
 			return nil

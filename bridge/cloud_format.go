@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,13 @@ func (c *cloudLink) postTopic() string {
 		return "/sys/" + c.dev.Product + "/" + c.dev.Name + "/thing/event/property/post"
 	}
 	return "$sys/" + c.dev.Product + "/" + c.dev.Name + "/thing/property/post"
+}
+
+// eventsTopic is IoT Hub's device-to-cloud topic for a message edged
+// forwards from local topic: IoT Hub takes no other, so the local topic
+// travels as the message's application property "topic".
+func (c *cloudLink) eventsTopic(local string) string {
+	return "devices/" + c.dev.Name + "/messages/events/topic=" + url.QueryEscape(local)
 }
 
 func (c *cloudLink) setTopic() string {

@@ -65,8 +65,9 @@ func cloudCases(t *testing.T) []cloudCase {
 			set:    "/sys/a1Bc/gw1/thing/service/property/set",
 		},
 		{
-			name:    "azure",
-			cfg:     config.Uplink{Cloud: "azure", Hub: "myhub", DeviceName: "gw1", DeviceKeyFile: writeKey(t, b64)},
+			name: "azure",
+			cfg: config.Uplink{Cloud: "azure", Hub: "myhub", DeviceName: "gw1", DeviceKeyFile: writeKey(t, b64),
+				Forward: []config.Forward{{Local: "gw/#", Format: "azure"}}},
 			verify:  testpeer.VerifyAzure("myhub.azure-devices.net", "gw1", b64, time.Now),
 			expires: true,
 		},
@@ -146,7 +147,14 @@ func TestEachCloudAcceptsEdgedsLogin(t *testing.T) {
 			if br.Stats().DeadLetters != 0 {
 				t.Errorf("renewal set messages aside")
 			}
-			if c.post == "" {
+			if c.name == "azure" {
+				if err := local.Publish("gw/meter1/voltage", []byte(`{"value":230.5}`), 1, false); err != nil {
+					t.Fatal(err)
+				}
+				m := cloud.Message(t, 15*time.Second, "devices/gw1/messages/events/topic=gw%2Fmeter1%2Fvoltage")
+				if string(m.Payload) != `{"value":230.5}` {
+					t.Errorf("payload %s", m.Payload)
+				}
 				return
 			}
 

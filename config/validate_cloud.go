@@ -11,9 +11,12 @@ import (
 	"github.com/edged/edged/cloudauth"
 )
 
-// cloudFormats are the forward and downlink formats, each a cloud's thing
-// model.
-var cloudFormats = []string{cloudauth.OneNET, cloudauth.Aliyun}
+// cloudFormats are the downlink formats, each a cloud's thing model;
+// forward rules also take azure (IoT Hub's device-to-cloud topic).
+var (
+	cloudFormats   = []string{cloudauth.OneNET, cloudauth.Aliyun}
+	forwardFormats = []string{cloudauth.OneNET, cloudauth.Aliyun, cloudauth.Azure}
+)
 
 // cloud checks the keys of [uplink] cloud: each cloud's required keys, the
 // keys it computes itself (which the file must leave out), and the form of

@@ -67,16 +67,16 @@ func (v *validator) uplink(u *Uplink) {
 		v.topicFilter(p+".local", f.Local, `a local topic filter, e.g. "pi-01/#"`)
 		v.topicPrefix(p+".remote_prefix", f.RemotePrefix)
 		v.qos(p+".qos", f.QoS)
-		v.cloudFormat(p, u.Cloud, f.Format)
+		v.cloudFormat(p, u.Cloud, f.Format, forwardFormats)
 		if f.Format != "" && f.RemotePrefix != "" {
-			v.errorf(p+".remote_prefix", "is not used with format = %q: readings go to the cloud's property-post topic", f.Format)
+			v.errorf(p+".remote_prefix", "is not used with format = %q: messages go to the cloud's own topic", f.Format)
 		}
 	}
 	for i := range u.Downlink {
 		d := &u.Downlink[i]
 		p := index("uplink.downlink", i)
 		if d.Format != "" {
-			v.cloudFormat(p, u.Cloud, d.Format)
+			v.cloudFormat(p, u.Cloud, d.Format, cloudFormats)
 			if d.Remote != "" || d.StripPrefix != "" {
 				v.errorf(p+".remote", "is not used with format = %q: the cloud's property-set topic is subscribed", d.Format)
 			}
@@ -97,8 +97,8 @@ func (v *validator) uplink(u *Uplink) {
 
 // cloudFormat checks a rule's format: a cloud's thing model, the same
 // cloud the uplink logs in to.
-func (v *validator) cloudFormat(p, cloud, format string) {
-	if format == "" || !v.oneOf(p+".format", format, cloudFormats...) {
+func (v *validator) cloudFormat(p, cloud, format string, formats []string) {
+	if format == "" || !v.oneOf(p+".format", format, formats...) {
 		return
 	}
 	if cloud != format {
