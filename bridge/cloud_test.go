@@ -139,9 +139,14 @@ func TestEachCloudAcceptsEdgedsLogin(t *testing.T) {
 					t.Errorf("%d refused logins, want only the expired one: %+v", n, cloud.Connects())
 				}
 			}
-			for _, x := range cloud.Connects() {
-				if strings.Contains(lb.String(), x.Password) {
-					t.Errorf("a token was logged")
+			status := string(local.Retained("gw/edged/uplink"))
+			if status == "" {
+				t.Errorf("no uplink status published")
+			}
+			key, _ := os.ReadFile(cfg.DeviceKeyFile)
+			for _, secret := range append([]string{strings.TrimSpace(string(key))}, passwords(cloud)...) {
+				if strings.Contains(lb.String(), secret) || strings.Contains(status, secret) {
+					t.Errorf("a key or token was logged or put in the status topic")
 				}
 			}
 			if br.Stats().DeadLetters != 0 {
@@ -352,4 +357,12 @@ func TestThePointsOfAPollArePostedTogether(t *testing.T) {
 	if len(posts) != 3 || first < 0 || second < first || !slices.Contains(posts, "map[voltage:{231}]") {
 		t.Errorf("posts %v", posts)
 	}
+}
+
+func passwords(b *testpeer.CloudBroker) []string {
+	var out []string
+	for _, c := range b.Connects() {
+		out = append(out, c.Password)
+	}
+	return out
 }
