@@ -82,4 +82,3 @@ func slowMatch(filter Filter, topic string) bool {
 	}
 	return len(tl) == len(filter)
 }
-
