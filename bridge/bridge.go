@@ -131,6 +131,7 @@ type Bridge struct {
 	st Stats // connection fields; counters below are atomic
 
 	delivered, sentQoS0, droppedQoS0, refused     atomic.Uint64
+	lastDelivery                                  atomic.Int64 // unix nanoseconds of the last PUBACK; 0 before one
 	notForwarded, duplicates, downlinked, dlDrops atomic.Uint64
 	connects, connectFailures                     atomic.Uint64
 }
@@ -148,14 +149,15 @@ type Stats struct {
 	Connects        uint64 // connections made
 	ConnectFailures uint64 // attempts that failed
 
-	Delivered          uint64 // buffered messages confirmed by the upstream (PUBACK)
-	SentQoS0           uint64 // QoS 0 messages sent without the buffer
-	DroppedQoS0        uint64 // QoS 0 messages dropped: disconnected, or the send queue full
-	Refused            uint64 // messages refused because the buffer was full
-	NotForwarded       uint64 // messages that came down (or are the bridge's own) not sent back up
-	DuplicatesPossible uint64 // messages sent again after a connection ended before their PUBACK
-	Downlinked         uint64 // messages from upstream published locally
-	DownlinkDropped    uint64 // messages from upstream no rule could map, or the local broker refused
+	Delivered          uint64    // buffered messages confirmed by the upstream (PUBACK)
+	LastDelivery       time.Time // when the last of them was confirmed; zero before the first
+	SentQoS0           uint64    // QoS 0 messages sent without the buffer
+	DroppedQoS0        uint64    // QoS 0 messages dropped: disconnected, or the send queue full
+	Refused            uint64    // messages refused because the buffer was full
+	NotForwarded       uint64    // messages that came down (or are the bridge's own) not sent back up
+	DuplicatesPossible uint64    // messages sent again after a connection ended before their PUBACK
+	Downlinked         uint64    // messages from upstream published locally
+	DownlinkDropped    uint64    // messages from upstream no rule could map, or the local broker refused
 	// Unforwardable counts messages a forward rule matched whose upstream
 	// topic no broker would take (not UTF-8, a control character, longer
 	// than 65535 bytes): delivered locally, never sent up.
@@ -386,6 +388,9 @@ func (br *Bridge) Stats() Stats {
 	s.Connects = br.connects.Load()
 	s.ConnectFailures = br.connectFailures.Load()
 	s.Delivered = br.delivered.Load()
+	if ns := br.lastDelivery.Load(); ns != 0 {
+		s.LastDelivery = time.Unix(0, ns)
+	}
 	s.SentQoS0 = br.sentQoS0.Load()
 	s.DroppedQoS0 = br.droppedQoS0.Load()
 	s.Refused = br.refused.Load()

@@ -121,6 +121,9 @@ func TestAConnectionThatDeliveredIsFollowedByAQuickRetry(t *testing.T) {
 	}
 	col.waitFor(t, 10*time.Second, "the message", func(ms []mqttMessage) bool { return len(ms) == 1 })
 	testpeer.Eventually(t, 10*time.Second, "its PUBACK", func() bool { return br.Stats().Delivered == 1 })
+	if br.Stats().LastDelivery.IsZero() {
+		t.Error("Stats.LastDelivery is not set after a PUBACK")
+	}
 
 	proxy.Cut()
 	testpeer.Eventually(t, 10*time.Second, "the bridge noticed the cut", func() bool { return !br.Stats().Connected })

@@ -605,6 +605,7 @@ func (a *acker) add(fs []flight) {
 	}
 	a.mu.Unlock()
 	a.br.delivered.Add(uint64(len(fs)))
+	a.br.lastDelivery.Store(time.Now().UnixNano())
 	select {
 	case a.kick <- struct{}{}:
 	default:

@@ -75,6 +75,8 @@ var (
 	mUplinkConnects   = counter("edged_uplink_connects_total", "Connections to the upstream broker made.")
 	mUplinkFailures   = counter("edged_uplink_connect_failures_total", "Connection attempts that failed.")
 	mUplinkDelivered  = counter("edged_uplink_delivered_total", "Buffered messages the upstream acknowledged (PUBACK).")
+	mUplinkLastPuback = gauge("edged_uplink_last_puback_timestamp_seconds", "Unix time of the last PUBACK from the upstream broker; absent before the first.")
+	mUplinkPubackAge  = gauge("edged_uplink_seconds_since_last_puback", "Seconds since the last PUBACK from the upstream broker; absent before the first.")
 	mUplinkQoS0       = counter("edged_uplink_qos0_messages_total", "QoS 0 messages sent without the buffer, by result: sent or dropped.", "result")
 	mUplinkRefused    = counter("edged_uplink_refused_total", "Messages refused because the buffer was full.")
 	mUplinkDuplicates = counter("edged_uplink_duplicates_possible_total", "Messages sent again after a connection ended before their PUBACK.")
@@ -199,6 +201,10 @@ func (c *partsCollector) Collect(ch chan<- prometheus.Metric) {
 		emit(mUplinkConnects, u(s.Connects))
 		emit(mUplinkFailures, u(s.ConnectFailures))
 		emit(mUplinkDelivered, u(s.Delivered))
+		if !s.LastDelivery.IsZero() {
+			emit(mUplinkLastPuback, float64(s.LastDelivery.UnixNano())/1e9)
+			emit(mUplinkPubackAge, time.Since(s.LastDelivery).Seconds())
+		}
 		emit(mUplinkQoS0, u(s.SentQoS0), "sent")
 		emit(mUplinkQoS0, u(s.DroppedQoS0), "dropped")
 		emit(mUplinkRefused, u(s.Refused))

@@ -271,3 +271,38 @@ func TestABadCertificateStopsNew(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestMetricsSayHowLongAgoTheUpstreamLastAcknowledged(t *testing.T) {
+	var last atomic.Int64
+	src := Sources{
+		Listening: func() error { return nil },
+		Uplink: func() bridge.Stats {
+			s := bridge.Stats{Connected: true, Delivered: 7}
+			if ns := last.Load(); ns != 0 {
+				s.LastDelivery = time.Unix(0, ns)
+			}
+			return s
+		},
+	}
+	_, base := start(t, config.HTTP{}, nil, src)
+	_, _, body := fetch(t, getReq(t, base+"/metrics"))
+	if strings.Contains(body, "edged_uplink_seconds_since_last_puback") {
+		t.Errorf("a PUBACK age before the first PUBACK:\n%s", body)
+	}
+	last.Store(time.Now().Add(-90 * time.Second).UnixNano())
+	_, _, body = fetch(t, getReq(t, base+"/metrics"))
+	var age float64
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, "edged_uplink_seconds_since_last_puback "); ok {
+			if err := json.Unmarshal([]byte(v), &age); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+		}
+	}
+	if age < 90 || age > 3600 {
+		t.Errorf("seconds since the last PUBACK = %v, want about 90:\n%s", age, body)
+	}
+	if !strings.Contains(body, "edged_uplink_last_puback_timestamp_seconds ") {
+		t.Errorf("no timestamp of the last PUBACK:\n%s", body)
+	}
+}
