@@ -305,6 +305,16 @@ func (b *Broker) shutdown() {
 	b.log.Info("stopped")
 }
 
+// Close releases what New opened (the store of retained messages and
+// sessions) when Run is never called, as when the daemon fails to start
+// another part. After Run has started it does nothing: Run closes the
+// store itself when it returns.
+func (b *Broker) Close() {
+	if b.started.CompareAndSwap(false, true) {
+		b.closeStore()
+	}
+}
+
 func (b *Broker) closeStore() {
 	if b.store == nil {
 		return

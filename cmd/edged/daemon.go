@@ -132,6 +132,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 	if err != nil {
 		return err
 	}
+	// When another part fails to start, the broker never runs: its store
+	// is closed here. Once it has run, Run closed it and this does nothing.
+	defer brk.Close()
 
 	var buf *buffer.Buffer
 	var br *bridge.Bridge
@@ -146,7 +149,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 		if err != nil {
 			return err
 		}
-		defer buf.Close()
+		defer func() {
+			if err := buf.Close(); err != nil {
+				log.Error("closing the buffer", "err", err)
+			}
+		}()
 		stats.sources = append(stats.sources, statsSource{section: "buffer", stats: func() any { return buf.Stats() }})
 		br, err = bridge.New(*cfg.Uplink, buf, cfg.Gateway.ID, brk, log.With("component", "uplink"))
 		if err != nil {
