@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test lint race bench demo deb deb-test powercut chaos clean
+.PHONY: build test lint race bench bench-broker bench-broker-one-core demo deb deb-test powercut chaos clean
 
 build:
 	go build -trimpath -ldflags "$(LDFLAGS)" -o edged ./cmd/edged
@@ -27,6 +27,17 @@ race:
 
 bench:
 	go test -run '^$$' -bench . -benchtime 1x ./...
+
+# edged's broker next to Mosquitto 2.0.11, each a process of its own on its defaults, the same clients
+# (mosquitto_sub, paho) loading both in alternating rounds: ratios of CPU per message, peak RSS,
+# delivered fraction and throughput. A few minutes; not part of make test.
+BENCH_BROKER_FLAGS ?= -rounds 5
+bench-broker: build
+	go run ./bench/brokercost -edged ./edged $(BENCH_BROKER_FLAGS)
+
+# The same with both brokers pinned to one CPU (taskset -c 0, GOMAXPROCS=1), as on a Pi Zero.
+bench-broker-one-core: build
+	go run ./bench/brokercost -edged ./edged -one-core $(BENCH_BROKER_FLAGS)
 
 demo: build
 	./edged demo

@@ -44,6 +44,7 @@ var rules = []rule{
 	{"internal/testpeer", []string{"telemetry", "config"}, "test peers are imported by tests only"},
 	{"internal/deps", nil, "this test"},
 	{"faults", nil, "the fault suites drive the built binary from outside; all their code is tests"},
+	{"bench/", []string{"broker", "config"}, "benchmarks drive the built binary and peers; a profile runs the broker alone"},
 	{"cmd/edged", []string{"adapters/", "broker", "bridge", "buffer", "config", "telemetry", "mqttauth", "liveness", "homeassistant", "observe"}, "cmd/edged wires the parts"},
 }
 

@@ -1,0 +1,144 @@
+// Command brokercost measures what each message costs edged's broker next to
+// Mosquitto's, in one run (make bench-broker). Both brokers run as processes
+// of their own on their defaults (edged as `edged run` with a minimal config);
+// the same clients load both: mosquitto_sub subscribes, paho publishes. Rounds
+// alternate the brokers, and the table gives edged / Mosquitto ratios of the
+// broker's CPU seconds per 100k messages (/proc/PID/stat), peak RSS (VmHWM),
+// the fraction of messages delivered and the throughput: medians and ranges.
+//
+//	go run ./bench/brokercost -edged ./edged [-rounds 5] [-one-core]
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+var loads = []load{
+	{name: "10 pub -> 1 sub, 10k msg/s, QoS 0", pubs: 10, subs: 1, qos: 0, rate: 10_000},
+	{name: "10 pub -> 1 sub, 10k msg/s, QoS 1", pubs: 10, subs: 1, qos: 1, rate: 10_000},
+	{name: "200 clients x 10 msg/s, QoS 0", pubs: 200, subs: 1, qos: 0, rate: 2_000},
+	{name: "200 clients x 10 msg/s, QoS 1", pubs: 200, subs: 1, qos: 1, rate: 2_000},
+	{name: "burst: 10 pub as fast as they can, QoS 0", pubs: 10, subs: 1, qos: 0, burst: 10_000},
+	{name: "burst: 10 pub as fast as they can, QoS 1", pubs: 10, subs: 1, qos: 1, burst: 10_000},
+	{name: "1 pub -> 20 sub, QoS 0", pubs: 1, subs: 20, qos: 0, burst: 5_000},
+	{name: "1 pub -> 20 sub, QoS 1", pubs: 1, subs: 20, qos: 1, burst: 5_000},
+}
+
+func main() {
+	edged := flag.String("edged", "./edged", "the built edged `binary`")
+	rounds := flag.Int("rounds", 5, "rounds; each runs every load on both brokers, alternating which goes first")
+	oneCore := flag.Bool("one-core", false, "pin both brokers to CPU 0 (taskset -c 0), edged with GOMAXPROCS=1")
+	dur := flag.Duration("dur", 3*time.Second, "how long a steady load publishes")
+	only := flag.String("load", "", "run only the loads whose name contains this")
+	flag.Parse()
+	if abs, err := filepath.Abs(*edged); err == nil {
+		*edged = abs // brokers run in a directory of their own
+	}
+	if err := runAll(*edged, *rounds, *oneCore, *dur, *only); err != nil {
+		fmt.Fprintln(os.Stderr, "brokercost:", err)
+		os.Exit(1)
+	}
+}
+
+func runAll(edged string, rounds int, oneCore bool, dur time.Duration, only string) error {
+	var chosen []load
+	for _, l := range loads {
+		if strings.Contains(l.name, only) {
+			chosen = append(chosen, l)
+		}
+	}
+	brokers := []string{"edged", "mosquitto"}
+	results := map[string]map[string][]result{} // load -> broker -> rounds
+	for _, l := range chosen {
+		results[l.name] = map[string][]result{}
+	}
+	for r := range rounds {
+		order := brokers
+		if r%2 == 1 {
+			order = []string{brokers[1], brokers[0]}
+		}
+		for _, l := range chosen {
+			for _, kind := range order {
+				res, err := runOnce(kind, edged, oneCore, l, dur)
+				if err != nil {
+					return fmt.Errorf("round %d, %s, %s: %w", r+1, l.name, kind, err)
+				}
+				fmt.Fprintf(os.Stderr, "round %d  %-42s %-9s cpu %6.3fs/100k  rss %5.1fMB  delivered %6.2f%%  %8.0f msg/s  %d switches\n",
+					r+1, l.name, kind, res.cpuPer100k(), float64(res.rss)/(1<<20), 100*res.fraction(), res.throughput(), res.switches)
+				results[l.name][kind] = append(results[l.name][kind], res)
+			}
+		}
+	}
+	printTable(os.Stdout, chosen, results, rounds, oneCore)
+	return nil
+}
+
+func runOnce(kind, edged string, oneCore bool, l load, dur time.Duration) (result, error) {
+	p, err := startBroker(kind, edged, oneCore)
+	if err != nil {
+		return result{}, err
+	}
+	defer p.stop()
+	return run(p, l, dur)
+}
+
+// printTable prints, per load, the edged / Mosquitto ratio of each round's
+// figures: median [min - max].
+func printTable(w *os.File, chosen []load, results map[string]map[string][]result, rounds int, oneCore bool) {
+	cores := "both brokers free to use every core"
+	if oneCore {
+		cores = "both brokers pinned to CPU 0, edged with GOMAXPROCS=1"
+	}
+	fmt.Fprintf(w, "\nedged / Mosquitto 2.0.11, %d alternating rounds, %s; median [min - max] of the per-round ratios\n\n", rounds, cores)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "load\tCPU s per 100k msgs\tpeak RSS\tdelivered\tthroughput\tedged CPU s/100k\tMosquitto CPU s/100k\tedged delivered\tMosquitto delivered\t")
+	for _, l := range chosen {
+		e, m := results[l.name]["edged"], results[l.name]["mosquitto"]
+		ratio := func(f func(result) float64) string {
+			var rs []float64
+			for i := range min(len(e), len(m)) {
+				if d := f(m[i]); d > 0 {
+					rs = append(rs, f(e[i])/d)
+				}
+			}
+			return spread(rs, "%.2fx")
+		}
+		abs := func(rs []result, f func(result) float64, format string) string {
+			var vs []float64
+			for _, r := range rs {
+				vs = append(vs, f(r))
+			}
+			return spread(vs, format)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", l.name,
+			ratio(result.cpuPer100k),
+			ratio(func(r result) float64 { return float64(r.rss) }),
+			ratio(result.fraction),
+			ratio(result.throughput),
+			abs(e, result.cpuPer100k, "%.3f"), abs(m, result.cpuPer100k, "%.3f"),
+			abs(e, func(r result) float64 { return 100 * r.fraction() }, "%.1f%%"),
+			abs(m, func(r result) float64 { return 100 * r.fraction() }, "%.1f%%"))
+	}
+	_ = tw.Flush()
+}
+
+// spread formats the median and range of vs.
+func spread(vs []float64, format string) string {
+	if len(vs) == 0 {
+		return "-"
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	med := s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return fmt.Sprintf(format+" ["+format+" - "+format+"]", med, s[0], s[len(s)-1])
+}
