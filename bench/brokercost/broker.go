@@ -18,7 +18,7 @@ import (
 // brokerProc is one broker under measurement: a process of its own, started
 // fresh for every run so that its peak RSS belongs to that run's load.
 type brokerProc struct {
-	kind string // "edged" | "mosquitto"
+	kind string // "edged" | "mosquitto" | "serve" (edged's broker alone, profiled)
 	addr string
 	cmd  *exec.Cmd
 	dir  string
@@ -27,7 +27,7 @@ type brokerProc struct {
 
 // startBroker starts kind on a free loopback port with its defaults. oneCore
 // pins it to CPU 0 (and gives edged GOMAXPROCS=1), as a Pi Zero runs it.
-func startBroker(kind, edgedBin string, oneCore bool) (*brokerProc, error) {
+func startBroker(kind, edgedBin string, oneCore bool, profiles ...string) (*brokerProc, error) {
 	dir, err := os.MkdirTemp("", "brokercost-")
 	if err != nil {
 		return nil, err
@@ -46,6 +46,8 @@ func startBroker(kind, edgedBin string, oneCore bool) (*brokerProc, error) {
 			return nil, err
 		}
 		argv = []string{edgedBin, "run", "-c", path}
+	case "serve":
+		argv = []string{edgedBin, "-serve", addr, "-cpuprofile", profiles[0], "-memprofile", profiles[1]}
 	case "mosquitto":
 		conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\n", port)
 		path := filepath.Join(dir, "mosquitto.conf")
@@ -65,7 +67,7 @@ func startBroker(kind, edgedBin string, oneCore bool) (*brokerProc, error) {
 	p.cmd.Dir = dir
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	p.cmd.Env = os.Environ()
-	if oneCore && kind == "edged" {
+	if oneCore && kind != "mosquitto" {
 		p.cmd.Env = append(p.cmd.Env, "GOMAXPROCS=1")
 	}
 	if err := p.cmd.Start(); err != nil {
@@ -185,4 +187,9 @@ func waitListening(addr string, limit time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startServe starts this program as edged's broker alone, profiled (see serve).
+func startServe(self, cpuFile, memFile string) (*brokerProc, error) {
+	return startBroker("serve", self, false, cpuFile, memFile)
 }

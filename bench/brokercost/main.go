@@ -37,7 +37,29 @@ func main() {
 	oneCore := flag.Bool("one-core", false, "pin both brokers to CPU 0 (taskset -c 0), edged with GOMAXPROCS=1")
 	dur := flag.Duration("dur", 3*time.Second, "how long a steady load publishes")
 	only := flag.String("load", "", "run only the loads whose name contains this")
+	profile := flag.String("profile", "", "instead of comparing, profile edged's broker (run alone in a process of its own) under each load into `dir`")
+	serveAddr := flag.String("serve", "", "run edged's broker alone at `address` (used by -profile)")
+	cpuFile := flag.String("cpuprofile", "", "with -serve: CPU profile `file`")
+	memFile := flag.String("memprofile", "", "with -serve: allocations profile `file`")
 	flag.Parse()
+	if *serveAddr != "" {
+		if err := serve(*serveAddr, *cpuFile, *memFile); err != nil {
+			fmt.Fprintln(os.Stderr, "brokercost -serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *profile != "" {
+		self, err := os.Executable()
+		if err == nil {
+			err = profileAll(self, *profile, choose(*only), *dur)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "brokercost -profile:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if abs, err := filepath.Abs(*edged); err == nil {
 		*edged = abs // brokers run in a directory of their own
 	}
@@ -47,13 +69,19 @@ func main() {
 	}
 }
 
-func runAll(edged string, rounds int, oneCore bool, dur time.Duration, only string) error {
+// choose returns the loads whose name contains only.
+func choose(only string) []load {
 	var chosen []load
 	for _, l := range loads {
 		if strings.Contains(l.name, only) {
 			chosen = append(chosen, l)
 		}
 	}
+	return chosen
+}
+
+func runAll(edged string, rounds int, oneCore bool, dur time.Duration, only string) error {
+	chosen := choose(only)
 	brokers := []string{"edged", "mosquitto"}
 	results := map[string]map[string][]result{} // load -> broker -> rounds
 	for _, l := range chosen {

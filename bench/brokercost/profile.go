@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/edged/edged/broker"
+	"github.com/edged/edged/config"
+)
+
+// serve runs edged's broker alone in this process, on its defaults with one
+// tcp listener at addr, profiling CPU into cpuFile and writing the
+// allocations profile to memFile when it is told to stop (SIGTERM). The
+// profile runs of the harness start it as their broker (-profile).
+func serve(addr, cpuFile, memFile string) error {
+	dir, err := os.MkdirTemp("", "brokercost-serve-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	b, err := broker.New(config.Broker{Listeners: []config.Listener{{Type: "tcp", Address: addr}}}, dir, nil)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	f, err := os.Create(cpuFile)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	err = b.Run(ctx)
+	pprof.StopCPUProfile()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	m, merr := os.Create(memFile)
+	if merr != nil {
+		return merr
+	}
+	defer m.Close()
+	if err := pprof.Lookup("allocs").WriteTo(m, 0); err != nil {
+		return err
+	}
+	return err
+}
+
+var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9]+`)
+
+// profileAll runs each chosen load once against the in-process broker (see
+// serve) and leaves dir/<load>.cpu.pprof and dir/<load>.allocs.pprof.
+func profileAll(self, dir string, chosen []load, dur time.Duration) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	for _, l := range chosen {
+		base := filepath.Join(dir, unsafeName.ReplaceAllString(l.name, "_"))
+		p, err := startServe(self, base+".cpu.pprof", base+".allocs.pprof")
+		if err != nil {
+			return err
+		}
+		res, err := run(p, l, dur)
+		p.stop()
+		if err != nil {
+			return fmt.Errorf("%s: %w", l.name, err)
+		}
+		fmt.Fprintf(os.Stderr, "profiled %-42s cpu %6.3fs/100k  delivered %6.2f%%  -> %s.*.pprof\n", l.name, res.cpuPer100k(), 100*res.fraction(), base)
+	}
+	return nil
+}
