@@ -33,6 +33,7 @@ type batchConn struct {
 	flushing bool
 	err      error     // the first write error; every later Write returns it
 	win      outWindow // the client's Receive Maximum, kept in order
+	flow     clientFlow
 }
 
 func newBatchConn(c net.Conn) *batchConn {
@@ -53,8 +54,17 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		return 0, b.err
 	}
 	b.pending = b.win.admit(b.pending, p)
+	b.flow.observeWrite(p)
 	b.startFlush()
+	b.flow.moved() // mochi took this from its queue
 	return len(p), nil
+}
+
+// unsent is the number of bytes written to b and not yet sent.
+func (b *batchConn) unsent() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return int64(len(b.pending) + b.win.heldQoS0)
 }
 
 func (b *batchConn) startFlush() {
@@ -87,6 +97,7 @@ func (b *batchConn) observe(pk seenPacket) {
 		}
 	}
 	b.startFlush()
+	b.flow.moved() // an acknowledgement leaves room in flight
 }
 
 // flush writes pending bytes until none are left or a write fails; Close
@@ -106,6 +117,7 @@ func (b *batchConn) flush() {
 			b.err = err
 		}
 		b.moved.Broadcast()
+		b.flow.moved()
 	}
 	b.flushing = false
 	b.moved.Broadcast()

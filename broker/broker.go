@@ -81,6 +81,8 @@ type Stats struct {
 	Retained         int64
 	Subscriptions    int64
 	Inflight         int64 // QoS 1/2 messages held for subscribers (and QoS 2 acknowledgements in progress)
+	HeldPublishes    int64 // publishes whose publisher waited for a subscriber's full queue (flow control)
+	StuckSubscribers int64 // times a subscriber stayed full past the hold limit, so messages for it were dropped
 }
 
 // New validates cfg, loads the users and ACL files, and opens the store at
@@ -132,6 +134,13 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 		ClientNetWriteBufferSize: 16 << 10,
 	})
 	b.hook.info = b.srv.Info
+	b.hook.flow = &flowControl{
+		srv: b.srv, log: log, hold: holdLimit,
+		// A little short of mochi's limit, which several publishers may
+		// reach at once between their checks.
+		highMsgs: max(1, (cfg.MaxInflight+cfg.MaxQueued)*3/4),
+		maxBytes: int64(cfg.MaxQueuedBytes),
+	}
 	b.hook.seq.renumber = func() (int, int64) { return b.hook.renumberAll(b.srv.Clients.GetAll()) }
 	if err := b.srv.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -493,6 +502,8 @@ func (b *Broker) Stats() Stats {
 		InvalidTopics:    b.badTopics.Load(),
 		Retained:         int64(b.srv.Topics.Retained.Len()),
 		Subscriptions:    atomic.LoadInt64(&info.Subscriptions),
+		HeldPublishes:    b.hook.flow.held.Load(),
+		StuckSubscribers: b.hook.flow.stuck.Load(),
 	}
 	// Counted from the clients, not mochi's Info.Inflight, which goes
 	// negative when a session is taken over (it subtracts the old

@@ -11,10 +11,14 @@
 // Every network connection is guarded: packets are framed and checked with
 // mochi's own decoder, under recover, before mochi reads them, so a packet
 // that would panic mochi (upstream issue #501) or announce a size beyond
-// max_packet_size (#502) closes that one connection and is counted. A slow
-// subscriber's QoS 1/2 messages are queued up to max_inflight + max_queued;
-// beyond that, or past message_expiry, they are dropped, counted in Stats
-// and logged once per client and state change, never silently.
+// max_packet_size (#502) closes that one connection and is counted. A
+// connected subscriber whose queue is nearly full (messages or
+// max_queued_bytes) holds back the network clients publishing to it: the
+// broker stops reading them, and TCP slows them to its pace (flowControl).
+// One that stays full past a bound is stuck: its messages beyond
+// max_inflight + max_queued, like an offline session's, or past
+// message_expiry, are dropped, counted in Stats and logged once per client
+// and state change, never silently.
 //
 // It deliberately knows nothing of adapters, the buffer or the uplink, and
 // does not bridge to other brokers.

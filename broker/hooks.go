@@ -34,6 +34,7 @@ type edgeHook struct {
 	drops     *dropLog
 	info      *system.Info
 	seq       sequencer
+	flow      *flowControl
 
 	// maxKeepalive and topicAliasMax are broker.max_keepalive (seconds) and
 	// broker.topic_alias_maximum, told to MQTT 5 clients in the CONNACK.
@@ -50,7 +51,7 @@ func (h *edgeHook) ID() string { return "edged" }
 
 func (h *edgeHook) Provides(b byte) bool {
 	return bytes.IndexByte([]byte{mqtt.OnConnect, mqtt.OnPublish, mqtt.OnPublishDropped, mqtt.OnDisconnect,
-		mqtt.OnStarted, mqtt.OnPacketEncode, mqtt.OnPacketRead}, b) >= 0
+		mqtt.OnStarted, mqtt.OnPacketEncode, mqtt.OnPacketRead, mqtt.OnSubscribed, mqtt.OnUnsubscribed}, b) >= 0
 }
 
 // OnStarted puts the sessions mochi restored from the store in order (see
@@ -64,6 +65,10 @@ func (h *edgeHook) OnStarted() { h.seq.restart() }
 // own, as with Mosquitto.
 func (h *edgeHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	setWindows(cl)
+	if bc, ok := cl.Net.Conn.(*batchConn); ok {
+		bc.flow.out = outboundQueue(cl)
+	}
+	h.flow.forget()
 	if cl.Properties.ProtocolVersion >= 5 && h.maxKeepalive > 0 && (cl.State.Keepalive == 0 || cl.State.Keepalive > h.maxKeepalive) {
 		cl.State.Keepalive = h.maxKeepalive
 		cl.State.ServerKeepalive = true
@@ -153,12 +158,17 @@ func setWindows(cl *mqtt.Client) {
 // error can be returned to the caller.
 func (h *edgeHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	pk.Created = h.seq.stamp(time.Now())
+	if cl.Net.Inline {
+		return pk, nil
+	}
 	fn := h.intercept.Load()
-	if fn == nil || cl.Net.Inline {
+	if fn == nil {
+		h.flow.admit(cl, pk.TopicName)
 		return pk, nil
 	}
 	err := (*fn)(telemetry.Message{Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain}, telemetry.Origin{Client: cl.ID})
 	if err == nil {
+		h.flow.admit(cl, pk.TopicName)
 		return pk, nil
 	}
 	h.refused.Add(1)
@@ -191,7 +201,13 @@ func (h *edgeHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 	h.drops.dropped(cl.ID, cl.Net.Listener, "outbound queue full")
 }
 
+// OnSubscribed and OnUnsubscribed tell flow control that who receives a
+// topic may have changed.
+func (h *edgeHook) OnSubscribed(*mqtt.Client, packets.Packet, []byte) { h.flow.forget() }
+func (h *edgeHook) OnUnsubscribed(*mqtt.Client, packets.Packet)       { h.flow.forget() }
+
 func (h *edgeHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	h.flow.forget()
 	h.drops.forget(cl.ID)
 	h.subIDsMu.Lock()
 	delete(h.subIDs, cl)

@@ -63,6 +63,9 @@ func withDefaults(cfg config.Broker) config.Broker {
 	if cfg.MaxQueued == 0 {
 		cfg.MaxQueued = DefaultMaxQueued
 	}
+	if cfg.MaxQueuedBytes == 0 {
+		cfg.MaxQueuedBytes = config.DefaultMaxQueuedBytes
+	}
 	if cfg.SessionExpiry.Duration == 0 {
 		cfg.SessionExpiry.Duration = DefaultExpiry
 	}

@@ -60,6 +60,9 @@ func TestSlowSubscriberKeepsItsQueueAndCountsDrops(t *testing.T) {
 			cfg := loopbackCfg()
 			cfg.MaxInflight, cfg.MaxQueued = inflight, queued
 			b, addr := startBroker(t, cfg, "")
+			// The publisher is held while the queue is full, then the
+			// subscriber counts as stuck (flowControl).
+			b.hook.flow.hold = 200 * time.Millisecond
 
 			sub := dialRaw(t, addr)
 			sub.connect(c.version, "slow", true, func(pk *packets.Packet) {
@@ -78,8 +81,8 @@ func TestSlowSubscriberKeepsItsQueueAndCountsDrops(t *testing.T) {
 			for i, tok := range toks {
 				waitToken(t, tok, fmt.Sprintf("publish %d", i))
 			}
-			if s := b.Stats(); s.Dropped != 0 {
-				t.Fatalf("dropped %d within the limit", s.Dropped)
+			if s := b.Stats(); s.Dropped != 0 || s.StuckSubscribers != 1 {
+				t.Fatalf("dropped %d within the limit, %d stuck subscribers (want 1)", s.Dropped, s.StuckSubscribers)
 			}
 			check(t, drain(t, sub, limit), seq(0, limit), c.ordered)
 			testpeer.Eventually(t, 5*time.Second, "the acknowledgements processed", func() bool { return b.Stats().Inflight == 0 })

@@ -17,6 +17,8 @@ const (
 	// DefaultTopicAliasMaximum is broker.topic_alias_maximum (Mosquitto's
 	// default too).
 	DefaultTopicAliasMaximum = 10
+	// DefaultMaxQueuedBytes is broker.max_queued_bytes.
+	DefaultMaxQueuedBytes = 8 << 20
 )
 
 // applyDefaults fills in every key the file left out. It is the only place
@@ -90,6 +92,7 @@ func defaultBroker(b *Broker, isSet func(string) bool) {
 	setInt(&b.MaxClients, 1000, isSet("broker.max_clients"))
 	setInt(&b.MaxInflight, 64, isSet("broker.max_inflight"))
 	setInt(&b.MaxQueued, 1000, isSet("broker.max_queued"))
+	setSize(&b.MaxQueuedBytes, DefaultMaxQueuedBytes, isSet("broker.max_queued_bytes"))
 	setDur(&b.SessionExpiry, 168*time.Hour, isSet("broker.session_expiry"))
 	setDur(&b.MessageExpiry, 168*time.Hour, isSet("broker.message_expiry"))
 	setPtr(&b.Persist, true)

@@ -231,6 +231,19 @@ func TestBrokerConformanceKeys(t *testing.T) {
 	)
 }
 
+func TestMaxQueuedBytes(t *testing.T) {
+	c, err := parseTest(t, "[broker]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Broker.MaxQueuedBytes != DefaultMaxQueuedBytes {
+		t.Errorf("max_queued_bytes defaults to %d, want %d", c.Broker.MaxQueuedBytes, DefaultMaxQueuedBytes)
+	}
+	wantErrorLines(t, "[broker]\nmax_packet_size = \"64KiB\"\nmax_queued_bytes = \"16KiB\"\n",
+		"edged.toml:3: broker.max_queued_bytes: must be at least max_packet_size (65536 bytes), or a client could never be sent a message that size; got 16384",
+	)
+}
+
 func TestListenerAccessDefaults(t *testing.T) {
 	c, err := parseTest(t, `
 [broker]

@@ -48,6 +48,8 @@ type Broker struct {
 
 	MaxKeepalive      Duration `toml:"max_keepalive"`       // longest keep alive an MQTT 5 client may use, default 5m
 	TopicAliasMaximum *int     `toml:"topic_alias_maximum"` // topic aliases an MQTT 5 client may set, default 10; 0: none
+
+	MaxQueuedBytes Size `toml:"max_queued_bytes"` // bytes waiting for one client beyond which its publishers wait, default 8MiB
 }
 
 // Listener is one socket of the embedded broker.

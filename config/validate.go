@@ -254,6 +254,9 @@ func (v *validator) broker(b *Broker) {
 		v.positive("broker.max_inflight", b.MaxInflight)
 	}
 	v.positive("broker.max_queued", b.MaxQueued)
+	if b.MaxQueuedBytes < b.MaxPacketSize {
+		v.errorf("broker.max_queued_bytes", "must be at least max_packet_size (%d bytes), or a client could never be sent a message that size; got %d", b.MaxPacketSize, b.MaxQueuedBytes)
+	}
 	v.positiveDur("broker.session_expiry", b.SessionExpiry)
 	v.positiveDur("broker.message_expiry", b.MessageExpiry)
 	if d := b.MaxKeepalive.Duration; d < time.Second || d > 65535*time.Second || d%time.Second != 0 {

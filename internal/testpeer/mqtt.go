@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -138,3 +139,50 @@ func MosquittoPubInput(t testing.TB, stdin string, args ...string) (string, erro
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// MosquittoSubFile is a mosquitto_sub writing the messages it receives to a
+// file, one line each, as a user tailing a broker into a log would: the
+// fastest subscriber there is, and one that never stops reading.
+type MosquittoSubFile struct {
+	path   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// StartMosquittoSubFile runs mosquitto_sub with args (host, port, topic, -q
+// ...), its output going to path. It cannot tell when its subscription
+// was acknowledged: publish until Lines counts one. It is killed when the
+// test ends.
+func StartMosquittoSubFile(t testing.TB, path string, args ...string) *MosquittoSubFile {
+	t.Helper()
+	bin := Need(t, "mosquitto_sub", "mosquitto-clients")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := &MosquittoSubFile{path: path, cmd: exec.Command(bin, args...), exited: make(chan struct{})}
+	s.cmd.Stdout, s.cmd.Stderr = f, f
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start mosquitto_sub: %v", err)
+	}
+	go func() { _ = s.cmd.Wait(); close(s.exited) }()
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	})
+	return s
+}
+
+// Lines counts the lines written so far.
+func (s *MosquittoSubFile) Lines(t testing.TB) int {
+	t.Helper()
+	b, err := os.ReadFile(s.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Count(b, []byte{'\n'})
+}
+
+// Exited is closed when mosquitto_sub has ended.
+func (s *MosquittoSubFile) Exited() <-chan struct{} { return s.exited }
