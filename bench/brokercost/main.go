@@ -33,6 +33,7 @@ var loads = []load{
 
 func main() {
 	edged := flag.String("edged", "./edged", "the built edged `binary`")
+	vs := flag.String("vs", "", "compare with this other edged `binary` (a baseline build) instead of Mosquitto")
 	rounds := flag.Int("rounds", 5, "rounds; each runs every load on both brokers, alternating which goes first")
 	oneCore := flag.Bool("one-core", false, "pin both brokers to CPU 0 (taskset -c 0), edged with GOMAXPROCS=1")
 	dur := flag.Duration("dur", 3*time.Second, "how long a steady load publishes")
@@ -60,10 +61,12 @@ func main() {
 		}
 		return
 	}
-	if abs, err := filepath.Abs(*edged); err == nil {
-		*edged = abs // brokers run in a directory of their own
+	for _, bin := range []*string{edged, vs} {
+		if abs, err := filepath.Abs(*bin); err == nil && *bin != "" {
+			*bin = abs // brokers run in a directory of their own
+		}
 	}
-	if err := runAll(*edged, *rounds, *oneCore, *dur, *only); err != nil {
+	if err := runAll(*edged, *vs, *rounds, *oneCore, *dur, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "brokercost:", err)
 		os.Exit(1)
 	}
@@ -80,9 +83,12 @@ func choose(only string) []load {
 	return chosen
 }
 
-func runAll(edged string, rounds int, oneCore bool, dur time.Duration, only string) error {
+func runAll(edged, vs string, rounds int, oneCore bool, dur time.Duration, only string) error {
 	chosen := choose(only)
 	brokers := []string{"edged", "mosquitto"}
+	if vs != "" {
+		brokers[1] = "baseline"
+	}
 	results := map[string]map[string][]result{} // load -> broker -> rounds
 	for _, l := range chosen {
 		results[l.name] = map[string][]result{}
@@ -94,7 +100,11 @@ func runAll(edged string, rounds int, oneCore bool, dur time.Duration, only stri
 		}
 		for _, l := range chosen {
 			for _, kind := range order {
-				res, err := runOnce(kind, edged, oneCore, l, dur)
+				bin := edged
+				if kind == "baseline" {
+					bin = vs
+				}
+				res, err := runOnce(kind, bin, oneCore, l, dur)
 				if err != nil {
 					return fmt.Errorf("round %d, %s, %s: %w", r+1, l.name, kind, err)
 				}
@@ -104,12 +114,15 @@ func runAll(edged string, rounds int, oneCore bool, dur time.Duration, only stri
 			}
 		}
 	}
-	printTable(os.Stdout, chosen, results, rounds, oneCore)
+	printTable(os.Stdout, chosen, brokers[1], results, rounds, oneCore)
 	return nil
 }
 
-func runOnce(kind, edged string, oneCore bool, l load, dur time.Duration) (result, error) {
-	p, err := startBroker(kind, edged, oneCore)
+func runOnce(kind, bin string, oneCore bool, l load, dur time.Duration) (result, error) {
+	if kind == "baseline" {
+		kind = "edged"
+	}
+	p, err := startBroker(kind, bin, oneCore)
 	if err != nil {
 		return result{}, err
 	}
@@ -119,16 +132,21 @@ func runOnce(kind, edged string, oneCore bool, l load, dur time.Duration) (resul
 
 // printTable prints, per load, the edged / Mosquitto ratio of each round's
 // figures: median [min - max].
-func printTable(w *os.File, chosen []load, results map[string]map[string][]result, rounds int, oneCore bool) {
+func printTable(w *os.File, chosen []load, other string, results map[string]map[string][]result, rounds int, oneCore bool) {
+	title := map[string]string{"mosquitto": "Mosquitto", "baseline": "baseline"}[other]
 	cores := "both brokers free to use every core"
 	if oneCore {
 		cores = "both brokers pinned to CPU 0, edged with GOMAXPROCS=1"
 	}
-	fmt.Fprintf(w, "\nedged / Mosquitto 2.0.11, %d alternating rounds, %s; median [min - max] of the per-round ratios\n\n", rounds, cores)
+	against := "Mosquitto 2.0.11"
+	if other == "baseline" {
+		against = "baseline edged (-vs)"
+	}
+	fmt.Fprintf(w, "\nedged / %s, %d alternating rounds, %s; median [min - max] of the per-round ratios\n\n", against, rounds, cores)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "load\tCPU s per 100k msgs\tpeak RSS\tdelivered\tthroughput\tedged CPU s/100k\tMosquitto CPU s/100k\tedged delivered\tMosquitto delivered\t")
+	fmt.Fprintf(tw, "load\tCPU s per 100k msgs\tpeak RSS\tdelivered\tthroughput\tedged CPU s/100k\t%[1]s CPU s/100k\tedged delivered\t%[1]s delivered\t\n", title)
 	for _, l := range chosen {
-		e, m := results[l.name]["edged"], results[l.name]["mosquitto"]
+		e, m := results[l.name]["edged"], results[l.name][other]
 		ratio := func(f func(result) float64) string {
 			var rs []float64
 			for i := range min(len(e), len(m)) {
