@@ -144,7 +144,7 @@ func printTable(w *os.File, chosen []load, other string, results map[string]map[
 	}
 	fmt.Fprintf(w, "\nedged / %s, %d alternating rounds, %s; median [min - max] of the per-round ratios\n\n", against, rounds, cores)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "load\tCPU s per 100k msgs\tpeak RSS\tdelivered\tthroughput\tedged CPU s/100k\t%[1]s CPU s/100k\tedged delivered\t%[1]s delivered\t\n", title)
+	fmt.Fprintf(tw, "load\tCPU s per 100k msgs\tpeak RSS\tdelivered\tthroughput\tcontext switches per msg\tedged CPU s/100k\t%[1]s CPU s/100k\tedged delivered\t%[1]s delivered\t\n", title)
 	for _, l := range chosen {
 		e, m := results[l.name]["edged"], results[l.name][other]
 		ratio := func(f func(result) float64) string {
@@ -163,11 +163,12 @@ func printTable(w *os.File, chosen []load, other string, results map[string]map[
 			}
 			return spread(vs, format)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", l.name,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", l.name,
 			ratio(result.cpuPer100k),
 			ratio(func(r result) float64 { return float64(r.rss) }),
 			ratio(result.fraction),
 			ratio(result.throughput),
+			ratio(func(r result) float64 { return float64(r.switches) / float64(max(r.sent, 1)) }),
 			abs(e, result.cpuPer100k, "%.3f"), abs(m, result.cpuPer100k, "%.3f"),
 			abs(e, func(r result) float64 { return 100 * r.fraction() }, "%.1f%%"),
 			abs(m, func(r result) float64 { return 100 * r.fraction() }, "%.1f%%"))
