@@ -184,5 +184,21 @@ func (s *MosquittoSubFile) Lines(t testing.TB) int {
 	return bytes.Count(b, []byte{'\n'})
 }
 
+// Count counts the lines written so far that are exactly line.
+func (s *MosquittoSubFile) Count(t testing.TB, line string) int {
+	t.Helper()
+	b, err := os.ReadFile(s.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for l := range bytes.SplitSeq(b, []byte{'\n'}) {
+		if string(l) == line {
+			n++
+		}
+	}
+	return n
+}
+
 // Exited is closed when mosquitto_sub has ended.
 func (s *MosquittoSubFile) Exited() <-chan struct{} { return s.exited }
