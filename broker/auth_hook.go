@@ -35,6 +35,9 @@ type AuthHook struct {
 	log        *slog.Logger
 	logins     atomic.Uint64
 	acl        atomic.Uint64
+	// withhold, when set, may refuse a delivery (or subscription) for its
+	// own reason, which it counts (flowControl.withhold).
+	withhold func(cl *mqtt.Client) bool
 }
 
 // NewAuthHook returns a hook enforcing byListener, keyed by listener id.
@@ -105,6 +108,9 @@ func (h *AuthHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 func (h *AuthHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if cl.Net.Inline {
 		return true
+	}
+	if !write && h.withhold != nil && h.withhold(cl) {
+		return false
 	}
 	la, ok := h.byListener[cl.Net.Listener]
 	if ok && (la.ACL == nil || la.ACL.Allowed(cl.ID, string(cl.Properties.Username), topic, write)) {

@@ -70,7 +70,7 @@ type Stats struct {
 	MessagesReceived int64 // PUBLISH packets received (network and in-process)
 	MessagesSent     int64 // PUBLISH packets written to clients
 	Dropped          int64 // DroppedQueueFull + DroppedExpired
-	DroppedQueueFull int64 // a subscriber's queue (max_inflight + max_queued) was full
+	DroppedQueueFull int64 // a subscriber's queue (max_inflight + max_queued, or max_queued_bytes) was full
 	DroppedExpired   int64 // queued longer than message_expiry
 	Refused          int64 // publishes the interceptor refused
 	RefusedLogins    uint64
@@ -140,12 +140,14 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 		// reach at once between their checks.
 		highMsgs: max(1, (cfg.MaxInflight+cfg.MaxQueued)*3/4),
 		maxBytes: int64(cfg.MaxQueuedBytes),
+		drops:    drops,
 	}
 	b.hook.seq.renumber = func() (int, int64) { return b.hook.renumberAll(b.srv.Clients.GetAll()) }
 	if err := b.srv.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.auth = NewAuthHook(byListener, log)
+	b.auth.withhold = b.hook.flow.withhold
 	if err := b.srv.AddHook(b.auth, nil); err != nil {
 		return nil, fmt.Errorf("broker: auth: %w", err)
 	}
@@ -495,7 +497,7 @@ func (b *Broker) Stats() Stats {
 		ClientsConnected: atomic.LoadInt64(&info.ClientsConnected),
 		MessagesReceived: atomic.LoadInt64(&info.MessagesReceived),
 		MessagesSent:     atomic.LoadInt64(&info.MessagesSent),
-		DroppedQueueFull: atomic.LoadInt64(&info.MessagesDropped) + atomic.LoadInt64(&info.InflightDropped) + b.windowDropped.Load(),
+		DroppedQueueFull: atomic.LoadInt64(&info.MessagesDropped) + atomic.LoadInt64(&info.InflightDropped) + b.windowDropped.Load() + b.hook.flow.withheld.Load(),
 		DroppedExpired:   b.expired.Load(),
 		Refused:          b.hook.refused.Load(),
 		Malformed:        b.malformed.Load(),

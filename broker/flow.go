@@ -42,8 +42,10 @@ type flowControl struct {
 	topics map[string][]string
 	gen    uint64 // bumped by forget; a lookup begun before it is not cached
 
-	held  atomic.Int64 // publishes that waited for a subscriber
-	stuck atomic.Int64 // subscribers found stuck past holdLimit
+	held     atomic.Int64 // publishes that waited for a subscriber
+	stuck    atomic.Int64 // subscribers found stuck past holdLimit
+	withheld atomic.Int64 // messages dropped for a subscriber past max_queued_bytes
+	drops    *dropLog
 }
 
 // maxCachedTopics bounds the topic cache; past it the cache starts over.
@@ -140,15 +142,42 @@ func (f *flowControl) wait(cl *mqtt.Client, bc *batchConn) {
 // without waiting: mochi's outbound queue, its QoS 1/2 messages in flight,
 // or the bytes waiting to be sent.
 func (f *flowControl) full(cl *mqtt.Client, bc *batchConn) bool {
-	fl := &bc.flow
-	queued := 0
-	if fl.out != nil {
-		queued = len(fl.out)
-	}
-	if queued >= f.highMsgs || cl.State.Inflight.Len() >= f.highMsgs {
+	if bc.flow.out != nil && len(bc.flow.out) >= f.highMsgs || cl.State.Inflight.Len() >= f.highMsgs {
 		return true
 	}
-	return bc.unsent()+int64(queued)*fl.avgPacket.Load() >= f.maxBytes
+	return f.queuedBytes(bc) >= f.maxBytes
+}
+
+// queuedBytes estimates the bytes waiting to be sent to a client: those
+// written to its connection and not sent, and its queued messages at the
+// average size of those it was sent.
+func (f *flowControl) queuedBytes(bc *batchConn) int64 {
+	queued := 0
+	if bc.flow.out != nil {
+		queued = len(bc.flow.out)
+	}
+	return bc.unsent() + int64(queued)*bc.flow.avgPacket.Load()
+}
+
+// withhold reports whether a message must not be given to cl because its
+// queue holds max_queued_bytes already: it is stuck (its publishers waited
+// for it in vain), or in-process publishes, which never wait, filled it, and
+// a quarter more spares those held publishers that several at once fill a
+// little past the bound. The message is counted and logged as dropped. It
+// is called through the ACL check, mochi's only say per subscriber, before
+// mochi queues the message; a SUBSCRIBE from such a client is refused too.
+func (f *flowControl) withhold(cl *mqtt.Client) bool {
+	bc, ok := cl.Net.Conn.(*batchConn)
+	if !ok || cl.Closed() {
+		return false
+	}
+	q := f.queuedBytes(bc)
+	if q < f.maxBytes || (!bc.flow.stuck.Load() && q < f.maxBytes+f.maxBytes/4) {
+		return false
+	}
+	f.withheld.Add(1)
+	f.drops.dropped(cl.ID, cl.Net.Listener, "max_queued_bytes")
+	return true
 }
 
 // clientFlow is the flow-control state of one connection, kept on its
@@ -196,8 +225,11 @@ func (fl *clientFlow) observeWrite(p []byte) {
 			return
 		}
 		if p[0]>>4 == packets.Publish {
-			avg := fl.avgPacket.Load()
-			fl.avgPacket.Store(avg + (int64(n)-avg)/8)
+			if avg := fl.avgPacket.Load(); avg == 0 {
+				fl.avgPacket.Store(int64(n))
+			} else {
+				fl.avgPacket.Store(avg + (int64(n)-avg)/8)
+			}
 		}
 		p = p[n:]
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/edged/edged/internal/testpeer"
 )
@@ -84,5 +85,48 @@ func TestOutboundQueueIsFound(t *testing.T) {
 	}
 	if cap(q) != int(b.srv.Options.Capabilities.MaximumClientWritesPending) {
 		t.Fatalf("queue capacity %d, want MaximumClientWritesPending %d", cap(q), b.srv.Options.Capabilities.MaximumClientWritesPending)
+	}
+}
+
+// TestAStoppedSubscriberHoldsAtMostMaxQueuedBytes: a subscriber that stops
+// reading is sent in-process publishes (which never wait) of 4 KiB each.
+// Past max_queued_bytes (and a quarter) messages for it are dropped and
+// counted instead of filling mochi's queue of max_inflight + max_queued
+// (1064 x 4 KiB here).
+func TestAStoppedSubscriberHoldsAtMostMaxQueuedBytes(t *testing.T) {
+	cfg := loopbackCfg()
+	cfg.MaxPacketSize = 64 << 10
+	cfg.MaxQueuedBytes = 64 << 10
+	b, addr := startBroker(t, cfg, "")
+	sub := dialRaw(t, addr)
+	sub.connect(4, "stopped", true, nil)
+	sub.subscribe("big/#", 0)
+	var cl *mqtt.Client
+	testpeer.Eventually(t, 5*time.Second, "the subscriber to be known", func() bool {
+		var ok bool
+		cl, ok = b.srv.Clients.Get("stopped")
+		return ok
+	})
+	bc := cl.Net.Conn.(*batchConn)
+
+	payload := make([]byte, 4<<10)
+	const n = 4000 // 16 MiB, far more than the socket buffers take
+	for range n {
+		if err := b.Publish("big/x", payload, 0, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := b.Stats()
+	if s.DroppedQueueFull == 0 {
+		t.Fatalf("nothing dropped for a subscriber that does not read; stats %+v", s)
+	}
+	if q := len(bc.flow.out); q > 64 {
+		t.Fatalf("mochi's queue for it holds %d messages of 4 KiB; want the bytes bound to keep it near 64 KiB", q)
+	}
+	// What the estimate cannot see: mochi's own write buffer (16 KiB, it
+	// writes to the connection when full) and the message being written.
+	unseen := int64(b.srv.Options.ClientNetWriteBufferSize) + 2*int64(len(payload)+16)
+	if got, limit := b.hook.flow.queuedBytes(bc), int64(cfg.MaxQueuedBytes)*5/4+unseen; got > limit {
+		t.Fatalf("%d bytes queued for it, want at most %d", got, limit)
 	}
 }
