@@ -92,6 +92,10 @@ func (f *flowControl) subscribers(topic string) []string {
 // admit returns once every network subscriber of topic other than pub has
 // room for one more message, or has been found stuck.
 func (f *flowControl) admit(pub *mqtt.Client, topic string) {
+	var self *clientFlow
+	if bc, ok := pub.Net.Conn.(*batchConn); ok {
+		self = &bc.flow
+	}
 	for _, id := range f.subscribers(topic) {
 		cl, ok := f.srv.Clients.Get(id)
 		if !ok || cl == pub || cl.Net.Inline || cl.Closed() {
@@ -101,13 +105,21 @@ func (f *flowControl) admit(pub *mqtt.Client, topic string) {
 		if !ok {
 			continue
 		}
-		f.wait(cl, bc)
+		f.wait(cl, bc, self)
 	}
 }
 
-// wait holds the caller while cl's queue is full, at most f.hold.
-func (f *flowControl) wait(cl *mqtt.Client, bc *batchConn) {
+// wait holds the caller, the reader of the client whose flow is self, while
+// cl's queue is full, at most f.hold. It does not wait for a client whose
+// own reader is held: that reader is what handles the client's
+// acknowledgements, and two clients publishing to each other would each
+// wait for the other until the hold limit. The slack between three
+// quarters of the queue and mochi's limit takes the messages meanwhile.
+func (f *flowControl) wait(cl *mqtt.Client, bc *batchConn, self *clientFlow) {
 	fl := &bc.flow
+	if fl.holding.Load() > 0 {
+		return
+	}
 	if !f.full(cl, bc) {
 		if fl.stuck.Load() && fl.stuck.CompareAndSwap(true, false) {
 			f.log.Info("subscriber keeps up again: its publishers wait for it again", "client", cl.ID)
@@ -118,6 +130,10 @@ func (f *flowControl) wait(cl *mqtt.Client, bc *batchConn) {
 		return
 	}
 	f.held.Add(1)
+	if self != nil {
+		self.holding.Add(1)
+		defer self.holding.Add(-1)
+	}
 	timer := time.NewTimer(f.hold)
 	defer timer.Stop()
 	for f.full(cl, bc) {
@@ -186,6 +202,7 @@ type clientFlow struct {
 	out       chan *packets.Packet // mochi's outbound queue for the client, nil if not found
 	avgPacket atomic.Int64         // a running average of the PUBLISH packets written, bytes
 	stuck     atomic.Bool
+	holding   atomic.Int32 // the client's own reader waits in admit (0 or 1)
 	waiting   atomic.Int32 // publishers waiting for room
 	mu        sync.Mutex
 	room      chan struct{} // closed when room may have been made

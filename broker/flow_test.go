@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,5 +129,47 @@ func TestAStoppedSubscriberHoldsAtMostMaxQueuedBytes(t *testing.T) {
 	unseen := int64(b.srv.Options.ClientNetWriteBufferSize) + 2*int64(len(payload)+16)
 	if got, limit := b.hook.flow.queuedBytes(bc), int64(cfg.MaxQueuedBytes)*5/4+unseen; got > limit {
 		t.Fatalf("%d bytes queued for it, want at most %d", got, limit)
+	}
+}
+
+// TestTwoClientsFeedingEachOtherDoNotHoldEachOtherUp: a and b each
+// subscribe to what the other publishes, at QoS 1, and both burst. A
+// subscriber's QoS 1 window opens only when its own reader handles its
+// PUBACKs; were that reader held waiting for the other (whose reader waits
+// for it), both would stall until the hold limit and be declared stuck
+// (failing before the fix: 2 stuck). Such a flood is beyond what a queue
+// can take in either broker (Mosquitto drops past max_queued_messages too):
+// messages may be dropped, but every one is counted.
+func TestTwoClientsFeedingEachOtherDoNotHoldEachOtherUp(t *testing.T) {
+	b, addr := startBroker(t, loopbackCfg(), "")
+	b.hook.flow.hold = 2 * time.Second
+	const each = 10000
+	var got [2]atomic.Int64
+	clients := make([]paho.Client, 2)
+	for i := range clients {
+		clients[i] = pahoClient(t, "tcp://"+addr, fmt.Sprintf("peer%d", i), func(o *paho.ClientOptions) {
+			o.SetOrderMatters(false).SetWriteTimeout(0)
+		})
+		waitToken(t, clients[i].Subscribe(fmt.Sprintf("to/%d", i), 1, func(paho.Client, paho.Message) { got[i].Add(1) }), "subscribe")
+	}
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var last paho.Token
+			for range each {
+				last = c.Publish(fmt.Sprintf("to/%d", 1-i), 1, false, "x")
+			}
+			if !last.WaitTimeout(60 * time.Second) {
+				t.Errorf("peer%d: publishes not acknowledged within 60s", i)
+			}
+		}()
+	}
+	wg.Wait()
+	accounted := func() bool { return got[0].Load()+got[1].Load()+b.Stats().Dropped >= 2*each }
+	testpeer.Eventually(t, 30*time.Second, "every message delivered or counted as dropped", accounted)
+	if s := b.Stats(); s.StuckSubscribers != 0 {
+		t.Fatalf("got %d and %d of %d; stats %+v: the two held each other up", got[0].Load(), got[1].Load(), each, s)
 	}
 }
