@@ -8,6 +8,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edged/edged/mqttauth"
 )
 
 // ListenerAuth is how one listener authenticates and authorises clients.
@@ -20,8 +22,8 @@ import (
 //     a client giving none is accepted only when AllowAnonymous is true.
 //   - ACL nil: an accepted client may publish and subscribe anywhere.
 type ListenerAuth struct {
-	Users          *Users
-	ACL            *ACL
+	Users          *mqttauth.Users
+	ACL            *mqttauth.ACL
 	AllowAnonymous bool
 }
 

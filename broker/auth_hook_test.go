@@ -17,6 +17,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edged/edged/internal/testpeer"
+	"github.com/edged/edged/mqttauth"
 )
 
 // authServer starts a mochi server with the given hooks and one TCP
@@ -81,11 +82,11 @@ func TestAuthHookLogins(t *testing.T) {
 	pubBin := testpeer.Need(t, "mosquitto_pub", "mosquitto-clients")
 	pwPath := filepath.Join(t.TempDir(), "users")
 	testpeer.MosquittoPasswd(t, pwPath, "alice", "right-pass")
-	users, err := LoadUsers(pwPath)
+	users, err := mqttauth.LoadUsers(pwPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &authLines{}
+	logs := &testpeer.Output{}
 	hook := NewAuthHook(map[string]ListenerAuth{
 		"locked": {Users: users},
 		"mixed":  {Users: users, AllowAnonymous: true},
@@ -171,14 +172,14 @@ func TestAuthHookACL(t *testing.T) {
 	dir := t.TempDir()
 	pwPath, aclPath := filepath.Join(dir, "users"), filepath.Join(dir, "acl")
 	testpeer.MosquittoPasswd(t, pwPath, "alice", "pw")
-	users, err := LoadUsers(pwPath)
+	users, err := mqttauth.LoadUsers(pwPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(aclPath, []byte("user alice\ntopic readwrite alice/#\ntopic read shared/#\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	acl, err := LoadACL(aclPath)
+	acl, err := mqttauth.LoadACL(aclPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ type Stats struct {
 	StuckSubscribers int64 // times a subscriber stayed full past the hold limit, so messages for it were dropped
 }
 
-// New validates cfg, loads the users and ACL files, and opens the store at
+// New takes cfg as config.Load made it (the files it names loaded) and opens the store at
 // stateDir/broker.db when persistence is on. It does not listen yet.
 func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) {
 	if log == nil {
@@ -93,12 +93,12 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 	}
 	cfg = withDefaults(cfg)
 	specs, err := listenerSpecs(cfg)
-	if err = errors.Join(checkLimits(cfg), err); err != nil {
-		return nil, err
-	}
-	byListener, err := loadAuth(specs)
 	if err != nil {
 		return nil, err
+	}
+	byListener := make(map[string]ListenerAuth, len(specs))
+	for _, s := range specs {
+		byListener[s.id] = s.auth
 	}
 
 	b := &Broker{cfg: cfg, log: log, ready: make(chan struct{}), connectTimeout: connectTimeout, now: time.Now}
@@ -175,43 +175,6 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 		})
 	}
 	return b, nil
-}
-
-// loadAuth reads each listener's users and ACL files (a file shared by
-// listeners is read once).
-func loadAuth(specs []listenerSpec) (map[string]ListenerAuth, error) {
-	users := map[string]*Users{}
-	acls := map[string]*ACL{}
-	out := map[string]ListenerAuth{}
-	var errs []error
-	for i, s := range specs {
-		la := ListenerAuth{AllowAnonymous: s.anonymous}
-		if s.usersFile != "" {
-			var err error
-			if la.Users, err = loadOnce(users, s.usersFile, LoadUsers); err != nil {
-				errs = append(errs, fmt.Errorf("broker.listener[%d].users_file: %w", i, err))
-			}
-		}
-		if s.aclFile != "" {
-			var err error
-			if la.ACL, err = loadOnce(acls, s.aclFile, LoadACL); err != nil {
-				errs = append(errs, fmt.Errorf("broker.listener[%d].acl_file: %w", i, err))
-			}
-		}
-		out[s.id] = la
-	}
-	return out, errors.Join(errs...)
-}
-
-// loadOnce returns what load made of path, calling it only for a path not in
-// loaded. A failed load is remembered as nil and reported once.
-func loadOnce[T any](loaded map[string]*T, path string, load func(string) (*T, error)) (*T, error) {
-	if v, ok := loaded[path]; ok {
-		return v, nil
-	}
-	v, err := load(path)
-	loaded[path] = v
-	return v, err
 }
 
 // wrapConn guards a new client connection (guardConn) and batches what is

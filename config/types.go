@@ -1,5 +1,12 @@
 package config
 
+import (
+	"crypto/tls"
+	"crypto/x509"
+
+	"github.com/edged/edged/mqttauth"
+)
+
 // Config is the whole of edged.toml. Field comments give the default that
 // applyDefaults sets when the key is absent; the README documents each key.
 type Config struct {
@@ -62,6 +69,13 @@ type Listener struct {
 	UsersFile      string `toml:"users_file"`      // mosquitto_passwd file; when set, clients must log in
 	ACLFile        string `toml:"acl_file"`        // Mosquitto ACL file
 	AllowAnonymous *bool  `toml:"allow_anonymous"` // default: true on loopback without users_file, false otherwise
+
+	// The files above, loaded by validation (not TOML keys): the broker
+	// uses these and reads no file itself.
+	Certificate *tls.Certificate `toml:"-"` // cert_file and key_file
+	ClientCAs   *x509.CertPool   `toml:"-"` // client_ca_file
+	Users       *mqttauth.Users  `toml:"-"` // users_file
+	ACL         *mqttauth.ACL    `toml:"-"` // acl_file
 }
 
 // HTTP is the observation server: Prometheus metrics, health checks and

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edged/edged/mqttauth"
 	"github.com/edged/edged/telemetry"
 )
 
@@ -25,6 +26,8 @@ type validator struct {
 
 	deviceNames map[string]string // device name → the device that first used it
 	profiles    map[string]profileResult
+	users       map[string]*mqttauth.Users // users files by path, nil when they failed
+	acls        map[string]*mqttauth.ACL   // ACL files by path, nil when they failed
 }
 
 type profileResult struct {
@@ -37,6 +40,8 @@ func newValidator(file string, ix lineIndex, set, bad map[string]bool, dirs []st
 		file: file, ix: ix, set: set, bad: bad, dirs: dirs,
 		deviceNames: map[string]string{},
 		profiles:    map[string]profileResult{},
+		users:       map[string]*mqttauth.Users{},
+		acls:        map[string]*mqttauth.ACL{},
 	}
 }
 
@@ -203,8 +208,17 @@ func (v *validator) log(l *Log) {
 	v.oneOf("log.format", l.Format, "text", "json")
 }
 
-// mqttMaxPacket is the largest packet MQTT's length encoding allows.
-const mqttMaxPacket = 268435455
+const (
+	// mqttMaxPacket is the largest packet MQTT's length encoding allows.
+	mqttMaxPacket = 268435455
+	// minPacketSize is the smallest max_packet_size accepted: a CONNECT
+	// with a client id and credentials, or a JSON reading on a three-level
+	// topic, takes about a hundred bytes.
+	minPacketSize = 128
+	// maxPacketIDs is how many QoS 1/2 messages a client can have in
+	// flight and queued at once: MQTT's 16-bit packet ids.
+	maxPacketIDs = 65535
+)
 
 func (v *validator) broker(b *Broker) {
 	type bound struct {
@@ -231,9 +245,14 @@ func (v *validator) broker(b *Broker) {
 				}
 			}
 		}
-		if prob == "" && !isLoopbackHost(host) && l.UsersFile == "" && (l.AllowAnonymous == nil || !*l.AllowAnonymous) {
+		anonymous := l.AllowAnonymous != nil && *l.AllowAnonymous
+		if prob == "" && !isLoopbackHost(host) && l.UsersFile == "" && !anonymous {
 			v.errorf(p, "address %q is not loopback: set users_file (clients log in) or allow_anonymous = true (anyone on the network may connect)", l.Address)
 		}
+		if l.ACLFile != "" && l.UsersFile == "" && !anonymous {
+			v.errorf(p+".acl_file", "no client could log in to use it: set users_file, or allow_anonymous = true")
+		}
+		v.listenerFiles(p, l)
 		if prob == "" {
 			for _, s := range seen {
 				if s.port == port && (s.host == host || isWildcardHost(s.host) || isWildcardHost(host)) {
@@ -244,16 +263,17 @@ func (v *validator) broker(b *Broker) {
 			seen = append(seen, bound{p, host, port})
 		}
 	}
-	if b.MaxPacketSize <= 0 || b.MaxPacketSize > mqttMaxPacket {
-		v.errorf("broker.max_packet_size", "must be between 1 and %d bytes (MQTT's limit), got %d", mqttMaxPacket, b.MaxPacketSize)
+	switch {
+	case b.MaxPacketSize > 0 && b.MaxPacketSize < minPacketSize:
+		v.errorf("broker.max_packet_size", "%d bytes is too small for MQTT's own packets and a reading (did you mean \"%dKiB\"?): must be between %d and %d bytes", b.MaxPacketSize, b.MaxPacketSize, minPacketSize, mqttMaxPacket)
+	case b.MaxPacketSize < minPacketSize || b.MaxPacketSize > mqttMaxPacket:
+		v.errorf("broker.max_packet_size", "must be between %d and %d bytes (MQTT's limit), got %d", minPacketSize, mqttMaxPacket, b.MaxPacketSize)
 	}
 	v.positive("broker.max_clients", b.MaxClients)
-	if b.MaxInflight > 65535 {
-		v.errorf("broker.max_inflight", "must be at most 65535 (MQTT's receive maximum), got %d", b.MaxInflight)
-	} else {
-		v.positive("broker.max_inflight", b.MaxInflight)
+	inflightOK := v.inRange("broker.max_inflight", b.MaxInflight, 1, maxPacketIDs)
+	if v.inRange("broker.max_queued", b.MaxQueued, 1, maxPacketIDs) && inflightOK && b.MaxInflight+b.MaxQueued > maxPacketIDs {
+		v.errorf("broker.max_queued", "max_inflight + max_queued = %d: a client's messages in flight and queued share MQTT's %d packet ids, so the sum must be at most %d", b.MaxInflight+b.MaxQueued, maxPacketIDs, maxPacketIDs)
 	}
-	v.positive("broker.max_queued", b.MaxQueued)
 	if b.MaxQueuedBytes < b.MaxPacketSize {
 		v.errorf("broker.max_queued_bytes", "must be at least max_packet_size (%d bytes), or a client could never be sent a message that size; got %d", b.MaxPacketSize, b.MaxQueuedBytes)
 	}

@@ -54,6 +54,7 @@ func (v *validator) uplink(u *Uplink) {
 			}
 		}
 	}
+	v.uplinkFiles(u, tls)
 	v.positiveDur("uplink.keepalive", u.Keepalive)
 	v.positiveDur("uplink.max_backoff", u.MaxBackoff)
 	v.inRange("uplink.inflight", u.Inflight, 1, 65535)

@@ -205,7 +205,13 @@ func TestCheckAcceptsShippedConfigs(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			out, code := runEdged(t, "", "check", "-c", f)
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The files it names under /etc/edged/ are made up for the test.
+			path := writeConfig(t, testpeer.NewEtcEdged(t).Rewrite(string(data)))
+			out, code := runEdged(t, "", "check", "-c", path)
 			if code != 0 || !strings.Contains(out, ": ok") {
 				t.Fatalf("edged check %s: exit %d\n%s", f, code, out)
 			}

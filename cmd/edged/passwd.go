@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/edged/edged/broker"
+	"github.com/edged/edged/mqttauth"
 )
 
 func cmdPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -34,7 +34,7 @@ for twice on a terminal, or read as one line from standard input:
 		fmt.Fprintf(stderr, "edged passwd: %v\n", err)
 		return exitError
 	}
-	if err := broker.SetPassword(file, user, pw); err != nil {
+	if err := mqttauth.SetPassword(file, user, pw); err != nil {
 		fmt.Fprintf(stderr, "edged passwd: %v\n", err)
 		return exitError
 	}

@@ -30,7 +30,7 @@ func Chromium(t testing.TB, url string, budget time.Duration, extra ...string) s
 	args := append(chromiumArgs(t), "--virtual-time-budget="+strconv.Itoa(int(budget/time.Millisecond)))
 	args = append(append(args, extra...), url)
 	cmd := exec.CommandContext(ctx, bin, args...)
-	var stderr lockedBuffer
+	var stderr Output
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {

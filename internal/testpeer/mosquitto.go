@@ -18,24 +18,24 @@ type Mosquitto struct {
 	Addr string // 127.0.0.1:port
 	Dir  string // its working directory (config, logs)
 	cmd  *exec.Cmd
-	log  *lockedBuffer
+	log  *Output
 
 	exited chan struct{} // closed when the process has ended
 }
 
-// lockedBuffer collects a process's output while tests read it.
-type lockedBuffer struct {
+// Output collects what a process or a logger writes while tests read it.
+type Output struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *Output) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *Output) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -79,7 +79,7 @@ func StartMosquittoPorts(t testing.TB, n int, extra func(addrs []string) string)
 
 func startMosquitto(t testing.TB, bin, extra string, more []string) (*Mosquitto, error) {
 	t.Helper()
-	m := &Mosquitto{Addr: FreePort(t), Dir: t.TempDir(), log: &lockedBuffer{}, exited: make(chan struct{})}
+	m := &Mosquitto{Addr: FreePort(t), Dir: t.TempDir(), log: &Output{}, exited: make(chan struct{})}
 	conf := fmt.Sprintf("listener %d 127.0.0.1\n", Port(t, m.Addr))
 	if !strings.Contains(extra, "allow_anonymous") {
 		conf += "allow_anonymous true\n"

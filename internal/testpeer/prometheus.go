@@ -19,7 +19,7 @@ import (
 type Prometheus struct {
 	Addr string // its HTTP API, 127.0.0.1:port
 	cmd  *exec.Cmd
-	log  *lockedBuffer
+	log  *Output
 }
 
 // StartPrometheus runs Prometheus on a free loopback port with its data in
@@ -42,7 +42,7 @@ scrape_configs:
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &Prometheus{Addr: FreePort(t), log: &lockedBuffer{}}
+	p := &Prometheus{Addr: FreePort(t), log: &Output{}}
 	p.cmd = exec.Command(bin, "--config.file="+path, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+p.Addr, "--log.level=warn")
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log

@@ -1,4 +1,4 @@
-package broker
+package mqttauth
 
 import (
 	"bufio"
@@ -55,10 +55,12 @@ func LoadACL(path string) (*ACL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("acl file: %w", err)
 	}
-	return aclParse(path, data)
+	return ParseACL(path, data)
 }
 
-func aclParse(name string, data []byte) (*ACL, error) {
+// ParseACL is LoadACL on a file already read; name is the file name used
+// in errors. The error joins one error per bad line.
+func ParseACL(name string, data []byte) (*ACL, error) {
 	a := &ACL{byUser: map[string][]aclRule{}}
 	var errs []error
 	sc := bufio.NewScanner(bytes.NewReader(data))

@@ -1,4 +1,4 @@
-package broker
+package mqttauth
 
 import (
 	"bufio"
@@ -82,10 +82,12 @@ func LoadUsers(path string) (*Users, error) {
 	if err != nil {
 		return nil, fmt.Errorf("users file: %w", err)
 	}
-	return pwParseUsers(path, data)
+	return ParseUsers(path, data)
 }
 
-func pwParseUsers(name string, data []byte) (*Users, error) {
+// ParseUsers is LoadUsers on a file already read; name is the file name
+// used in errors. The error joins one error per bad line.
+func ParseUsers(name string, data []byte) (*Users, error) {
 	u := &Users{byName: map[string]*pwEntry{}}
 	var errs []error
 	sc := bufio.NewScanner(bytes.NewReader(data))

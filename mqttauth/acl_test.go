@@ -1,15 +1,13 @@
-package broker
+package mqttauth
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -213,26 +211,8 @@ pattern readwrite clients/%c/#
 pattern read inbox/%u
 `
 
-// authLines gathers a child process's output lines.
-type authLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (c *authLines) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.Write(p)
-}
-
-func (c *authLines) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.String()
-}
-
-// messages returns "topic payload" lines, skipping mosquitto_sub's -d lines.
-func (c *authLines) messages() []string {
+// authMessages returns "topic payload" lines, skipping mosquitto_sub's -d lines.
+func authMessages(c *testpeer.Output) []string {
 	var out []string
 	sc := bufio.NewScanner(strings.NewReader(c.String()))
 	for sc.Scan() {
@@ -285,9 +265,9 @@ func TestACLMatchesMosquitto(t *testing.T) {
 	}
 	// sub starts mosquitto_sub on '#'. Its -d output is block-buffered in a
 	// pipe, so readiness is learnt from a marker message, not from SUBACK.
-	sub := func(t *testing.T, id, user string) (*authLines, func()) {
+	sub := func(t *testing.T, id, user string) (*testpeer.Output, func()) {
 		t.Helper()
-		out := &authLines{}
+		out := &testpeer.Output{}
 		args := append([]string{"-h", "127.0.0.1", "-p", port, "-q", "1", "-i", id, "-t", "#", "-v", "-d"}, auth(user)...)
 		cmd := exec.Command(subBin, args...)
 		cmd.Stdout, cmd.Stderr = out, out
@@ -301,14 +281,14 @@ func TestACLMatchesMosquitto(t *testing.T) {
 	// awaitMarker publishes marker until the subscriber prints it: then the
 	// subscription is active and everything the broker sent before it has
 	// been printed.
-	awaitMarker := func(t *testing.T, out *authLines, marker string) {
+	awaitMarker := func(t *testing.T, out *testpeer.Output, marker string) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			pub(t, "admin-pub", "admin", marker, "m", false)
 			wait := time.Now().Add(300 * time.Millisecond)
 			for time.Now().Before(wait) {
-				for _, l := range out.messages() {
+				for _, l := range authMessages(out) {
 					if strings.HasPrefix(l, marker+" ") {
 						return
 					}
@@ -340,7 +320,7 @@ func TestACLMatchesMosquitto(t *testing.T) {
 				awaitMarker(t, out, "marker/"+strconv.Itoa(i))
 				stop()
 				got := map[string]bool{}
-				for _, l := range out.messages() {
+				for _, l := range authMessages(out) {
 					got[strings.SplitN(l, " ", 2)[0]] = true
 				}
 				for _, tp := range topics {
@@ -373,7 +353,7 @@ func TestACLMatchesMosquitto(t *testing.T) {
 		}
 		awaitMarker(t, out, "marker/writes")
 		got := map[string]bool{}
-		for _, l := range out.messages() {
+		for _, l := range authMessages(out) {
 			got[l] = true
 		}
 		for i, w := range writes {
@@ -392,7 +372,7 @@ func FuzzLoadACL(f *testing.F) {
 	f.Add([]byte("topic\nuser\npattern deny\ntopic read a/#/b\n"), "c", "", "$share/g/a", false)
 	f.Add([]byte("pattern %u/%c/#\n"), "a/b", "#", "x/+/y", false)
 	f.Fuzz(func(t *testing.T, data []byte, id, user, topic string, write bool) {
-		acl, err := aclParse("fuzz", data)
+		acl, err := ParseACL("fuzz", data)
 		if err != nil {
 			return
 		}
@@ -414,7 +394,7 @@ func FuzzLoadACL(f *testing.F) {
 // BenchmarkACLAllowed measures one ACL check, the broker's cost per delivery
 // to a subscriber on a listener with an ACL.
 func BenchmarkACLAllowed(b *testing.B) {
-	acl, err := aclParse("bench", []byte(authTableACL))
+	acl, err := ParseACL("bench", []byte(authTableACL))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package broker
+package mqttauth
 
 import (
 	"crypto/sha512"
@@ -239,7 +239,7 @@ func FuzzLoadUsers(f *testing.F) {
 	f.Add([]byte("alice\n:x\nb:$7$$$\nc:$6$$\n"))
 	f.Add([]byte("a:$7$99999999999999999999$AA==$AA==\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		u, err := pwParseUsers("fuzz", data)
+		u, err := ParseUsers("fuzz", data)
 		if err != nil {
 			if u != nil {
 				t.Fatal("error with users")

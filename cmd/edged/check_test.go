@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/edged/edged/internal/testpeer"
+)
+
+// TestCheckRefusesWhatRunRefuses writes configs that `edged run` cannot
+// start with and shows that `edged check` refuses each of them too, naming
+// the file, the line and the key, and that run refuses it with the same
+// words before opening anything.
+func TestCheckRefusesWhatRunRefuses(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpeer.NewCA(t, "check")
+	server := ca.Server(t, "server")
+	other := ca.Server(t, "other")
+	missing := filepath.Join(dir, "missing.pem")
+	garbage := filepath.Join(dir, "garbage.pem")
+	badUsers := filepath.Join(dir, "users")
+	badACL := filepath.Join(dir, "acl")
+	for path, text := range map[string]string{
+		garbage:  "not a certificate\n",
+		badUsers: "alice\n",
+		badACL:   "topci read a/#\n",
+	} {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tlsListener := func(cert, key, clientCA string) string {
+		s := fmt.Sprintf("[[broker.listener]]\ntype = \"tls\"\naddress = \"127.0.0.1:%d\"\ncert_file = %q\nkey_file = %q\n",
+			testpeer.Port(t, testpeer.FreePort(t)), cert, key)
+		if clientCA != "" {
+			s += fmt.Sprintf("client_ca_file = %q\n", clientCA)
+		}
+		return s
+	}
+	tcpListener := func(extra string) string {
+		return fmt.Sprintf("[[broker.listener]]\naddress = \"127.0.0.1:%d\"\n%s", testpeer.Port(t, testpeer.FreePort(t)), extra)
+	}
+	uplink := func(extra string) string {
+		return "[uplink]\nurl = \"mqtts://127.0.0.1:1\"\n" + extra
+	}
+	cases := []struct {
+		name string
+		body string
+		want string // "LINE: key.path: words"
+	}{
+		{"a missing cert_file", tlsListener(missing, server.KeyFile, ""), "8: broker.listener[0].cert_file: cannot read"},
+		{"a missing key_file", tlsListener(server.CertFile, missing, ""), "9: broker.listener[0].key_file: cannot read"},
+		{"a directory as key_file", tlsListener(server.CertFile, dir, ""), "9: broker.listener[0].key_file: cannot read"},
+		{"a missing client_ca_file", tlsListener(server.CertFile, server.KeyFile, missing), "10: broker.listener[0].client_ca_file: cannot read"},
+		{"a cert_file that is not PEM", tlsListener(garbage, server.KeyFile, ""), "8: broker.listener[0].cert_file: "},
+		{"a key_file that does not match cert_file", tlsListener(server.CertFile, other.KeyFile, ""), "9: broker.listener[0].key_file: "},
+		{"a client_ca_file that holds no certificate", tlsListener(server.CertFile, server.KeyFile, garbage), "10: broker.listener[0].client_ca_file: "},
+		{"a missing users_file", tcpListener(fmt.Sprintf("users_file = %q\n", missing)), "7: broker.listener[0].users_file: cannot read"},
+		{"a malformed users_file", tcpListener(fmt.Sprintf("users_file = %q\n", badUsers)), "7: broker.listener[0].users_file: " + badUsers + ":1:"},
+		{"a missing acl_file", tcpListener(fmt.Sprintf("acl_file = %q\n", missing)), "7: broker.listener[0].acl_file: cannot read"},
+		{"a malformed acl_file", tcpListener(fmt.Sprintf("acl_file = %q\n", badACL)), "7: broker.listener[0].acl_file: " + badACL + ":1:"},
+		{"a missing uplink ca_file", uplink(fmt.Sprintf("ca_file = %q\n", missing)), "7: uplink.ca_file: cannot read"},
+		{"a missing uplink cert_file", uplink(fmt.Sprintf("cert_file = %q\nkey_file = %q\n", missing, server.KeyFile)), "7: uplink.cert_file: cannot read"},
+		{"an uplink key_file that does not match", uplink(fmt.Sprintf("cert_file = %q\nkey_file = %q\n", server.CertFile, other.KeyFile)), "8: uplink.key_file: "},
+		{"a missing uplink password_file", uplink(fmt.Sprintf("username = \"u\"\npassword_file = %q\n", missing)), "8: uplink.password_file: cannot read"},
+		{"max_inflight + max_queued beyond 65535", tcpListener("") + "[broker]\nmax_inflight = 60000\nmax_queued = 10000\n", "9: broker.max_queued: "},
+		{"a max_packet_size of 8 bytes", tcpListener("") + "[broker]\nmax_packet_size = 8\n", "8: broker.max_packet_size: "},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := writeConfig(t, fmt.Sprintf("[gateway]\nid = \"gw\"\nstate_dir = %q\n\n%s", t.TempDir(), c.body))
+			want := path + ":" + c.want
+			for _, cmd := range []string{"check", "run"} {
+				out, code := runEdged(t, "", cmd, "-c", path)
+				if code != 1 || !strings.Contains(out, want) {
+					t.Errorf("edged %s: exit %d, want 1 with %q\n%s", cmd, code, want, out)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,115 @@
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"os"
+
+	"github.com/edged/edged/mqttauth"
+	"github.com/edged/edged/tlsfiles"
+)
+
+// The files a config names are read while it is validated, so that `edged
+// check` refuses a file `edged run` could not use, with the key that names
+// it. What the broker needs of them is kept, parsed, in the config.
+
+// readFile reads the file named at path, recording why it cannot be read.
+func (v *validator) readFile(path, file string) ([]byte, bool) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		v.errorf(path, "cannot read %s: %v", file, err)
+		return nil, false
+	}
+	return data, true
+}
+
+// fileErrors records each problem of a parsed file (one per bad line) at
+// the key that names the file.
+func (v *validator) fileErrors(path string, err error) {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			v.errorf(path, "%v", e)
+		}
+		return
+	}
+	v.errorf(path, "%v", err)
+}
+
+// listenerFiles loads a listener's certificate, client CA, users and ACL.
+func (v *validator) listenerFiles(p string, l *Listener) {
+	if l.Type == "tls" && l.CertFile != "" && l.KeyFile != "" {
+		if pair, ok := v.keyPair(p, l.CertFile, l.KeyFile); ok {
+			l.Certificate = &pair
+		}
+	}
+	if l.Type == "tls" && l.ClientCAFile != "" {
+		if pool, err := tlsfiles.LoadCAPool(l.ClientCAFile); err != nil {
+			v.errorf(p+".client_ca_file", "%v", err)
+		} else {
+			l.ClientCAs = pool
+		}
+	}
+	if l.UsersFile != "" {
+		l.Users = parseOnce(v, v.users, p+".users_file", l.UsersFile, mqttauth.ParseUsers)
+	}
+	if l.ACLFile != "" {
+		l.ACL = parseOnce(v, v.acls, p+".acl_file", l.ACLFile, mqttauth.ParseACL)
+	}
+}
+
+// keyPair loads cert_file and key_file under p, putting a problem on the
+// key of the file at fault.
+func (v *validator) keyPair(p, certFile, keyFile string) (pair tls.Certificate, ok bool) {
+	pair, err := tlsfiles.LoadKeyPair(certFile, keyFile)
+	if err == nil {
+		return pair, true
+	}
+	key := p + ".cert_file"
+	var fe *tlsfiles.FileError
+	if errors.As(err, &fe) && fe.Key {
+		key = p + ".key_file"
+	}
+	v.errorf(key, "%v", err)
+	return pair, false
+}
+
+// parseOnce reads and parses a file named at path, once per config however
+// many listeners share it.
+func parseOnce[T any](v *validator, done map[string]*T, path, file string, parse func(string, []byte) (*T, error)) *T {
+	if t, ok := done[file]; ok {
+		return t // a file that failed was reported where it first appeared
+	}
+	done[file] = nil
+	data, ok := v.readFile(path, file)
+	if !ok {
+		return nil
+	}
+	t, err := parse(file, data)
+	if err != nil {
+		v.fileErrors(path, err)
+		return nil
+	}
+	done[file] = t
+	return t
+}
+
+// uplinkFiles checks that the uplink's TLS files load and its password
+// file can be read. The bridge loads the TLS files again before every
+// connection, so that a CA file that goes bad later is never skipped.
+func (v *validator) uplinkFiles(u *Uplink, tls bool) {
+	if tls && u.CAFile != "" {
+		if _, err := tlsfiles.LoadCAPool(u.CAFile); err != nil {
+			v.errorf("uplink.ca_file", "%v", err)
+		}
+	}
+	if tls && u.CertFile != "" && u.KeyFile != "" {
+		v.keyPair("uplink", u.CertFile, u.KeyFile)
+	}
+	if u.PasswordFile != "" && u.Password == "" {
+		v.readFile("uplink.password_file", u.PasswordFile)
+	}
+}
