@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/edged/edged/internal/testpeer"
 )
@@ -80,5 +83,40 @@ func TestCheckRefusesWhatRunRefuses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAnEmptyListenerListOpensNoSocket runs edged with `listener = []`,
+// documented as "opens none": it gets ready with the broker in-process only
+// and logs no listening socket.
+func TestAnEmptyListenerListOpensNoSocket(t *testing.T) {
+	path := writeConfig(t, fmt.Sprintf("[gateway]\nid = \"gw\"\nstate_dir = %q\n\n[broker]\nlistener = []\n", t.TempDir()))
+	out, code := runEdged(t, "", "check", "-c", path)
+	if code != 0 || !strings.Contains(out, "0 listener(s)") {
+		t.Fatalf("edged check: exit %d, want 0 with 0 listener(s)\n%s", code, out)
+	}
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	p := startEdged(t, []string{"NOTIFY_SOCKET=" + sock}, "run", "-c", path)
+	buf := make([]byte, 256)
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("waiting for READY=1: %v\n%s", err, p.output())
+		}
+		if string(buf[:n]) == "READY=1" {
+			break
+		}
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit code %d\n%s", code, p.output())
+	}
+	if strings.Contains(p.output(), "listening") {
+		t.Fatalf("a listener was opened:\n%s", p.output())
 	}
 }

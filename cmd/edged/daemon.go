@@ -215,6 +215,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 	for _, a := range brk.Addrs() {
 		log.Info("broker listening", "address", a.String())
 	}
+	if len(cfg.Broker.Listeners) == 0 {
+		log.Info("broker has no listeners (listener = []): only edged's own parts use it")
+	}
 	gatewayStatus := func(s string) {
 		if err := brk.Publish(telemetry.GatewayStatusTopic(cfg.Gateway.ID), []byte(s), 1, true); err != nil {
 			log.Warn("gateway status not published", "status", s, "err", err)
