@@ -269,6 +269,7 @@ patterns = ['T=(?P<temperature>[0-9.]+)']
 			text: bus + "\n  [[modbus.device]]\n  name = \"m\"\n  profile = \"broken\"\n",
 			want: []string{
 				`testdata/profiles/broken.toml:7: points[0].type: "flaot32" is not one of bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string`,
+				`testdata/profiles/broken.toml:9: points[1].address: missing (the holding register's 0-based protocol address; edged never assumes 0)`,
 				`testdata/profiles/broken.toml:10: points[1].name: "voltage" is already used by points[0]`,
 				`testdata/profiles/broken.toml:12: points[1].adress: unknown key (did you mean "address"?)`,
 			},

@@ -140,6 +140,14 @@ func (v *validator) config(c *Config) {
 	v.buffer(&c.Buffer)
 	v.homeAssistant(&c.HomeAssistant)
 	v.http(&c.HTTP, c.Broker.Listeners)
+	if len(v.errs) > 0 {
+		return // topics are compared once every name and template is valid
+	}
+	t := v.topics(c)
+	v.collisions(t)
+	if c.Uplink != nil {
+		v.reach(c.Uplink, c.Gateway.ID, t)
+	}
 }
 
 // levelProblem says why s cannot be one level of an MQTT topic, or "".

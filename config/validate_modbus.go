@@ -202,7 +202,11 @@ func (v *validator) point(p string, pt *Point, maxRegs int) {
 	}
 	v.oneOf(p+".order", pt.Order, wordOrders...)
 	if tableOK {
-		v.address(p+".address", pt)
+		if !v.set[p+".address"] {
+			v.errorf(p+".address", "missing (the %s's 0-based protocol address; edged never assumes 0)", tableWord(pt.Table))
+		} else {
+			v.address(p+".address", pt)
+		}
 	}
 	if pt.Scale != nil && v.finite(p+".scale", *pt.Scale) && *pt.Scale == 0 {
 		v.errorf(p+".scale", "must not be 0 (every value would read 0)")
