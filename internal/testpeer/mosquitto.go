@@ -43,8 +43,8 @@ func (b *Output) String() string {
 
 // StartMosquitto runs mosquitto on a free loopback port with the given extra
 // configuration lines (the listener line is written for you unless extra
-// starts with its own "listener", and allow_anonymous true unless extra sets
-// it). It is stopped when the test ends.
+// starts with its own "listener", allow_anonymous true unless extra sets
+// it, and, as root, "user root" unless extra names a user). It is stopped when the test ends.
 func StartMosquitto(t testing.TB, extra string) *Mosquitto {
 	t.Helper()
 	return StartMosquittoPorts(t, 0, func([]string) string { return extra })
@@ -86,6 +86,11 @@ func startMosquitto(t testing.TB, bin, extra string, more []string) (*Mosquitto,
 	}
 	if strings.HasPrefix(extra, "listener") {
 		conf = ""
+	}
+	if os.Geteuid() == 0 && !strings.Contains(extra, "user ") {
+		// As root, mosquitto drops to its own user, which cannot read the
+		// test's 0600 certificates and password files.
+		conf += "user root\n"
 	}
 	conf += extra + "\n"
 	path := filepath.Join(m.Dir, "mosquitto.conf")
