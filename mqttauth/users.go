@@ -269,8 +269,12 @@ func SetPassword(path, user, password string) error {
 	return nil
 }
 
-// pwWriteAtomic writes data to a temporary file beside path and renames it
-// over path, syncing the file and the directory.
+// pwWriteAtomic writes data to a temporary file beside path, syncs it,
+// renames it over path and syncs the directory, so that a power cut at any
+// moment leaves the old file or the new one, never an empty or partial
+// one. On an error before the rename the temporary file is removed and
+// path is untouched; an error syncing the directory after it is returned
+// (the new file is in place, but a power cut could still undo the rename).
 func pwWriteAtomic(path string, data []byte, mode fs.FileMode) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
@@ -301,9 +305,16 @@ func pwWriteAtomic(path string, data []byte, mode fs.FileMode) error {
 		return err
 	}
 	ok = true
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }

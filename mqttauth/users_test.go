@@ -3,6 +3,7 @@ package mqttauth
 import (
 	"crypto/sha512"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -255,4 +256,105 @@ func FuzzLoadUsers(f *testing.F) {
 			t.Fatal("empty users accepted a login")
 		}
 	})
+}
+
+// TestSetPasswordReplacesTheFileWhole changes a password many times while
+// another goroutine reads the file: every read finds a whole users file
+// (both users), never an empty or half-written one, because the new file
+// is written beside the old one and renamed over it.
+func TestSetPasswordReplacesTheFileWhole(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	for _, u := range []string{"alice", "bob"} {
+		if err := SetPassword(path, u, "first"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	bad := make(chan string, 1)
+	reads := 0
+	go func() {
+		defer close(bad)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			data, err := os.ReadFile(path)
+			reads++
+			if err != nil {
+				bad <- err.Error()
+				return
+			}
+			if u, err := ParseUsers(path, data); err != nil || u.Len() != 2 {
+				bad <- fmt.Sprintf("read %q (%v)", data, err)
+				return
+			}
+		}
+	}()
+	for i := range 30 {
+		if err := SetPassword(path, "bob", fmt.Sprintf("pass-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	if why, ok := <-bad; ok {
+		t.Fatalf("a reader saw an incomplete users file: %s", why)
+	}
+	u, err := LoadUsers(path)
+	if err != nil || !u.Check("bob", "pass-29") || !u.Check("alice", "first") {
+		t.Fatalf("after the changes: %v", err)
+	}
+	t.Logf("%d reads during 30 changes", reads)
+}
+
+// TestAFailedWriteLeavesTheOldFileAndNoTemporary makes the rename fail (the
+// target is a directory) and finds the directory as it was: no temporary
+// file left behind.
+func TestAFailedWriteLeavesTheOldFileAndNoTemporary(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "users")
+	if err := os.MkdirAll(filepath.Join(target, "in-the-way"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := pwWriteAtomic(target, []byte("alice:x\n"), 0o600); err == nil {
+		t.Fatal("renaming over a directory succeeded")
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "users" || !entries[0].IsDir() {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("directory holds %v, want only users/", names)
+	}
+}
+
+// TestSetPasswordKeepsTheFileMode keeps a mode the administrator chose and
+// creates a new file readable by its owner only.
+func TestSetPasswordKeepsTheFileMode(t *testing.T) {
+	dir := t.TempDir()
+	fresh := filepath.Join(dir, "fresh")
+	if err := SetPassword(fresh, "alice", "a"); err != nil {
+		t.Fatal(err)
+	}
+	kept := filepath.Join(dir, "kept")
+	if err := os.WriteFile(kept, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(kept, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetPassword(kept, "alice", "a"); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]os.FileMode{fresh: 0o600, kept: 0o640} {
+		st, err := os.Stat(path)
+		if err != nil || st.Mode().Perm() != want {
+			t.Errorf("%s: mode %v (%v), want %v", filepath.Base(path), st.Mode().Perm(), err, want)
+		}
+	}
 }
