@@ -245,6 +245,16 @@ patterns = ['T=(?P<temperature>[0-9.]+)']
 			want: []string{`edged.toml:1: serial[0].end: missing (start and end go together: frames run from start to end)`},
 		},
 		{
+			name: "a bus with an empty port is refused, as the Modbus adapter would",
+			text: "[[modbus]]\nname = \"b\"\nport = \"\"\n",
+			want: []string{`edged.toml:3: modbus[0].port: must not be empty (the serial device, e.g. "/dev/ttyUSB0")`},
+		},
+		{
+			name: "a serial max_frame beyond 16MiB is refused, as the serial adapter would",
+			text: "[[serial]]\nname = \"s\"\nport = \"/dev/ttyS0\"\nraw = true\nmax_frame = \"1GiB\"\n",
+			want: []string{`edged.toml:5: serial[0].max_frame: must be between 1 byte and 16MiB, got 1073741824`},
+		},
+		{
 			name: "an uplink with password and password_file is refused",
 			text: "[uplink]\nurl = \"mqtts://cloud.example.com:8883\"\nusername = \"u\"\npassword = \"p\"\npassword_file = \"/etc/edged/pw\"\n",
 			want: []string{`edged.toml:5: uplink.password_file: set password or password_file, not both`},

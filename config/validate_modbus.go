@@ -42,8 +42,15 @@ func (v *validator) modbus(buses []Bus) {
 // bus checks the transport and its line or endpoint settings.
 func (v *validator) bus(p string, b *Bus) {
 	switch {
-	case b.Port == "" && b.Address == "" && !v.set[p+".port"] && !v.set[p+".address"]:
-		v.errorf(p, `set port (Modbus RTU on a serial line, e.g. "/dev/ttyUSB0") or address (Modbus TCP, e.g. "10.0.0.5:502")`)
+	case b.Port == "" && b.Address == "":
+		switch {
+		case v.set[p+".port"]:
+			v.required(p+".port", b.Port, `the serial device, e.g. "/dev/ttyUSB0"`)
+		case v.set[p+".address"]:
+			v.required(p+".address", b.Address, `host:port of the Modbus TCP server, e.g. "10.0.0.5:502"`)
+		default:
+			v.errorf(p, `set port (Modbus RTU on a serial line, e.g. "/dev/ttyUSB0") or address (Modbus TCP, e.g. "10.0.0.5:502")`)
+		}
 		return
 	case b.Port != "" && b.Address != "":
 		v.errorf(p, "set either port (serial line) or address (TCP), not both")

@@ -103,6 +103,10 @@ func (v *validator) groupNames(path string, re *regexp.Regexp, reserved map[stri
 	return n
 }
 
+// maxFrameLimit is the longest frame a serial device may be told to take:
+// the frame buffer is allocated at that size.
+const maxFrameLimit = 16 << 20
+
 var serialReserved = map[string]string{
 	"status": "the device's online/offline topic",
 	"raw":    "unmatched frames",
@@ -142,8 +146,8 @@ func (v *validator) serial(list []Serial) {
 		if s.Delimiter != "" && (s.Start != "" || s.End != "") {
 			v.errorf(p+".delimiter", "use either delimiter or start and end, not both")
 		}
-		if s.MaxFrame <= 0 {
-			v.errorf(p+".max_frame", "must be more than 0 bytes")
+		if s.MaxFrame <= 0 || s.MaxFrame > maxFrameLimit {
+			v.errorf(p+".max_frame", "must be between 1 byte and 16MiB, got %d", s.MaxFrame)
 		}
 
 		if len(s.Patterns) == 0 && !s.Raw {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edged/edged/bridge"
 	"github.com/edged/edged/broker"
+	"github.com/edged/edged/buffer"
 	"github.com/edged/edged/config"
 	"github.com/edged/edged/internal/testpeer"
 )
@@ -191,4 +194,103 @@ func upstreamForTest(t *testing.T, cfg *config.Config, etc *testpeer.EtcEdged) *
 		u.URLs[i] = point(u.URLs[i])
 	}
 	return sub
+}
+
+// buildParts builds every part as `edged run` does, starting none, and
+// returns the first refusal. Buffers are shared by their settings, so that
+// many variants of one config open few databases.
+func buildParts(t *testing.T, cfg *config.Config, bufs map[config.Buffer]*buffer.Buffer) error {
+	t.Helper()
+	placeForTest(t, cfg)
+	off := false
+	cfg.Broker.Persist = &off // broker.db is opened by New and closed only by Run
+	log := slog.New(slog.DiscardHandler)
+	brk, err := broker.New(cfg.Broker, cfg.Gateway.StateDir, log)
+	if err != nil {
+		return err
+	}
+	if _, _, err := newAdapters(cfg, brk, log); err != nil {
+		return err
+	}
+	if cfg.Uplink == nil {
+		return nil
+	}
+	buf, ok := bufs[cfg.Buffer]
+	if !ok {
+		if buf, err = openBuffer(cfg, log); err != nil {
+			return err
+		}
+		t.Cleanup(func() { _ = buf.Close() })
+		bufs[cfg.Buffer] = buf
+	}
+	_, err = bridge.New(*cfg.Uplink, buf, cfg.Gateway.ID, brk, log)
+	return err
+}
+
+// TestCheckAndRunAgreeOnEveryVariant takes config/testdata/every-key.toml,
+// changes one value at a time to each of a list of edge values (0, -1,
+// 65536, "", wildcards, NaN ...) and drops one line at a time, and for
+// every variant the check accepts, builds every part: none may refuse it.
+func TestCheckAndRunAgreeOnEveryVariant(t *testing.T) {
+	data, err := os.ReadFile("../../config/testdata/every-key.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := testpeer.NewEtcEdged(t).Rewrite(string(data))
+	if _, err := config.ParseWith("every-key.toml", []byte(base), config.Options{ProfileDirs: []string{"../../configs/profiles"}}); err != nil {
+		t.Fatalf("every-key.toml itself is refused:\n%v", err)
+	}
+	var variants []string
+	values := []string{`0`, `-1`, `1`, `8`, `247`, `248`, `255`, `256`, `65535`, `65536`, `4294967296`, `999999999999`,
+		`0.0`, `nan`, `inf`, `true`, `false`, `""`, `"x"`, `"a b"`, `"#"`, `"+"`, `"a/#"`, `"0"`, `"0B"`, `"1B"`, `"16MiB"`, `"1GiB"`,
+		`"0s"`, `"1ns"`, `"-1s"`, `"99999999h"`, `"N"`, `"E"`, `"ABCD"`, `"tcp"`, `"rtu"`, `"rtu-over-tcp"`, `"string"`, `"bool"`,
+		`"coil"`, `"discrete"`, `"value"`, `"{gateway}/{point}"`, `"localhost:1"`, `"[::1]:1"`, `"ws://127.0.0.1:1"`, `"wss://127.0.0.1:1"`}
+	for _, at := range regexp.MustCompile(`= ("[^"]*"|-?[0-9][0-9.]*|true|false)`).FindAllStringSubmatchIndex(base, -1) {
+		for _, v := range values {
+			variants = append(variants, base[:at[2]]+v+base[at[3]:])
+		}
+	}
+	for _, at := range regexp.MustCompile("(?m)^.+$").FindAllStringIndex(base, -1) {
+		variants = append(variants, base[:at[0]]+base[at[1]:])
+	}
+	bufs := map[config.Buffer]*buffer.Buffer{}
+	accepted := 0
+	for _, text := range variants {
+		cfg, err := config.ParseWith("every-key.toml", []byte(text), config.Options{ProfileDirs: []string{"../../configs/profiles"}})
+		if err != nil {
+			continue
+		}
+		accepted++
+		if err := buildParts(t, cfg, bufs); err != nil {
+			t.Errorf("edged check accepts this variant, edged run refuses it: %v\n%s", err, text)
+		}
+	}
+	t.Logf("%d variants, %d accepted by the check", len(variants), accepted)
+}
+
+// FuzzCheckAgreesWithTheParts feeds configs to the loader `edged check`
+// uses and, for every one it accepts, builds each part as `edged run` does:
+// none may refuse what the check accepted. The seeds are the examples and
+// the files of mistakes; `go test -fuzz FuzzCheckAgreesWithTheParts
+// ./cmd/edged` looks for more.
+func FuzzCheckAgreesWithTheParts(f *testing.F) {
+	files, _ := filepath.Glob("../../configs/*.toml")
+	more, _ := filepath.Glob("../../config/testdata/*.toml")
+	for _, file := range append(files, more...) {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(data))
+	}
+	etc := testpeer.NewEtcEdged(f)
+	f.Fuzz(func(t *testing.T, text string) {
+		cfg, err := config.ParseWith("edged.toml", []byte(etc.Rewrite(text)), config.Options{ProfileDirs: []string{"../../configs/profiles"}})
+		if err != nil {
+			return
+		}
+		if err := buildParts(t, cfg, map[config.Buffer]*buffer.Buffer{}); err != nil {
+			t.Fatalf("edged check accepts it, edged run refuses: %v", err)
+		}
+	})
 }
