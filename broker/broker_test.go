@@ -240,7 +240,7 @@ func TestNoListenersOpensNoSocketAndAppliesDefaults(t *testing.T) {
 		t.Fatalf("Addrs = %v, want none", got)
 	}
 	got := make(chan string, 1)
-	unsub, err := b.Subscribe("in/#", func(topic string, _ []byte) { got <- topic })
+	unsub, err := b.Subscribe("in/#", func(topic string, _ []byte, _ bool) { got <- topic })
 	if err != nil {
 		t.Fatal(err)
 	}
