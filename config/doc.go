@@ -11,7 +11,15 @@
 // small line index of the text gives every problem its line. Modbus devices
 // that name a profile get the profile's points, from the first profile
 // directory that has it; a profile is checked as strictly as the config.
+// Once every section is valid, the topics the devices publish are compared:
+// two devices on one topic is an error, an uplink rule that reaches no
+// device a warning.
 //
-// It does not open ports, files named by the config or sockets: that is the
-// job of the part that uses them.
+// config owns every rule a part would refuse, so that a config `edged
+// check` accepts is one `edged run` starts with. That includes the files a
+// config names: certificates, keys and CAs are loaded (tlsfiles), users and
+// ACL files parsed (mqttauth), the uplink's password file read; a
+// listener's loaded files travel in the Config to the broker, which reads
+// no file itself. It does not open ports, serial devices or sockets: a
+// device that is absent now may be plugged in later, and adapters retry.
 package config
