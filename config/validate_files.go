@@ -68,12 +68,15 @@ func (v *validator) keyPair(p, certFile, keyFile string) (pair tls.Certificate, 
 	if err == nil {
 		return pair, true
 	}
-	key := p + ".cert_file"
 	var fe *tlsfiles.FileError
 	if errors.As(err, &fe) && fe.Key {
-		key = p + ".key_file"
+		v.errorf(p+".key_file", "%v", err)
+		return pair, false
 	}
-	v.errorf(key, "%v", err)
+	v.errorf(p+".cert_file", "%v", err)
+	// The key was not looked at; say now if it cannot even be read, rather
+	// than after the certificate is mended.
+	v.readFile(p+".key_file", keyFile)
 	return pair, false
 }
 
