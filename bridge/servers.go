@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/tlsfiles"
 )
 
 // server is one upstream address.
@@ -100,19 +100,15 @@ func tlsConfig(cfg config.Uplink) (*tls.Config, error) {
 		InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // opt-in, warned about at every connect
 	}
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		pool, err := tlsfiles.LoadCAPool(cfg.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("uplink.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("uplink.ca_file %s: no PEM certificate in it", cfg.CAFile)
 		}
 		c.RootCAs = pool
 	}
 	switch {
 	case cfg.CertFile != "" && cfg.KeyFile != "":
-		pair, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		pair, err := tlsfiles.LoadKeyPair(cfg.CertFile, cfg.KeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("uplink.cert_file/key_file: %w", err)
 		}
