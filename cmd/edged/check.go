@@ -10,9 +10,12 @@ import (
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("check", "[-c FILE]", `
 Validate a config file: every unknown key, wrong type and invalid value is
-listed with its file, line and key path. Doubts that do not make the file
-invalid (an address that looks like 4xxxx notation) are printed as warnings.
-Exits 0 when the file is valid, 1 when it is not.`, stderr)
+listed with its file, line and key path. The files it names (certificates,
+keys, CAs, users, ACL, password) are read and parsed too, so a file that
+check accepts is one run starts with. Doubts that do not make the file
+invalid (an address that looks like 4xxxx notation, a forward rule that
+matches no topic the devices publish) are printed as warnings. Run it as
+the user edged runs as. Exits 0 when the file is valid, 1 when it is not.`, stderr)
 	path := configFlag(fs)
 	if code := parse(fs, args, 0); code >= 0 {
 		return code
