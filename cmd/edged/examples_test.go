@@ -78,7 +78,7 @@ func TestEveryExampleChecksAndRuns(t *testing.T) {
 			for _, w := range cfg.Warnings {
 				t.Logf("warning: %v", w)
 			}
-			placeForTest(t, cfg)
+			served := placeAndServe(t, cfg, true)
 			var online *testpeer.MosquittoSub
 			if cfg.Uplink != nil {
 				online = upstreamForTest(t, cfg, etc)
@@ -89,8 +89,18 @@ func TestEveryExampleChecksAndRuns(t *testing.T) {
 			ready := make(chan struct{})
 			errc := make(chan error, 1)
 			notify := newNotifier(func(string) string { return "" })
+			status := make(chan string, 100)
 			go func() {
-				errc <- serve(ctx, cfg, testpeer.Logger(t), notify, func(*broker.Broker) { close(ready) })
+				errc <- serve(ctx, cfg, testpeer.Logger(t), notify, func(brk *broker.Broker) {
+					for _, topic := range served {
+						if _, err := brk.Subscribe(topic, func(topic string, payload []byte, _ bool) {
+							status <- topic + " " + string(payload)
+						}); err != nil {
+							t.Error(err)
+						}
+					}
+					close(ready)
+				})
 			}()
 			select {
 			case <-ready:
@@ -102,6 +112,16 @@ func TestEveryExampleChecksAndRuns(t *testing.T) {
 			if online != nil {
 				if got, want := online.Next(t, 20*time.Second), cfg.Gateway.ID+"/status online"; got != want {
 					t.Fatalf("upstream got %q, want %q", got, want)
+				}
+			}
+			for waiting := len(served); waiting > 0; {
+				select {
+				case s := <-status:
+					if strings.HasSuffix(s, " online") {
+						waiting--
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatalf("%d Modbus TCP devices not online within 20s", waiting)
 				}
 			}
 			cancel()
@@ -120,6 +140,13 @@ func TestEveryExampleChecksAndRuns(t *testing.T) {
 // placeForTest moves what a config binds, opens and writes to places of
 // the test's own.
 func placeForTest(t *testing.T, cfg *config.Config) {
+	placeAndServe(t, cfg, false)
+}
+
+// placeAndServe is placeForTest that, with serve, also starts a pymodbus
+// device serving every point of each Modbus TCP bus, and returns the status
+// topics of the devices it serves.
+func placeAndServe(t *testing.T, cfg *config.Config, serve bool) []string {
 	t.Helper()
 	cfg.Gateway.StateDir = t.TempDir()
 	for i := range cfg.Broker.Listeners {
@@ -134,12 +161,21 @@ func placeForTest(t *testing.T, cfg *config.Config) {
 		defer l.Close()
 		return l.Addr().String()
 	}
+	var served []string
 	for i := range cfg.Modbus {
-		if cfg.Modbus[i].Port != "" {
-			cfg.Modbus[i].Port = noPort
-		}
-		if cfg.Modbus[i].Address != "" {
-			cfg.Modbus[i].Address = closed()
+		b := &cfg.Modbus[i]
+		switch {
+		case b.Port != "":
+			b.Port = noPort
+		case serve:
+			dev := testpeer.StartPyModbus(t, testpeer.PyModbusOptions{
+				Script: "../../adapters/modbus/testdata/pymodbus_device.py", Map: registerMap(b), RTUOverTCP: b.Transport == "rtu-over-tcp"})
+			b.Address = dev.Addr
+			for _, d := range b.Devices {
+				served = append(served, cfg.Gateway.ID+"/"+d.Name+"/status")
+			}
+		default:
+			b.Address = closed()
 		}
 	}
 	for i := range cfg.Serial {
@@ -148,6 +184,35 @@ func placeForTest(t *testing.T, cfg *config.Config) {
 	for i := range cfg.AT {
 		cfg.AT[i].Port = noPort
 	}
+	return served
+}
+
+// registerMap is a pymodbus device map holding every register and bit the
+// bus's points read, as zeros.
+func registerMap(b *config.Bus) map[string]map[string]map[string]any {
+	units := map[string]map[string]map[string]any{}
+	for _, d := range b.Devices {
+		unit := strconv.Itoa(d.Unit)
+		if units[unit] == nil {
+			units[unit] = map[string]map[string]any{}
+		}
+		for _, p := range d.Points {
+			table := units[unit][p.Table]
+			if table == nil {
+				table = map[string]any{}
+				units[unit][p.Table] = table
+			}
+			n := max(4, p.Length) // the widest number takes 4 registers
+			for a := p.Address; a < p.Address+n && a <= 65535; a++ {
+				if p.Table == "coil" || p.Table == "discrete" {
+					table[strconv.Itoa(a)] = false
+				} else {
+					table[strconv.Itoa(a)] = 0
+				}
+			}
+		}
+	}
+	return units
 }
 
 // upstreamForTest starts a Mosquitto for each scheme the uplink uses,
