@@ -208,7 +208,9 @@ func (v *validator) gateway(g *Gateway) {
 	v.topicLevel("gateway.id", g.ID)
 	if !filepath.IsAbs(g.StateDir) {
 		v.errorf("gateway.state_dir", "%q is not an absolute path", g.StateDir)
+		return
 	}
+	v.stateDir(g.StateDir)
 }
 
 func (v *validator) log(l *Log) {

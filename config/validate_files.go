@@ -3,7 +3,10 @@ package config
 import (
 	"crypto/tls"
 	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"syscall"
 
 	"github.com/edged/edged/mqttauth"
 	"github.com/edged/edged/tlsfiles"
@@ -25,6 +28,27 @@ func (v *validator) readFile(path, file string) ([]byte, bool) {
 		return nil, false
 	}
 	return data, true
+}
+
+// stateDir checks that state_dir is a directory or can be made one: edged
+// run creates it (and its parents) when missing. Whether the user edged runs
+// as may write there is left to run: check may be run by another user.
+func (v *validator) stateDir(dir string) {
+	for p := dir; ; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		switch {
+		case err == nil && st.IsDir():
+			return
+		case err == nil && p == dir:
+			v.errorf("gateway.state_dir", "%s is a file, not a directory", dir)
+			return
+		case err == nil:
+			v.errorf("gateway.state_dir", "%s cannot be created: %s is a file, not a directory", dir, p)
+			return
+		case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) || p == filepath.Dir(p):
+			return // unknowable here (permissions): run says why
+		}
+	}
 }
 
 // fileErrors records each problem of a parsed file (one per bad line) at
