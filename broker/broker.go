@@ -215,6 +215,21 @@ func (b *Broker) onRejected(c net.Conn, dec *frameDecoder, w io.Writer, err erro
 	}
 }
 
+// ListenerError is a listener that could not be opened, such as an address
+// another program holds: the one listener problem config cannot see.
+type ListenerError struct {
+	Index   int // in broker.listener
+	Type    string
+	Address string
+	Err     error
+}
+
+func (e *ListenerError) Error() string {
+	return fmt.Sprintf("broker.listener[%d]: %s %s: %v", e.Index, e.Type, e.Address, e.Err)
+}
+
+func (e *ListenerError) Unwrap() error { return e.Err }
+
 // Run opens every listener (an error if one cannot be opened, such as an
 // address in use), serves until ctx ends, then disconnects the clients,
 // closes the store and returns nil. A Broker runs once.
@@ -228,7 +243,7 @@ func (b *Broker) Run(ctx context.Context) error {
 				o.Close(func(string) {})
 			}
 			b.closeStore()
-			return fmt.Errorf("broker.%s: %s %s: %w", l.id, l.proto, l.addr, err)
+			return &ListenerError{Index: i, Type: l.proto, Address: l.addr, Err: err}
 		}
 	}
 	if err := b.srv.Serve(); err != nil {

@@ -97,7 +97,15 @@ func ParseWith(name string, data []byte, opts Options) (*Config, error) {
 	}
 	v.mergeProfiles(&cfg)
 	cfg.Warnings = sortErrors(name, v.warns)
+	cfg.lines = d.ix
 	return &cfg, nil
+}
+
+// Errorf is a problem at a key path of the config, located as a loading
+// error is (file:line: key.path: message), for the few problems only a
+// running part can see, such as a listen address another program holds.
+func (c *Config) Errorf(path string, err error, format string, args ...any) *Error {
+	return &Error{File: c.File, Line: c.lines.line(path), Path: path, Msg: fmt.Sprintf(format, args...), err: err}
 }
 
 // decodeFile parses the text and decodes it into dst, a pointer to a

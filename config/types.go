@@ -27,6 +27,8 @@ type Config struct {
 	// Warnings are doubts that do not stop the config from loading, such as
 	// an address that looks like 4xxxx register-number notation (not a TOML key).
 	Warnings []*Error `toml:"-"`
+
+	lines lineIndex // key paths to lines, for Errorf
 }
 
 // Gateway names this gateway and where it keeps state.
