@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -209,12 +208,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, notify *no
 	case <-brkDone:
 		var le *broker.ListenerError
 		if errors.As(brkErr, &le) {
-			hint := ""
-			if errors.Is(le.Err, syscall.EADDRINUSE) {
-				hint = " (another program holds the port, often a Mosquitto: sudo ss -ltnp)"
-			}
 			return cfg.Errorf(fmt.Sprintf("broker.listener[%d].address", le.Index), le,
-				"cannot listen on %s: %v%s", le.Address, errors.Unwrap(le.Err), hint)
+				"cannot listen on %s: %v", le.Address, errors.Unwrap(le.Err))
 		}
 		return fmt.Errorf("broker: %w", brkErr)
 	case <-ctx.Done():
