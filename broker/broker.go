@@ -85,8 +85,10 @@ type Stats struct {
 	StuckSubscribers int64 // times a subscriber stayed full past the hold limit, so messages for it were dropped
 }
 
-// New takes cfg as config.Load made it (the files it names loaded) and opens the store at
-// stateDir/broker.db when persistence is on. It does not listen yet.
+// New takes cfg as config.Load made it (every rule checked, the files it
+// names loaded), sets the limits it leaves at zero to their defaults, and
+// opens the store at stateDir/broker.db when persistence is on. It does not
+// listen yet.
 func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
