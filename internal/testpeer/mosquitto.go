@@ -44,7 +44,8 @@ func (b *Output) String() string {
 // StartMosquitto runs mosquitto on a free loopback port with the given extra
 // configuration lines (the listener line is written for you unless extra
 // starts with its own "listener", allow_anonymous true unless extra sets
-// it, and, as root, "user root" unless extra names a user). It is stopped when the test ends.
+// it, and, as root, "user root" unless extra names a user). It is stopped
+// when the test ends.
 func StartMosquitto(t testing.TB, extra string) *Mosquitto {
 	t.Helper()
 	return StartMosquittoPorts(t, 0, func([]string) string { return extra })
