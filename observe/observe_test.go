@@ -16,7 +16,7 @@ import (
 
 	"github.com/edged/edged/adapters/modbus"
 	"github.com/edged/edged/bridge"
-	"github.com/edged/edged/broker"
+	"github.com/edged/edged/mqttauth"
 	"github.com/edged/edged/buffer"
 	"github.com/edged/edged/config"
 	"github.com/edged/edged/internal/testpeer"
@@ -73,10 +73,10 @@ func getReq(t *testing.T, url string) *http.Request {
 
 func TestALoginFromTheUsersFileIsRequiredWhenOneIsSet(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "passwd")
-	if err := broker.SetPassword(file, "ops", "s3cret"); err != nil {
+	if err := mqttauth.SetPassword(file, "ops", "s3cret"); err != nil {
 		t.Fatal(err)
 	}
-	users, err := broker.LoadUsers(file)
+	users, err := mqttauth.LoadUsers(file)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 // only core from the pollers.
 const maxConcurrent = 4
 
-// Users checks a login; *broker.Users (a mosquitto_passwd file) is one.
+// Users checks a login; *mqttauth.Users (a mosquitto_passwd file) is one.
 type Users interface {
 	Check(user, password string) bool
 }

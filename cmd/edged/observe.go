@@ -12,6 +12,7 @@ import (
 	"github.com/edged/edged/bridge"
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/mqttauth"
 	"github.com/edged/edged/observe"
 )
 
@@ -59,7 +60,7 @@ func newObserver(cfg *config.Config, brk *broker.Broker, br *bridge.Bridge, sour
 
 	var users observe.Users
 	if cfg.HTTP.UsersFile != "" {
-		u, err := broker.LoadUsers(cfg.HTTP.UsersFile)
+		u, err := mqttauth.LoadUsers(cfg.HTTP.UsersFile)
 		if err != nil {
 			return nil, fmt.Errorf("http.users_file: %w", err)
 		}
