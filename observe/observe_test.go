@@ -16,10 +16,10 @@ import (
 
 	"github.com/edged/edged/adapters/modbus"
 	"github.com/edged/edged/bridge"
-	"github.com/edged/edged/mqttauth"
 	"github.com/edged/edged/buffer"
 	"github.com/edged/edged/config"
 	"github.com/edged/edged/internal/testpeer"
+	"github.com/edged/edged/mqttauth"
 )
 
 // start runs a server on a random loopback port and returns its base URL.
