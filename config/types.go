@@ -88,6 +88,10 @@ type HTTP struct {
 	AllowAnonymous *bool  `toml:"allow_anonymous"` // default: true on loopback without users_file, false otherwise
 	CertFile       string `toml:"cert_file"`       // serve HTTPS with this certificate (PEM)
 	KeyFile        string `toml:"key_file"`        // and its private key (PEM)
+
+	// users_file, parsed by validation (not a TOML key); cert_file and
+	// key_file are checked to load as a pair.
+	Users *mqttauth.Users `toml:"-"`
 }
 
 // Bus is one Modbus bus: a serial line (RTU) or a TCP endpoint.

@@ -1,5 +1,7 @@
 package config
 
+import "github.com/edged/edged/mqttauth"
+
 // http checks [http]. An empty address turns the server off, and then the
 // other keys would be ignored, which is worth saying. listeners are the
 // broker's, whose ports the server must not share.
@@ -29,6 +31,12 @@ func (v *validator) http(h *HTTP, listeners []Listener) {
 	}
 	if h.KeyFile != "" && h.CertFile == "" {
 		v.errorf("http.cert_file", "missing (cert_file and key_file go together for HTTPS)")
+	}
+	if h.UsersFile != "" {
+		h.Users = parseOnce(v, v.users, "http.users_file", h.UsersFile, mqttauth.ParseUsers)
+	}
+	if h.CertFile != "" && h.KeyFile != "" {
+		v.keyPair("http", h.CertFile, h.KeyFile)
 	}
 	for i, l := range listeners {
 		lh, lp, lprob := splitHostPort(l.Address, false)

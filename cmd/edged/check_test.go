@@ -46,6 +46,9 @@ func TestCheckRefusesWhatRunRefuses(t *testing.T) {
 	tcpListener := func(extra string) string {
 		return fmt.Sprintf("[[broker.listener]]\naddress = \"127.0.0.1:%d\"\n%s", testpeer.Port(t, testpeer.FreePort(t)), extra)
 	}
+	httpServer := func(extra string) string {
+		return fmt.Sprintf("[http]\naddress = \"127.0.0.1:%d\"\n%s", testpeer.Port(t, testpeer.FreePort(t)), extra)
+	}
 	uplink := func(extra string) string {
 		return "[uplink]\nurl = \"mqtts://127.0.0.1:1\"\n" + extra
 	}
@@ -69,6 +72,10 @@ func TestCheckRefusesWhatRunRefuses(t *testing.T) {
 		{"a missing uplink cert_file", uplink(fmt.Sprintf("cert_file = %q\nkey_file = %q\n", missing, server.KeyFile)), "7: uplink.cert_file: cannot read"},
 		{"an uplink key_file that does not match", uplink(fmt.Sprintf("cert_file = %q\nkey_file = %q\n", server.CertFile, other.KeyFile)), "8: uplink.key_file: "},
 		{"a missing uplink password_file", uplink(fmt.Sprintf("username = \"u\"\npassword_file = %q\n", missing)), "8: uplink.password_file: cannot read"},
+		{"a missing http users_file", httpServer(fmt.Sprintf("users_file = %q\n", missing)), "7: http.users_file: cannot read"},
+		{"a malformed http users_file", httpServer(fmt.Sprintf("users_file = %q\n", badUsers)), "7: http.users_file: " + badUsers + ":1:"},
+		{"an http cert_file that is not PEM", httpServer(fmt.Sprintf("cert_file = %q\nkey_file = %q\n", garbage, server.KeyFile)), "7: http.cert_file: "},
+		{"an http key_file that does not match", httpServer(fmt.Sprintf("cert_file = %q\nkey_file = %q\n", server.CertFile, other.KeyFile)), "8: http.key_file: "},
 		{"max_inflight + max_queued beyond 65535", tcpListener("") + "[broker]\nmax_inflight = 60000\nmax_queued = 10000\n", "9: broker.max_queued: "},
 		{"a max_packet_size of 8 bytes", tcpListener("") + "[broker]\nmax_packet_size = 8\n", "8: broker.max_packet_size: "},
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/buffer"
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/homeassistant"
 	"github.com/edged/edged/internal/testpeer"
 )
 
@@ -49,7 +50,14 @@ func examples(t *testing.T) []example {
 	blocks := regexp.MustCompile("(?ms)^```toml\n(.*?)^```").FindAllSubmatchIndex(readme, -1)
 	for _, b := range blocks {
 		line := 1 + strings.Count(string(readme[:b[0]]), "\n")
-		out = append(out, example{"README.md:" + strconv.Itoa(line), string(readme[b[2]:b[3]])})
+		text := string(readme[b[2]:b[3]])
+		name := "README.md:" + strconv.Itoa(line)
+		if strings.HasPrefix(strings.TrimSpace(text), "[[modbus.device]]") {
+			// A device shown alone goes on a bus, as the reader would put it.
+			text = "[[modbus]]\nname = \"bus\"\nport = \"/dev/ttyUSB0\"\n" + text
+			name += " (on a bus; lines +3)"
+		}
+		out = append(out, example{name, text})
 	}
 	if len(files) < 2 || len(blocks) < 3 {
 		t.Fatalf("found %d configs and %d README blocks: the globs or the README's fences changed", len(files), len(blocks))
@@ -151,6 +159,9 @@ func placeAndServe(t *testing.T, cfg *config.Config, serve bool) []string {
 	cfg.Gateway.StateDir = t.TempDir()
 	for i := range cfg.Broker.Listeners {
 		cfg.Broker.Listeners[i].Address = "127.0.0.1:0"
+	}
+	if cfg.HTTP.Address != "" {
+		cfg.HTTP.Address = "127.0.0.1:0"
 	}
 	noPort := filepath.Join(t.TempDir(), "no-such-tty")
 	closed := func() string {
@@ -261,7 +272,8 @@ func upstreamForTest(t *testing.T, cfg *config.Config, etc *testpeer.EtcEdged) *
 	return sub
 }
 
-// buildParts builds every part as `edged run` does, starting none, and
+// buildParts builds every part as `edged run` does (serve, in daemon.go:
+// keep the two in step), starting none, and
 // returns the first refusal. Buffers are shared by their settings, so that
 // many variants of one config open few databases.
 func buildParts(t *testing.T, cfg *config.Config, bufs map[config.Buffer]*buffer.Buffer) error {
@@ -274,22 +286,33 @@ func buildParts(t *testing.T, cfg *config.Config, bufs map[config.Buffer]*buffer
 	if err != nil {
 		return err
 	}
-	if _, _, err := newAdapters(cfg, brk, log); err != nil {
+	parts, _, err := newAdapters(cfg, brk, log)
+	if err != nil {
 		return err
 	}
-	if cfg.Uplink == nil {
-		return nil
+	if _, err := homeassistant.New(cfg, brk, brk, homeassistant.Options{Version: version, Log: log}); err != nil {
+		return err
 	}
-	buf, ok := bufs[cfg.Buffer]
-	if !ok {
-		if buf, err = openBuffer(cfg, log); err != nil {
+	var br *bridge.Bridge
+	if cfg.Uplink != nil {
+		buf, ok := bufs[cfg.Buffer]
+		if !ok {
+			if buf, err = openBuffer(cfg, log); err != nil {
+				return err
+			}
+			t.Cleanup(func() { _ = buf.Close() })
+			bufs[cfg.Buffer] = buf
+		}
+		if br, err = bridge.New(*cfg.Uplink, buf, cfg.Gateway.ID, brk, log); err != nil {
 			return err
 		}
-		t.Cleanup(func() { _ = buf.Close() })
-		bufs[cfg.Buffer] = buf
 	}
-	_, err = bridge.New(*cfg.Uplink, buf, cfg.Gateway.ID, brk, log)
-	return err
+	if cfg.HTTP.Address != "" {
+		if _, err := newObserver(cfg, brk, br, nil, &progress{parts: parts, log: log}, time.Now(), log); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // TestCheckAndRunAgreeOnEveryVariant takes config/testdata/every-key.toml,

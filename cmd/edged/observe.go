@@ -12,7 +12,6 @@ import (
 	"github.com/edged/edged/bridge"
 	"github.com/edged/edged/broker"
 	"github.com/edged/edged/config"
-	"github.com/edged/edged/mqttauth"
 	"github.com/edged/edged/observe"
 )
 
@@ -59,12 +58,8 @@ func newObserver(cfg *config.Config, brk *broker.Broker, br *bridge.Bridge, sour
 	}
 
 	var users observe.Users
-	if cfg.HTTP.UsersFile != "" {
-		u, err := mqttauth.LoadUsers(cfg.HTTP.UsersFile)
-		if err != nil {
-			return nil, fmt.Errorf("http.users_file: %w", err)
-		}
-		users = u
+	if cfg.HTTP.Users != nil { // config.Load read users_file
+		users = cfg.HTTP.Users
 	}
 	return observe.New(cfg.HTTP, users, src, log.With("component", "http"))
 }

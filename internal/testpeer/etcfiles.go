@@ -24,7 +24,7 @@ const (
 )
 
 // NewEtcEdged writes ca.pem, clients-ca.pem, server.pem/.key, client.pem/.key,
-// passwd and users (one user, EtcUser), acl, pw and uplink.pw.
+// passwd, users and http.passwd (one user, EtcUser), acl, pw and uplink.pw.
 func NewEtcEdged(t testing.TB) *EtcEdged {
 	t.Helper()
 	e := &EtcEdged{Dir: t.TempDir(), CA: NewCA(t, "etc-edged")}
@@ -37,11 +37,12 @@ func NewEtcEdged(t testing.TB) *EtcEdged {
 	copyFile(t, client.CertFile, e.path("client.pem"))
 	copyFile(t, client.KeyFile, e.path("client.key"))
 	for name, text := range map[string]string{
-		"passwd":    etcUsersLine + "\n",
-		"users":     etcUsersLine + "\n",
-		"acl":       "user " + EtcUser + "\ntopic readwrite #\n",
-		"pw":        "uplink-secret\n",
-		"uplink.pw": "uplink-secret\n",
+		"passwd":      etcUsersLine + "\n",
+		"users":       etcUsersLine + "\n",
+		"http.passwd": etcUsersLine + "\n",
+		"acl":         "user " + EtcUser + "\ntopic readwrite #\n",
+		"pw":          "uplink-secret\n",
+		"uplink.pw":   "uplink-secret\n",
 	} {
 		if err := os.WriteFile(e.path(name), []byte(text), 0o600); err != nil {
 			t.Fatal(err)
