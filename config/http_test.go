@@ -1,6 +1,10 @@
 package config
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/edged/edged/internal/testpeer"
+)
 
 func TestHTTPIsOffUnlessAnAddressIsGiven(t *testing.T) {
 	c, err := parseTest(t, "")
@@ -13,6 +17,7 @@ func TestHTTPIsOffUnlessAnAddressIsGiven(t *testing.T) {
 }
 
 func TestHTTPAccessDefaults(t *testing.T) {
+	etc := testpeer.NewEtcEdged(t)
 	for _, c := range []struct {
 		text string
 		anon bool
@@ -23,7 +28,8 @@ func TestHTTPAccessDefaults(t *testing.T) {
 		{"[http]\naddress = \"0.0.0.0:8080\"\nusers_file = \"/etc/edged/passwd\"\n", false},
 		{"[http]\naddress = \"0.0.0.0:8080\"\nallow_anonymous = true\n", true},
 	} {
-		cfg, err := parseTest(t, c.text)
+		// The users file is read: /etc/edged/ is a directory of the test's.
+		cfg, err := parseTest(t, etc.Rewrite(c.text))
 		if err != nil {
 			t.Errorf("%q: %v", c.text, err)
 			continue

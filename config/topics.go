@@ -45,6 +45,7 @@ func (v *validator) topics(c *Config) deviceTopics {
 		t.writable = append(t.writable, topic{name, path, device})
 	}
 	pub(gw+"/"+statsTopicDevice+"/stats", "gateway.id", "")
+	pub(telemetry.GatewayStatusTopic(gw), "gateway.id", "")
 	for i := range c.Modbus {
 		for j := range c.Modbus[i].Devices {
 			d := &c.Modbus[i].Devices[j]

@@ -119,6 +119,14 @@ downlink = [ { remote = "sites/a/pi-01/+/+/set", strip_prefix = "sites/a/" } ]
 `,
 		},
 		{
+			name: "a rule for edged's own gateway status is quiet",
+			text: "[gateway]\nid = \"pi-01\"\n" + devices + `
+[uplink]
+url = "mqtt://cloud.example.com:1883"
+forward = [ { local = "pi-01/status" } ]
+`,
+		},
+		{
 			name: "without devices nothing is compared",
 			text: "[gateway]\nid = \"pi-01\"\n" + `
 [uplink]
