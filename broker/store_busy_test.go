@@ -18,7 +18,7 @@ import (
 // The store retries the batch instead of losing the retained message.
 func TestAStoreWriteThatMeetsAnotherProcesssLockIsRetried(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "broker.db")
-	var logs authLines
+	var logs testpeer.Output
 	st, err := NewStore(path, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)

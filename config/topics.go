@@ -163,10 +163,11 @@ func (v *validator) reach(u *Uplink, gw string, t deviceTopics) {
 		idNote += ", the host name, as [gateway] id is not set"
 	}
 	for i, f := range u.Forward {
-		if telemetry.FilterProblem(f.Local) != "" {
+		filter, err := telemetry.ParseFilter(f.Local)
+		if err != nil {
 			continue
 		}
-		if !anyMatches(f.Local, t.published) {
+		if !anyMatches(filter, t.published) {
 			v.warnf(index("uplink.forward", i)+".local", "%q matches no topic the devices here publish (%s; they publish %s): only what network clients publish there would go upstream",
 				f.Local, idNote, examples(t.published))
 		}
@@ -176,10 +177,11 @@ func (v *validator) reach(u *Uplink, gw string, t deviceTopics) {
 		if !ok {
 			continue
 		}
+		filter, _ := telemetry.ParseFilter(local)
 		p := index("uplink.downlink", i) + ".remote"
 		if len(t.writable) == 0 {
 			v.warnf(p, "commands arrive locally on %q, but no point here is writable", local)
-		} else if !anyMatches(local, t.writable) {
+		} else if !anyMatches(filter, t.writable) {
 			v.warnf(p, "commands arrive locally on %q, which is none of the topics devices here take writes on (%s; they take %s)",
 				local, idNote, examples(t.writable))
 		}
@@ -189,7 +191,7 @@ func (v *validator) reach(u *Uplink, gw string, t deviceTopics) {
 // downlinkLocal is the local topic filter a downlink rule's messages
 // arrive on, when it can be told from the rule alone.
 func downlinkLocal(d Downlink) (string, bool) {
-	if telemetry.FilterProblem(d.Remote) != "" {
+	if _, err := telemetry.ParseFilter(d.Remote); err != nil {
 		return "", false
 	}
 	lit := d.Remote
@@ -200,15 +202,16 @@ func downlinkLocal(d Downlink) (string, bool) {
 		return "", false // the prefix reaches into a wildcard: depends on the topic
 	}
 	local := d.LocalPrefix + d.Remote[len(d.StripPrefix):]
-	if telemetry.FilterProblem(local) != "" {
+	if _, err := telemetry.ParseFilter(local); err != nil {
 		return "", false
 	}
 	return local, true
 }
 
-func anyMatches(filter string, ts []topic) bool {
+// anyMatches reports whether filter matches one of the topics.
+func anyMatches(filter telemetry.Filter, ts []topic) bool {
 	for _, tp := range ts {
-		if telemetry.FiltersIntersect(filter, tp.name) {
+		if filter.Match(tp.name) {
 			return true
 		}
 	}

@@ -3,6 +3,7 @@ package testpeer
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -24,7 +25,8 @@ const (
 )
 
 // NewEtcEdged writes ca.pem, clients-ca.pem, server.pem/.key, client.pem/.key,
-// passwd, users and http.passwd (one user, EtcUser), acl, pw and uplink.pw.
+// passwd, users and http.passwd (one user, EtcUser), acl, pw, uplink.pw and
+// device.key (a cloud's device key, base64).
 func NewEtcEdged(t testing.TB) *EtcEdged {
 	t.Helper()
 	e := &EtcEdged{Dir: t.TempDir(), CA: NewCA(t, "etc-edged")}
@@ -43,6 +45,7 @@ func NewEtcEdged(t testing.TB) *EtcEdged {
 		"acl":         "user " + EtcUser + "\ntopic readwrite #\n",
 		"pw":          "uplink-secret\n",
 		"uplink.pw":   "uplink-secret\n",
+		"device.key":  "c2VjcmV0LWRldmljZS1rZXktMDEyMzQ1Njc4OQ==\n", // base64, as clouds show device keys
 	} {
 		if err := os.WriteFile(e.path(name), []byte(text), 0o600); err != nil {
 			t.Fatal(err)
@@ -53,8 +56,38 @@ func NewEtcEdged(t testing.TB) *EtcEdged {
 
 func (e *EtcEdged) path(name string) string { return filepath.Join(e.Dir, name) }
 
-// Rewrite replaces /etc/edged/ in a config text by the directory.
+// etcNamed finds a key naming a file under /etc/edged/.
+var etcNamed = regexp.MustCompile(`(\w+)\s*=\s*"/etc/edged/([^"/]+)"`)
+
+// etcKinds says which of the files above stands in for a file of another
+// name, by the key that names it.
+var etcKinds = map[string]string{
+	"ca_file":         "ca.pem",
+	"client_ca_file":  "clients-ca.pem",
+	"cert_file":       "client.pem", // with key_file, a matching pair
+	"key_file":        "client.key",
+	"users_file":      "users",
+	"acl_file":        "acl",
+	"password_file":   "pw",
+	"device_key_file": "device.key",
+}
+
+// Rewrite replaces /etc/edged/ in a config text by the directory. A file
+// the text names there under a name of its own (an example's
+// "AmazonRootCA1.pem") is made from the file of its kind, by the key that
+// names it; one named by a key it does not know is left missing, for the
+// check to report. It may be called from a fuzz target.
 func (e *EtcEdged) Rewrite(text string) string {
+	for _, m := range etcNamed.FindAllStringSubmatch(text, -1) {
+		key, name := m[1], m[2]
+		kind, ok := etcKinds[key]
+		if _, err := os.Stat(e.path(name)); err == nil || !ok {
+			continue
+		}
+		if data, err := os.ReadFile(e.path(kind)); err == nil {
+			_ = os.WriteFile(e.path(name), data, 0o600)
+		}
+	}
 	return strings.ReplaceAll(text, "/etc/edged/", e.Dir+"/")
 }
 
