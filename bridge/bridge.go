@@ -169,16 +169,14 @@ type Stats struct {
 	Buffer buffer.Stats `json:"-"` // the buffer's own section of the stats topic
 }
 
-// New validates cfg and prepares a bridge; it does not connect. gateway is
-// the gateway id ({gateway} in topics); local receives downlink messages
-// and the status topic. A CA, certificate or password file that cannot be
+// New prepares a bridge from a validated cfg (config.Load owns its rules:
+// the inflight bound, password or password_file, the gateway id as one
+// topic level); it does not connect. gateway is the gateway id ({gateway}
+// in topics); local receives downlink messages and the status topic. A CA, certificate or password file that cannot be
 // read is an error here (and again at every reconnect).
 func New(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.Logger) (*Bridge, error) {
 	if buf == nil || local == nil {
 		return nil, errors.New("uplink: a buffer and a local broker are required")
-	}
-	if gateway == "" || strings.ContainsAny(gateway, "+#/\x00") {
-		return nil, fmt.Errorf("uplink: gateway id %q is empty or not a single topic level", gateway)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -232,12 +230,6 @@ func New(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.L
 	}
 	if br.deadAfter <= 0 {
 		br.deadAfter = defaultDeadLetters
-	}
-	if br.inflight > 65535 {
-		return nil, fmt.Errorf("uplink.inflight: %d is more than MQTT packet ids allow (65535)", br.inflight)
-	}
-	if cfg.Password != "" && cfg.PasswordFile != "" {
-		return nil, errors.New("uplink: set password or password_file, not both")
 	}
 	if cfg.PasswordFile != "" {
 		b, err := os.ReadFile(cfg.PasswordFile)

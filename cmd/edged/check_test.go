@@ -71,6 +71,8 @@ func TestCheckRefusesWhatRunRefuses(t *testing.T) {
 		{"a missing uplink ca_file", uplink(fmt.Sprintf("ca_file = %q\n", missing)), "7: uplink.ca_file: cannot read"},
 		{"a missing uplink cert_file", uplink(fmt.Sprintf("cert_file = %q\nkey_file = %q\n", missing, server.KeyFile)), "7: uplink.cert_file: cannot read"},
 		{"an uplink key_file that does not match", uplink(fmt.Sprintf("cert_file = %q\nkey_file = %q\n", server.CertFile, other.KeyFile)), "8: uplink.key_file: "},
+		{"an uplink inflight beyond MQTT's packet ids", uplink("inflight = 65536\n"), "7: uplink.inflight: "},
+		{"both uplink password and password_file", uplink(fmt.Sprintf("username = \"u\"\npassword = \"p\"\npassword_file = %q\n", server.KeyFile)), "9: uplink.password_file: set password or password_file, not both"},
 		{"a missing uplink password_file", uplink(fmt.Sprintf("username = \"u\"\npassword_file = %q\n", missing)), "8: uplink.password_file: cannot read"},
 		{"a missing http users_file", httpServer(fmt.Sprintf("users_file = %q\n", missing)), "7: http.users_file: cannot read"},
 		{"a malformed http users_file", httpServer(fmt.Sprintf("users_file = %q\n", badUsers)), "7: http.users_file: " + badUsers + ":1:"},
