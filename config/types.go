@@ -89,9 +89,10 @@ type HTTP struct {
 	CertFile       string `toml:"cert_file"`       // serve HTTPS with this certificate (PEM)
 	KeyFile        string `toml:"key_file"`        // and its private key (PEM)
 
-	// users_file, parsed by validation (not a TOML key); cert_file and
-	// key_file are checked to load as a pair.
-	Users *mqttauth.Users `toml:"-"`
+	// Loaded by validation (not TOML keys): users_file, and cert_file with
+	// key_file as one pair.
+	Users       *mqttauth.Users  `toml:"-"`
+	Certificate *tls.Certificate `toml:"-"`
 }
 
 // Bus is one Modbus bus: a serial line (RTU) or a TCP endpoint.

@@ -36,7 +36,9 @@ func (v *validator) http(h *HTTP, listeners []Listener) {
 		h.Users = parseOnce(v, v.users, "http.users_file", h.UsersFile, mqttauth.ParseUsers)
 	}
 	if h.CertFile != "" && h.KeyFile != "" {
-		v.keyPair("http", h.CertFile, h.KeyFile)
+		if pair, ok := v.keyPair("http", h.CertFile, h.KeyFile); ok {
+			h.Certificate = &pair
+		}
 	}
 	for i, l := range listeners {
 		lh, lp, lprob := splitHostPort(l.Address, false)

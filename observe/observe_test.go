@@ -20,6 +20,7 @@ import (
 	"github.com/edged/edged/config"
 	"github.com/edged/edged/internal/testpeer"
 	"github.com/edged/edged/mqttauth"
+	"github.com/edged/edged/tlsfiles"
 )
 
 // start runs a server on a random loopback port and returns its base URL.
@@ -241,7 +242,11 @@ func TestThePageLoadsNothingFromElsewhere(t *testing.T) {
 func TestWithACertificateTheServerSpeaksOnlyHTTPS(t *testing.T) {
 	ca := testpeer.NewCA(t, "edged-test")
 	pair := ca.Server(t, "gateway")
-	_, base := start(t, config.HTTP{CertFile: pair.CertFile, KeyFile: pair.KeyFile}, nil, Sources{})
+	cert, err := tlsfiles.LoadKeyPair(pair.CertFile, pair.KeyFile) // as config.Load does
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, base := start(t, config.HTTP{CertFile: pair.CertFile, KeyFile: pair.KeyFile, Certificate: &cert}, nil, Sources{})
 	pem, err := os.ReadFile(ca.File)
 	if err != nil {
 		t.Fatal(err)
@@ -265,9 +270,12 @@ func TestWithACertificateTheServerSpeaksOnlyHTTPS(t *testing.T) {
 	}
 }
 
-func TestABadCertificateStopsNew(t *testing.T) {
+// TestACertificateNotLoadedStopsNew: a bad cert_file is config's to
+// refuse (cmd/edged's TestCheckRefusesWhatRunRefuses); a config that names
+// one without the loaded pair never serves plain HTTP instead.
+func TestACertificateNotLoadedStopsNew(t *testing.T) {
 	_, err := New(config.HTTP{Address: "127.0.0.1:0", CertFile: "/nonexistent.pem", KeyFile: "/nonexistent.key"}, nil, Sources{}, nil)
-	if err == nil || !strings.Contains(err.Error(), "cert_file/key_file") {
+	if err == nil || !strings.Contains(err.Error(), "not loaded") {
 		t.Errorf("err = %v", err)
 	}
 }

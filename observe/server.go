@@ -46,9 +46,9 @@ type Server struct {
 	requests, refusedLogins, busy, errs atomic.Uint64
 }
 
-// New prepares the server for cfg (cfg.Address must be set). users is nil
-// unless cfg.UsersFile is set. It loads the TLS certificate, so a bad file
-// is reported before the daemon starts.
+// New prepares the server for cfg (cfg.Address must be set), as validated
+// by config.Load, which loads the TLS certificate (cfg.Certificate) and
+// reports a bad file with its line. users is nil unless cfg.UsersFile is set.
 func New(cfg config.HTTP, users Users, src Sources, log *slog.Logger) (*Server, error) {
 	if cfg.Address == "" {
 		return nil, errors.New("http: no address")
@@ -65,12 +65,14 @@ func New(cfg config.HTTP, users Users, src Sources, log *slog.Logger) (*Server, 
 		listening: make(chan struct{}),
 		slots:     make(chan struct{}, maxConcurrent),
 	}
-	if cfg.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("http: cert_file/key_file: %w", err)
-		}
-		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if cfg.CertFile != "" && cfg.Certificate == nil {
+		// Only a config that did not go through config.Load gets here;
+		// serving plain HTTP where HTTPS was asked for would be worse
+		// than not starting.
+		return nil, errors.New("http: cert_file is set but its certificate was not loaded (config.Load loads it)")
+	}
+	if cfg.Certificate != nil {
+		s.tls = &tls.Config{Certificates: []tls.Certificate{*cfg.Certificate}, MinVersion: tls.VersionTLS12}
 	}
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(

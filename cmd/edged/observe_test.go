@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -187,5 +189,46 @@ func TestHealthzFailsWhileAPartIsStalledAsTheWatchdogDoes(t *testing.T) {
 	stuck.set(nil)
 	if code, body := health(); code != 200 {
 		t.Errorf("recovered part: %d %s", code, body)
+	}
+}
+
+// edged run with [http] cert_file and key_file serves HTTPS with the pair
+// config.Load loaded and checked: the server does not load it again.
+func TestTheHTTPServerServesTheCertificateConfigLoaded(t *testing.T) {
+	ca := testpeer.NewCA(t, "edged-http")
+	pair := ca.Server(t, "gateway")
+	web := testpeer.FreePort(t)
+	cfg := writeConfig(t, fmt.Sprintf(`
+[gateway]
+id = "gw"
+state_dir = %q
+
+[broker]
+listener = []
+
+[http]
+address = %q
+cert_file = %q
+key_file = %q
+`, t.TempDir(), web, pair.CertFile, pair.KeyFile))
+	p := startEdged(t, nil, "run", "-c", cfg)
+	p.waitLine(t, "http listening", 15*time.Second)
+	pem, err := os.ReadFile(ca.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	r, err := client.Get("https://" + web + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != 200 {
+		t.Errorf("https /healthz: status %d", r.StatusCode)
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit code %d", code)
 	}
 }
