@@ -18,7 +18,7 @@ import (
 func startLocalBroker(t testing.TB) (*broker.Broker, string) {
 	t.Helper()
 	log, _ := testLogger(t)
-	b, err := broker.New(config.Broker{Listeners: []config.Listener{{Type: "tcp", Address: "127.0.0.1:0"}}},
+	b, err := broker.New(config.DefaultBroker(config.Broker{Listeners: []config.Listener{{Type: "tcp", Address: "127.0.0.1:0"}}}),
 		t.TempDir(), log.With("component", "broker"))
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)

@@ -15,7 +15,7 @@ import (
 // upstream (the Mosquitto here has no working WebSocket listener).
 func TestWebSocketUplink(t *testing.T) {
 	log, _ := testLogger(t)
-	up, err := broker.New(config.Broker{Listeners: []config.Listener{{Type: "ws", Address: "127.0.0.1:0"}}},
+	up, err := broker.New(config.DefaultBroker(config.Broker{Listeners: []config.Listener{{Type: "ws", Address: "127.0.0.1:0"}}}),
 		t.TempDir(), log.With("component", "upstream"))
 	if err != nil {
 		t.Fatal(err)

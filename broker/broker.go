@@ -93,7 +93,12 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cfg = withDefaults(cfg)
+	if cfg.Persist == nil || cfg.TopicAliasMaximum == nil || cfg.MaxInflight <= 0 || cfg.MaxQueued <= 0 || cfg.MaxPacketSize <= 0 {
+		// Only a config built in code without config.DefaultBroker gets
+		// here (config.Load sets and checks every limit); a zero limit
+		// would stall every client, a nil one panic.
+		return nil, errors.New("broker: limits not set (a config from config.Load or config.DefaultBroker has them)")
+	}
 	specs, err := listenerSpecs(cfg)
 	if err != nil {
 		return nil, err

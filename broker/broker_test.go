@@ -215,15 +215,23 @@ func TestInProcessPublishAndSubscribeMeetNetworkClients(t *testing.T) {
 }
 
 func TestNewRefusesListenersWhoseFilesWereNotLoaded(t *testing.T) {
-	cfg := config.Broker{Listeners: []config.Listener{{Type: "tls", Address: "127.0.0.1:0", CertFile: "x.pem", KeyFile: "x.key", UsersFile: "users"}}}
+	cfg := config.DefaultBroker(config.Broker{Listeners: []config.Listener{{Type: "tls", Address: "127.0.0.1:0", CertFile: "x.pem", KeyFile: "x.key", UsersFile: "users"}}})
 	_, err := New(cfg, t.TempDir(), testLog(t))
 	if want := "broker.listener[0]: cert_file, users_file not loaded (a config from config.Load has them)"; err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
 }
 
+// TestNewRefusesUnsetLimits: a config built in code without config's
+// defaults is refused, not run with zero limits.
+func TestNewRefusesUnsetLimits(t *testing.T) {
+	if _, err := New(config.Broker{}, t.TempDir(), testLog(t)); err == nil || !strings.Contains(err.Error(), "limits not set") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 func TestNoListenersOpensNoSocketAndAppliesDefaults(t *testing.T) {
-	b, err := New(config.Broker{}, t.TempDir(), testLog(t))
+	b, err := New(config.DefaultBroker(config.Broker{}), t.TempDir(), testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +272,7 @@ func TestRunFailsWhenTheAddressIsTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	cfg := config.Broker{Listeners: []config.Listener{{Address: ln.Addr().String()}}}
+	cfg := config.DefaultBroker(config.Broker{Listeners: []config.Listener{{Address: ln.Addr().String()}}})
 	b, err := New(cfg, t.TempDir(), testLog(t))
 	if err != nil {
 		t.Fatal(err)

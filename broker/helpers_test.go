@@ -28,9 +28,10 @@ func testLog(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// loopbackCfg is a broker config with one tcp listener on a free port.
+// loopbackCfg is a broker config with one tcp listener on a free port and
+// config's defaults.
 func loopbackCfg() config.Broker {
-	return config.Broker{Listeners: []config.Listener{{Type: "tcp", Address: "127.0.0.1:0"}}}
+	return config.DefaultBroker(config.Broker{Listeners: []config.Listener{{Type: "tcp", Address: "127.0.0.1:0"}}})
 }
 
 // loadFiles loads the files a listener names, as config.Load does.
@@ -69,7 +70,7 @@ func startBroker(t testing.TB, cfg config.Broker, stateDir string) (*Broker, str
 	if stateDir == "" {
 		stateDir = t.TempDir()
 	}
-	b, err := New(cfg, stateDir, testLog(t))
+	b, err := New(config.DefaultBroker(cfg), stateDir, testLog(t)) // for keys the test left out
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -21,7 +21,7 @@ func TestUsersFileFromMosquittoPasswdAndACL(t *testing.T) {
 	if err := os.WriteFile(acl, []byte(rules), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Broker{Listeners: []config.Listener{loadFiles(t, config.Listener{Address: "127.0.0.1:0", UsersFile: users, ACLFile: acl})}}
+	cfg := config.DefaultBroker(config.Broker{Listeners: []config.Listener{loadFiles(t, config.Listener{Address: "127.0.0.1:0", UsersFile: users, ACLFile: acl})}})
 	b, addr := startBroker(t, cfg, "")
 	h, p := hostPort(t, addr)
 	pub := func(args ...string) (string, error) {

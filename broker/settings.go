@@ -6,78 +6,9 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/edged/edged/config"
 )
-
-// Defaults applied when a limit is zero, as in a config built by hand
-// rather than by config.Load (which applies the same ones).
-const (
-	DefaultTLSAddress    = "127.0.0.1:8883"
-	DefaultWSAddress     = "127.0.0.1:8080"
-	DefaultMaxPacketSize = 1 << 20
-	DefaultMaxClients    = 1000
-	DefaultMaxInflight   = 64
-	DefaultMaxQueued     = 1000
-	DefaultExpiry        = 168 * time.Hour
-)
-
-// withDefaults returns cfg with every zero limit set to its default. No
-// listener is added: an empty list means in-process clients only
-// (`listener = []`).
-func withDefaults(cfg config.Broker) config.Broker {
-	cfg.Listeners = append([]config.Listener(nil), cfg.Listeners...)
-	for i := range cfg.Listeners {
-		l := &cfg.Listeners[i]
-		if l.Type == "" {
-			l.Type = "tcp"
-		}
-		if l.Address == "" {
-			switch l.Type {
-			case "tls":
-				l.Address = DefaultTLSAddress
-			case "ws":
-				l.Address = DefaultWSAddress
-			default:
-				l.Address = config.DefaultListenAddress
-			}
-		}
-	}
-	if cfg.MaxPacketSize == 0 {
-		cfg.MaxPacketSize = DefaultMaxPacketSize
-	}
-	if cfg.MaxClients == 0 {
-		cfg.MaxClients = DefaultMaxClients
-	}
-	if cfg.MaxInflight == 0 {
-		cfg.MaxInflight = DefaultMaxInflight
-	}
-	if cfg.MaxQueued == 0 {
-		cfg.MaxQueued = DefaultMaxQueued
-	}
-	if cfg.MaxQueuedBytes == 0 {
-		cfg.MaxQueuedBytes = config.DefaultMaxQueuedBytes
-	}
-	if cfg.SessionExpiry.Duration == 0 {
-		cfg.SessionExpiry.Duration = DefaultExpiry
-	}
-	if cfg.MessageExpiry.Duration == 0 {
-		cfg.MessageExpiry.Duration = DefaultExpiry
-	}
-	if cfg.Persist == nil {
-		t := true
-		cfg.Persist = &t
-	}
-	if cfg.MaxKeepalive.Duration == 0 {
-		cfg.MaxKeepalive.Duration = config.DefaultMaxKeepalive
-	}
-	if cfg.TopicAliasMaximum == nil {
-		n := config.DefaultTopicAliasMaximum
-		cfg.TopicAliasMaximum = &n
-	}
-	return cfg
-}
 
 // listenerSpec is a listener ready to bind: what to bind and who may log in.
 type listenerSpec struct {

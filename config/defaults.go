@@ -63,6 +63,15 @@ func applyDefaults(c *Config, isSet func(path string) bool, hostname string) {
 	}
 }
 
+// DefaultBroker returns b with the defaults config.Load applies to every
+// [broker] key a file leaves out, for a broker config built in code (tests,
+// benchmarks). Its listener list is kept as given: empty means none.
+func DefaultBroker(b Broker) Broker {
+	b.Listeners = append([]Listener(nil), b.Listeners...)
+	defaultBroker(&b, func(key string) bool { return key == "broker.listener" })
+	return b
+}
+
 func defaultBroker(b *Broker, isSet func(string) bool) {
 	// An explicit `listener = []` means no sockets at all (in-process only).
 	if len(b.Listeners) == 0 && !isSet("broker.listener") {

@@ -319,9 +319,11 @@ func splitHostPort(addr string, needHost bool) (string, int, string) {
 }
 
 // isLoopbackAddress reports whether host:port names a loopback socket.
+// isLoopbackAddress reports whether host:port names a loopback host; the
+// port is validation's concern (a config built in code may use port 0).
 func isLoopbackAddress(addr string) bool {
-	host, _, prob := splitHostPort(addr, false)
-	return prob == "" && isLoopbackHost(host)
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && isLoopbackHost(host)
 }
 
 func isLoopbackHost(host string) bool {

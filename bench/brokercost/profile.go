@@ -25,7 +25,7 @@ func serve(addr, cpuFile, memFile string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b, err := broker.New(config.Broker{Listeners: []config.Listener{{Type: "tcp", Address: addr}}}, dir, nil)
+	b, err := broker.New(config.DefaultBroker(config.Broker{Listeners: []config.Listener{{Type: "tcp", Address: addr}}}), dir, nil)
 	if err != nil {
 		return err
 	}

@@ -98,7 +98,7 @@ func (plainPart) Run(ctx context.Context) error { <-ctx.Done(); return nil }
 
 func TestTheWatchdogChecksTheBrokerAndTheBuffer(t *testing.T) {
 	dir := t.TempDir()
-	brk, err := broker.New(config.Broker{Listeners: []config.Listener{{Type: "tcp", Address: "127.0.0.1:0"}}}, dir, nil)
+	brk, err := broker.New(config.DefaultBroker(config.Broker{Listeners: []config.Listener{{Type: "tcp", Address: "127.0.0.1:0"}}}), dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
