@@ -135,7 +135,7 @@ func drainEdged(b *testing.B, u *upstream, round int) drainResult {
 	log, _ := testLogger(b)
 	buf := openBuffer(b, buffer.Options{Log: log})
 	local := &testLocal{}
-	br, err := New(cfg, buf, "gw", local, log)
+	br, err := testNew(cfg, buf, "gw", local, log)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -178,7 +178,7 @@ bridge_keyfile %s
 restart_timeout 1
 try_private false
 notifications false
-`, defaultInflight, asRoot(), extra, addr, remote, round, u.ca.File, u.clientCP.CertFile, u.clientCP.KeyFile)
+`, config.DefaultUplink(config.Uplink{}, "gw").Inflight, asRoot(), extra, addr, remote, round, u.ca.File, u.clientCP.CertFile, u.clientCP.KeyFile)
 }
 
 // BenchmarkMosquittoBridgeSIGKILL measures what a Mosquitto bridge with

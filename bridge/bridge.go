@@ -51,11 +51,6 @@ const origin = "uplink"
 var ErrRefused = errors.New("bridge: message refused: buffer full")
 
 const (
-	defaultKeepalive   = 30 * time.Second
-	defaultMaxBackoff  = 10 * time.Second
-	defaultInflight    = 64
-	defaultAckTimeout  = 5 * time.Second
-	defaultDeadLetters = 3 // see judge
 	// appendTimeout bounds how long a local publisher waits for its message
 	// to be committed before it is refused.
 	appendTimeout = 30 * time.Second
@@ -213,23 +208,11 @@ func New(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.L
 	if br.downlink, err = parseDownlink(cfg.Downlink); err != nil {
 		return nil, err
 	}
-	if br.clientID == "" {
-		br.clientID = gateway
-	}
-	if br.keepalive <= 0 {
-		br.keepalive = defaultKeepalive
-	}
-	if br.maxBackoff <= 0 {
-		br.maxBackoff = defaultMaxBackoff
-	}
-	if br.inflight <= 0 {
-		br.inflight = defaultInflight
-	}
-	if br.ackTimeout <= 0 {
-		br.ackTimeout = defaultAckTimeout
-	}
-	if br.deadAfter <= 0 {
-		br.deadAfter = defaultDeadLetters
+	if br.clientID == "" || br.keepalive <= 0 || br.maxBackoff <= 0 || br.inflight <= 0 || br.ackTimeout <= 0 || br.deadAfter <= 0 {
+		// Only a config built in code without config.DefaultUplink gets
+		// here (config.Load sets and checks each); a zero would stall the
+		// uplink or make it reconnect without pause.
+		return nil, errors.New("uplink: client_id or a limit not set (a config from config.Load or config.DefaultUplink has them)")
 	}
 	if cfg.PasswordFile != "" {
 		b, err := os.ReadFile(cfg.PasswordFile)

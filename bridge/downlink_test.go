@@ -58,7 +58,7 @@ func TestDownlinkReachesALocalSubscriberAndIsNotForwardedBack(t *testing.T) {
 
 	log, _ := testLogger(t)
 	buf := openBuffer(t, buffer.Options{Log: log})
-	br, err := New(uplinkCfg(u, u.tlsAddr), buf, "gw", brk, log.With("component", "bridge"))
+	br, err := testNew(uplinkCfg(u, u.tlsAddr), buf, "gw", brk, log.With("component", "bridge"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -381,7 +381,7 @@ func newBridge(t testing.TB, cfg config.Uplink, bo buffer.Options) (*Bridge, *te
 	bo.Log = log.With("component", "buffer")
 	buf := openBuffer(t, bo)
 	local := &testLocal{}
-	br, err := New(cfg, buf, "gw", local, log.With("component", "bridge"))
+	br, err := testNew(cfg, buf, "gw", local, log.With("component", "bridge"))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -397,3 +397,9 @@ func connected(br *Bridge) func() bool { return func() bool { return br.Stats().
 
 // mqttMessage is paho's received message.
 type mqttMessage = mqtt.Message
+
+// testNew is New for a config built in the test: config's defaults fill
+// the keys it leaves out, as config.Load does for a file.
+func testNew(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.Logger) (*Bridge, error) {
+	return New(config.DefaultUplink(cfg, gateway), buf, gateway, local, log)
+}

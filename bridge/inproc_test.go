@@ -60,7 +60,7 @@ func TestInProcessReadingsDoNotWaitForTheDisk(t *testing.T) {
 	log, _ := testLogger(t)
 	stall := &stallBuffer{Buffer: openBuffer(t, buffer.Options{}), gate: make(chan struct{})}
 	local := &testLocal{}
-	br, err := New(uplinkCfg(u, u.tlsAddr), stall, "gw", local, log)
+	br, err := testNew(uplinkCfg(u, u.tlsAddr), stall, "gw", local, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func closedAddr(t *testing.T) string {
 func TestTheWatchdogSeesAStatusPublishThatNeverEnds(t *testing.T) {
 	local := &stuckLocal{entered: make(chan string, 16), gate: make(chan struct{})}
 	log, _ := testLogger(t)
-	br, err := New(plainUplink(closedAddr(t)), openBuffer(t, buffer.Options{}), "gw", local, log)
+	br, err := testNew(plainUplink(closedAddr(t)), openBuffer(t, buffer.Options{}), "gw", local, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func hangingServer(t *testing.T) (addr string, accepted <-chan struct{}, hangUp 
 func TestTheWatchdogSeesAConnectionAttemptThatNeverEnds(t *testing.T) {
 	addr, accepted, hangUp := hangingServer(t)
 	log, _ := testLogger(t)
-	br, err := New(plainUplink(addr), openBuffer(t, buffer.Options{}), "gw", nopLocal{}, log)
+	br, err := testNew(plainUplink(addr), openBuffer(t, buffer.Options{}), "gw", nopLocal{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func (doneToken) Error() error                   { return nil }
 
 func TestTheWatchdogSeesAHandOffThatNeverEnds(t *testing.T) {
 	log, _ := testLogger(t)
-	br, err := New(plainUplink(closedAddr(t)), nopBuffer{}, "gw", nopLocal{}, log)
+	br, err := testNew(plainUplink(closedAddr(t)), nopBuffer{}, "gw", nopLocal{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

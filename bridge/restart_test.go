@@ -29,7 +29,7 @@ func TestARestartDeliversWhatTheLastRunLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	local := &testLocal{}
-	br1, err := New(uplinkCfg(u, proxy.Addr), buf1, "gw", local, log)
+	br1, err := testNew(uplinkCfg(u, proxy.Addr), buf1, "gw", local, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestARestartDeliversWhatTheLastRunLeft(t *testing.T) {
 	}
 
 	buf2 := openBuffer(t, buffer.Options{Path: path, Log: log})
-	br2, err := New(uplinkCfg(u, proxy.Addr), buf2, "gw", &testLocal{}, log)
+	br2, err := testNew(uplinkCfg(u, proxy.Addr), buf2, "gw", &testLocal{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ func TestNewRefusesUnusableTLSFiles(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.cfg.URL = "mqtts://127.0.0.1:1"
-			_, err := New(c.cfg, nopBuffer{}, "gw", nopLocal{}, nil)
+			_, err := testNew(c.cfg, nopBuffer{}, "gw", nopLocal{}, nil)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("New: %v, want an error mentioning %q", err, c.want)
 			}
@@ -82,7 +82,7 @@ func TestPasswordIsReadFromItsFileAndNeverShown(t *testing.T) {
 	if err := os.WriteFile(pw, []byte("s3cret-value\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	br, err := New(config.Uplink{URL: "mqtt://127.0.0.1:1", PasswordFile: pw}, nopBuffer{}, "gw", nopLocal{}, nil)
+	br, err := testNew(config.Uplink{URL: "mqtt://127.0.0.1:1", PasswordFile: pw}, nopBuffer{}, "gw", nopLocal{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,5 +110,14 @@ func TestExplainNamesTheCause(t *testing.T) {
 				t.Errorf("explain(%v) = %q, want it to contain %q", c.err, got, c.want)
 			}
 		})
+	}
+}
+
+// TestNewRefusesUnsetLimits: an uplink config built in code without
+// config's defaults is refused, not run with zero limits.
+func TestNewRefusesUnsetLimits(t *testing.T) {
+	_, err := New(config.Uplink{URL: "mqtt://127.0.0.1:1"}, nopBuffer{}, "gw", nopLocal{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "not set") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -15,7 +15,7 @@ type damagedBuffer struct{ nopBuffer }
 func (damagedBuffer) Stats() buffer.Stats { return buffer.Stats{LostOnOpen: 3, Damaged: 2} }
 
 func TestTheStatusTopicTellsMessagesLostToTheFile(t *testing.T) {
-	br, err := New(plainUplink("127.0.0.1:1"), damagedBuffer{}, "gw", nopLocal{}, nil)
+	br, err := testNew(plainUplink("127.0.0.1:1"), damagedBuffer{}, "gw", nopLocal{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -186,6 +186,16 @@ func defaultAT(a *ATDev, path string, isSet func(string) bool) {
 	setStr(&a.Payload, "json")
 }
 
+// DefaultUplink returns u with the defaults config.Load applies to every
+// [uplink] key a file leaves out (the client id is gateway), for an uplink
+// config built in code (tests, benchmarks).
+func DefaultUplink(u Uplink, gateway string) Uplink {
+	u.Forward = append([]Forward(nil), u.Forward...)
+	u.Downlink = append([]Downlink(nil), u.Downlink...)
+	defaultUplink(&u, gateway, func(string) bool { return false })
+	return u
+}
+
 func defaultUplink(u *Uplink, gateway string, isSet func(string) bool) {
 	setStr(&u.ClientID, gateway)
 	if u.Cloud != "" && u.URL == "" && len(u.URLs) == 0 {
