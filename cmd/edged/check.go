@@ -20,9 +20,8 @@ the user edged runs as. Exits 0 when the file is valid, 1 when it is not.`, stde
 	if code := parse(fs, args, 0); code >= 0 {
 		return code
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	cfg := loadConfig(*path, stderr)
+	if cfg == nil {
 		return exitError
 	}
 	for _, w := range cfg.Warnings {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"runtime"
 	"strings"
+
+	"github.com/edged/edged/config"
 )
 
 const defaultConfig = "/etc/edged/edged.toml"
@@ -118,6 +120,17 @@ func configFlag(fs *flag.FlagSet) *string {
 	fs.StringVar(p, "c", defaultConfig, "config `file`")
 	fs.StringVar(p, "config", defaultConfig, "config `file` (same as -c)")
 	return p
+}
+
+// loadConfig loads the file -c names. On error it prints every problem
+// (file:line: key: message) and returns nil: the command exits exitError.
+func loadConfig(path string, stderr io.Writer) *config.Config {
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil
+	}
+	return cfg
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {

@@ -37,9 +37,8 @@ READY=1 once the listeners are open and pings the watchdog.`, stderr)
 	if code := parse(fs, args, 0); code >= 0 {
 		return code
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	cfg := loadConfig(*path, stderr)
+	if cfg == nil {
 		return exitError
 	}
 	return daemon(ctx, cfg, stderr, nil)

@@ -34,9 +34,8 @@ interval and prints every publish as it happens, until Ctrl-C.`, stderr)
 	if code := parse(fs, args, 0); code >= 0 {
 		return code
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	cfg := loadConfig(*path, stderr)
+	if cfg == nil {
 		return exitError
 	}
 	buses, err := pollBuses(cfg, *device)
