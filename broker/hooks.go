@@ -51,7 +51,19 @@ func (h *edgeHook) ID() string { return "edged" }
 
 func (h *edgeHook) Provides(b byte) bool {
 	return bytes.IndexByte([]byte{mqtt.OnConnect, mqtt.OnPublish, mqtt.OnPublishDropped, mqtt.OnDisconnect,
-		mqtt.OnStarted, mqtt.OnPacketEncode, mqtt.OnPacketRead, mqtt.OnSubscribed, mqtt.OnUnsubscribed}, b) >= 0
+		mqtt.OnStarted, mqtt.OnPacketEncode, mqtt.OnPacketRead, mqtt.OnSubscribed, mqtt.OnUnsubscribed,
+		mqtt.OnQosComplete}, b) >= 0
+}
+
+// OnQosComplete wakes the publishers held for cl (flowControl): mochi calls
+// it once a QoS 1/2 message has left cl's in-flight set. The wake-up when
+// the acknowledgement arrives (batchConn.observe) comes before that, while
+// the message still counts as in flight, so a publisher that looked then
+// found no room and, with nothing else moving, would wait out the hold.
+func (h *edgeHook) OnQosComplete(cl *mqtt.Client, _ packets.Packet) {
+	if bc, ok := cl.Net.Conn.(*batchConn); ok {
+		bc.flow.moved()
+	}
 }
 
 // OnStarted puts the sessions mochi restored from the store in order (see
