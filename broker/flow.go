@@ -42,6 +42,14 @@ type flowControl struct {
 	topics map[string][]string
 	gen    uint64 // bumped by forget; a lookup begun before it is not cached
 
+	// avgPublish is a running average of the size of the publishes the
+	// broker takes in, bytes: what a queued message is taken to cost for a
+	// client not yet sent any (clientFlow.avgPacket is 0). Without it the
+	// first messages queued for a new subscriber count nothing, and a burst
+	// of in-process publishes before its writer first runs fills mochi's
+	// queue far past max_queued_bytes.
+	avgPublish atomic.Int64
+
 	held     atomic.Int64 // publishes that waited for a subscriber
 	stuck    atomic.Int64 // subscribers found stuck past holdLimit
 	withheld atomic.Int64 // messages dropped for a subscriber past max_queued_bytes
@@ -172,7 +180,30 @@ func (f *flowControl) queuedBytes(bc *batchConn) int64 {
 	if bc.flow.out != nil {
 		queued = len(bc.flow.out)
 	}
-	return bc.unsent() + int64(queued)*bc.flow.avgPacket.Load()
+	avg := bc.flow.avgPacket.Load()
+	if avg == 0 {
+		avg = f.avgPublish.Load()
+	}
+	return bc.unsent() + int64(queued)*avg
+}
+
+// sawPublish adds a publish the broker took in to avgPublish, at about its
+// size on the wire: fixed header, topic, packet id and payload.
+func (f *flowControl) sawPublish(pk *packets.Packet) {
+	n := int64(5 + 2 + len(pk.TopicName) + len(pk.Payload))
+	if pk.FixedHeader.Qos > 0 {
+		n += 2
+	}
+	runningAverage(&f.avgPublish, n)
+}
+
+// runningAverage moves avg an eighth of the way to n; the first n sets it.
+func runningAverage(avg *atomic.Int64, n int64) {
+	if a := avg.Load(); a == 0 {
+		avg.Store(n)
+	} else {
+		avg.Store(a + (n-a)/8)
+	}
 }
 
 // withhold reports whether a message must not be given to cl because its
@@ -242,11 +273,7 @@ func (fl *clientFlow) observeWrite(p []byte) {
 			return
 		}
 		if p[0]>>4 == packets.Publish {
-			if avg := fl.avgPacket.Load(); avg == 0 {
-				fl.avgPacket.Store(int64(n))
-			} else {
-				fl.avgPacket.Store(avg + (int64(n)-avg)/8)
-			}
+			runningAverage(&fl.avgPacket, int64(n))
 		}
 		p = p[n:]
 	}

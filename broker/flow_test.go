@@ -12,6 +12,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edged/edged/internal/testpeer"
 )
@@ -176,5 +177,28 @@ func TestTwoClientsFeedingEachOtherDoNotHoldEachOtherUp(t *testing.T) {
 	testpeer.Eventually(t, 30*time.Second, "every message delivered or counted as dropped", accounted)
 	if s := b.Stats(); s.StuckSubscribers != 0 {
 		t.Fatalf("got %d and %d of %d; stats %+v: the two held each other up", got[0].Load(), got[1].Load(), each, s)
+	}
+}
+
+// TestQueuedBytesCountMessagesBeforeTheFirstIsSent: the bytes estimate of a
+// subscriber's queue priced its messages at the average of those already
+// written to it, which is nothing before its writer first runs. On a loaded
+// machine a burst of in-process publishes then filled mochi's queue with
+// hundreds of 4 KiB messages the bound never saw (CI: 398 282 bytes queued
+// against a bound of 106 528).
+func TestQueuedBytesCountMessagesBeforeTheFirstIsSent(t *testing.T) {
+	b, _ := startBroker(t, loopbackCfg(), "")
+	if err := b.Publish("nobody/listens", make([]byte, 4<<10), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	client, server := net.Pipe()
+	t.Cleanup(func() { client.Close(); server.Close() })
+	bc := newBatchConn(server)
+	bc.flow.out = make(chan *packets.Packet, 10)
+	for range 5 {
+		bc.flow.out <- &packets.Packet{}
+	}
+	if got := b.hook.flow.queuedBytes(bc); got < 5*4<<10 {
+		t.Fatalf("5 queued messages of 4 KiB, none sent yet, estimated at %d bytes", got)
 	}
 }

@@ -170,6 +170,7 @@ func setWindows(cl *mqtt.Client) {
 // error can be returned to the caller.
 func (h *edgeHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	pk.Created = h.seq.stamp(time.Now())
+	h.flow.sawPublish(&pk)
 	if cl.Net.Inline {
 		return pk, nil
 	}
