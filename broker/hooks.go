@@ -52,7 +52,20 @@ func (h *edgeHook) ID() string { return "edged" }
 func (h *edgeHook) Provides(b byte) bool {
 	return bytes.IndexByte([]byte{mqtt.OnConnect, mqtt.OnPublish, mqtt.OnPublishDropped, mqtt.OnDisconnect,
 		mqtt.OnStarted, mqtt.OnPacketEncode, mqtt.OnPacketRead, mqtt.OnSubscribed, mqtt.OnUnsubscribed,
-		mqtt.OnQosComplete}, b) >= 0
+		mqtt.OnQosComplete, mqtt.OnSessionEstablish}, b) >= 0
+}
+
+// OnSessionEstablish drops the expired messages of the session cl is about
+// to take over. mochi clears expired messages once a second and resends a
+// returning session's messages without looking at their expiry, so a
+// client back between two clearings was sent messages that had expired
+// (MQTT-3.3.2-5 forbids it). mochi would need the expiry check in
+// ResendInflightMessages.
+func (h *edgeHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	srv := h.flow.srv
+	if old, ok := srv.Clients.Get(cl.ID); ok && old != cl {
+		old.ClearExpiredInflights(time.Now().Unix(), srv.Options.Capabilities.MaximumMessageExpiryInterval)
+	}
 }
 
 // OnQosComplete wakes the publishers held for cl (flowControl): mochi calls
