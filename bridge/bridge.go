@@ -143,6 +143,9 @@ type Stats struct {
 
 	Connects        uint64 // connections made
 	ConnectFailures uint64 // attempts that failed
+	// RetryWait is the wait chosen before the latest connection attempt
+	// (the backoff): it shows whether a dropped link is retried at once.
+	RetryWait time.Duration `json:"-"`
 
 	Delivered          uint64    // buffered messages confirmed by the upstream (PUBACK)
 	LastDelivery       time.Time // when the last of them was confirmed; zero before the first

@@ -122,7 +122,11 @@ func (br *Bridge) Run(ctx context.Context) error {
 			}
 			failures++
 		}
-		t := time.NewTimer(backoff(failures, br.maxBackoff, br.rnd))
+		wait := backoff(failures, br.maxBackoff, br.rnd)
+		br.mu.Lock()
+		br.st.RetryWait = wait
+		br.mu.Unlock()
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
