@@ -75,7 +75,7 @@ func TestRunEndsPromptlyWhileBackingOff(t *testing.T) {
 		if err != nil {
 			t.Errorf("Run: %v, want nil after cancel", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("Run still waiting out its backoff 5s after cancel")
 	}
 }
@@ -105,7 +105,7 @@ func TestBatchConn(t *testing.T) {
 			if string(all) != string(want) {
 				t.Errorf("peer read %d bytes, want %d in order", len(all), len(want))
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(20 * time.Second):
 			t.Fatal("peer did not see the connection close")
 		}
 		if _, err := bc.Write([]byte("late")); err == nil {
@@ -119,7 +119,7 @@ func TestBatchConn(t *testing.T) {
 		bc := newBatchConn(a, 5*time.Second)
 		defer bc.Close()
 		_, _ = bc.Write([]byte("x"))
-		testpeer.Eventually(t, 5*time.Second, "a write error", func() bool {
+		testpeer.Eventually(t, 30*time.Second, "a write error", func() bool {
 			_, err := bc.Write([]byte("y"))
 			return err != nil
 		})

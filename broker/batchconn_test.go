@@ -49,7 +49,7 @@ func TestBatchConnCloseDoesNotHangOnAPeerThatStoppedReading(t *testing.T) {
 	go func() { closed <- b.Close() }()
 	select {
 	case <-closed:
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("Close hung on a peer that does not read")
 	}
 }
@@ -70,7 +70,7 @@ func TestBatchConnWritePushesBackWhenThePeerStops(t *testing.T) {
 	}()
 	// The writer fills maxPendingWrite and then waits; Close must release it
 	// with an error rather than leave it blocked.
-	testpeer.Eventually(t, 5*time.Second, "the writer to fill the pending buffer", func() bool {
+	testpeer.Eventually(t, 30*time.Second, "the writer to fill the pending buffer", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return len(b.pending) >= maxPendingWrite
@@ -81,7 +81,7 @@ func TestBatchConnWritePushesBackWhenThePeerStops(t *testing.T) {
 		if err == nil {
 			t.Fatal("blocked write returned no error after Close")
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("a writer blocked on a full connection was not released by Close")
 	}
 }

@@ -54,7 +54,7 @@ func pahoClient(t testing.TB, url, id string, opt func(*paho.ClientOptions)) pah
 		opt(o)
 	}
 	c := paho.NewClient(o)
-	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	if tok := c.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
 		t.Fatalf("paho connect %s: %v", url, tok.Error())
 	}
 	t.Cleanup(func() { c.Disconnect(100) })
@@ -63,7 +63,7 @@ func pahoClient(t testing.TB, url, id string, opt func(*paho.ClientOptions)) pah
 
 func waitToken(t testing.TB, tok paho.Token, what string) {
 	t.Helper()
-	if !tok.WaitTimeout(5 * time.Second) {
+	if !tok.WaitTimeout(20 * time.Second) {
 		t.Fatalf("%s: no answer within 5s", what)
 	}
 	if err := tok.Error(); err != nil {
@@ -90,8 +90,8 @@ func TestPahoRoundTripsAtEveryQoS(t *testing.T) {
 					if want := fmt.Sprintf("%s x q%d", topic, q); m != want {
 						t.Fatalf("got %q, want %q", m, want)
 					}
-				case <-time.After(5 * time.Second):
-					t.Fatal("no message within 5s")
+				case <-time.After(20 * time.Second):
+					t.Fatal("no message within 20s")
 				}
 			})
 		}
@@ -162,7 +162,7 @@ func TestAnInProcessSubscriberLearnsWhichMessagesAreRetained(t *testing.T) {
 			if m != w {
 				t.Errorf("got %q, want %q", m, w)
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(20 * time.Second):
 			t.Fatalf("no message; want %q", w)
 		}
 	}
@@ -185,7 +185,7 @@ func TestInProcessPublishAndSubscribeMeetNetworkClients(t *testing.T) {
 		if m != "in/a from network" {
 			t.Fatalf("inline subscriber got %q", m)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("inline subscriber got nothing")
 	}
 
@@ -261,7 +261,7 @@ func TestNoListenersOpensNoSocketAndAppliesDefaults(t *testing.T) {
 		if topic != "in/process" {
 			t.Fatalf("got %q", topic)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("an in-process publish did not arrive")
 	}
 }
@@ -309,8 +309,8 @@ func TestRunStopsPromptlyWithClientsConnected(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return within 5s")
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return within 20s")
 	}
 	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()
@@ -375,7 +375,7 @@ func TestInterceptorRefusals(t *testing.T) {
 		rc := dialRaw(t, addr)
 		rc.connect(4, "v3pub", true, nil)
 		rc.publish("ic/d", []byte("x"), 1, 5)
-		pk, err := rc.read(5 * time.Second)
+		pk, err := rc.read(20 * time.Second)
 		if err == nil {
 			t.Fatalf("got packet type %d (reason %#x), want the connection closed", pk.FixedHeader.Type, pk.ReasonCode)
 		}
@@ -423,7 +423,7 @@ func TestInterceptorRefusals(t *testing.T) {
 			if topic != "ic/ok" {
 				t.Fatalf("delivered %s", topic)
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(20 * time.Second):
 			t.Fatal("accepted message not delivered")
 		}
 	})

@@ -69,7 +69,7 @@ func TestTopicAliasesWithinTheAdvertisedMaximum(t *testing.T) {
 		}
 	}
 	rc.send(withAlias("alias/two", 11, "beyond"))
-	pk, err := rc.read(5 * time.Second)
+	pk, err := rc.read(20 * time.Second)
 	if err != nil || pk.FixedHeader.Type != packets.Disconnect || pk.ReasonCode != packets.ErrTopicAliasInvalid.Code {
 		t.Fatalf("alias 11: got packet type %d reason %#x (err %v), want DISCONNECT 0x94", pk.FixedHeader.Type, pk.ReasonCode, err)
 	}

@@ -109,7 +109,7 @@ func TestAStoppedSubscriberHoldsAtMostMaxQueuedBytes(t *testing.T) {
 	sub.connect(4, "stopped", true, nil)
 	sub.subscribe("big/#", 0)
 	var cl *mqtt.Client
-	testpeer.Eventually(t, 5*time.Second, "the subscriber to be known", func() bool {
+	testpeer.Eventually(t, 30*time.Second, "the subscriber to be known", func() bool {
 		var ok bool
 		cl, ok = b.srv.Clients.Get("stopped")
 		return ok

@@ -221,20 +221,20 @@ func TestBrokerSurvivesHostilePackets(t *testing.T) {
 		t.Run("closes the connection that sends "+hc.name+" and serves the next client", func(t *testing.T) {
 			rc := dialRaw(t, addr)
 			hc.send(rc)
-			pk, err := rc.read(5 * time.Second)
+			pk, err := rc.read(20 * time.Second)
 			if err == nil && pk.FixedHeader.Type == packets.Disconnect && rc.version == 5 {
 				// An MQTT 5 client is told why (0x81 malformed packet), then closed.
 				if pk.ReasonCode != packets.ErrMalformedPacket.Code {
 					t.Fatalf("DISCONNECT reason %#x, want 0x81", pk.ReasonCode)
 				}
-				pk, err = rc.read(5 * time.Second)
+				pk, err = rc.read(20 * time.Second)
 			}
 			if err == nil {
 				t.Fatalf("got packet type %d, want the connection closed", pk.FixedHeader.Type)
 			} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				t.Fatal("connection still open")
 			}
-			testpeer.Eventually(t, 5*time.Second, "the malformed packet counted", func() bool {
+			testpeer.Eventually(t, 30*time.Second, "the malformed packet counted", func() bool {
 				return b.Stats().Malformed == int64(i+1)
 			})
 			sub := testpeer.StartMosquittoSub(t, "-h", h, "-p", p, "-V", "mqttv5", "-t", "after")
@@ -332,7 +332,7 @@ func TestGuardAllocatesLittleBeforeCONNECT(t *testing.T) {
 		}()
 		select {
 		case <-sc.stalled:
-		case <-time.After(5 * time.Second):
+		case <-time.After(20 * time.Second):
 			t.Fatal("the guard did not read the announcement")
 		}
 		_ = sc.Close()

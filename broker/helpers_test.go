@@ -217,7 +217,7 @@ func (rc *rawClient) read(limit time.Duration) (packets.Packet, error) {
 // expect reads the next packet and fails unless it has the given type.
 func (rc *rawClient) expect(typ byte) packets.Packet {
 	rc.t.Helper()
-	pk, err := rc.read(5 * time.Second)
+	pk, err := rc.read(20 * time.Second)
 	if err != nil {
 		rc.t.Fatalf("waiting for packet type %d: %v", typ, err)
 	}

@@ -36,7 +36,7 @@ func TestQueuedMessagesExpireAndAreCounted(t *testing.T) {
 	sub.connect(4, "away", false, nil)
 	sub.subscribe("exp/#", 1)
 	sub.c.Close()
-	testpeer.Eventually(t, 5*time.Second, "the subscriber gone", func() bool { return b.Stats().ClientsConnected == 0 })
+	testpeer.Eventually(t, 30*time.Second, "the subscriber gone", func() bool { return b.Stats().ClientsConnected == 0 })
 	for range 3 {
 		if err := b.Publish("exp/x", []byte("stale"), 1, false); err != nil {
 			t.Fatal(err)

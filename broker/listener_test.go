@@ -68,7 +68,7 @@ func TestTLSAndWebsocketListeners(t *testing.T) {
 			if m != "via "+url {
 				t.Fatalf("got %q", m)
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(20 * time.Second):
 			t.Fatal("nothing received")
 		}
 	}

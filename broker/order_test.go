@@ -130,7 +130,7 @@ func TestQueuedMessagesKeepTheirOrderAcrossARestart(t *testing.T) {
 		return []string{"-h", h, "-p", p, "-V", "mqttv5", "-q", "1", "-t", "order/restart", "-c", "-i", "restart-sub", "-x", "3600"}
 	}
 	testpeer.StartMosquittoSub(t, subArgs(h, p)...).Stop()
-	testpeer.Eventually(t, 5*time.Second, "the subscriber gone", func() bool { return b1.Stats().ClientsConnected == 0 })
+	testpeer.Eventually(t, 30*time.Second, "the subscriber gone", func() bool { return b1.Stats().ClientsConnected == 0 })
 
 	// The counter wraps half way: the stored stamps straddle it.
 	const n = 40

@@ -28,7 +28,7 @@ func TestRetainedMessagesAndSessionsSurviveARestart(t *testing.T) {
 		}
 		sub := testpeer.StartMosquittoSub(t, args...)
 		sub.Stop()
-		testpeer.Eventually(t, 5*time.Second, v.id+" gone", func() bool { return b1.Stats().ClientsConnected == 0 })
+		testpeer.Eventually(t, 30*time.Second, v.id+" gone", func() bool { return b1.Stats().ClientsConnected == 0 })
 		if out, err := testpeer.MosquittoPub(t, "-h", h, "-p", p, "-q", "1", "-t", "queue/"+v.id, "-m", "while away"); err != nil {
 			t.Fatalf("mosquitto_pub: %v: %s", err, out)
 		}

@@ -47,7 +47,7 @@ func TestUnacknowledgedQoS1And2AreRedeliveredAfterAReconnect(t *testing.T) {
 		t.Fatalf("a second message (%q) beyond Receive Maximum 1", pk.Payload)
 	}
 	sub.c.Close()
-	testpeer.Eventually(t, 5*time.Second, "the subscriber gone", func() bool { return b.Stats().ClientsConnected == 1 })
+	testpeer.Eventually(t, 30*time.Second, "the subscriber gone", func() bool { return b.Stats().ClientsConnected == 1 })
 
 	again := dialRaw(t, addr)
 	if ack := again.connect(5, "redeliver", false, persistent5(1)); !ack.SessionPresent {
@@ -67,7 +67,7 @@ func TestUnacknowledgedQoS1And2AreRedeliveredAfterAReconnect(t *testing.T) {
 	again.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubcomp}, PacketID: rel.PacketID})
 	// mochi's own count went to -2 here: it subtracts a taken-over
 	// session's messages although they moved to the new connection.
-	testpeer.Eventually(t, 5*time.Second, "nothing left in flight", func() bool { return b.Stats().Inflight == 0 })
+	testpeer.Eventually(t, 30*time.Second, "nothing left in flight", func() bool { return b.Stats().Inflight == 0 })
 }
 
 func TestExpiredMessagesAreNotDeliveredToAReturningSession(t *testing.T) {

@@ -18,7 +18,7 @@ func drain(t *testing.T, rc *rawClient, n int) []string {
 	t.Helper()
 	var got []string
 	for len(got) < n {
-		pk, err := rc.read(5 * time.Second)
+		pk, err := rc.read(20 * time.Second)
 		if err != nil {
 			t.Fatalf("after %d of %d messages: %v", len(got), n, err)
 		}
@@ -85,7 +85,7 @@ func TestSlowSubscriberKeepsItsQueueAndCountsDrops(t *testing.T) {
 				t.Fatalf("dropped %d within the limit, %d stuck subscribers (want 1)", s.Dropped, s.StuckSubscribers)
 			}
 			check(t, drain(t, sub, limit), seq(0, limit), c.ordered)
-			testpeer.Eventually(t, 5*time.Second, "the acknowledgements processed", func() bool { return b.Stats().Inflight == 0 })
+			testpeer.Eventually(t, 30*time.Second, "the acknowledgements processed", func() bool { return b.Stats().Inflight == 0 })
 
 			// Beyond the limit, the first limit messages are kept and every
 			// other one is dropped and counted.
@@ -102,7 +102,7 @@ func TestSlowSubscriberKeepsItsQueueAndCountsDrops(t *testing.T) {
 			if pk, err := sub.read(200 * time.Millisecond); err == nil {
 				t.Fatalf("got a message beyond the limit: %q", pk.Payload)
 			}
-			testpeer.Eventually(t, 5*time.Second, "nothing left in flight", func() bool { return b.Stats().Inflight == 0 })
+			testpeer.Eventually(t, 30*time.Second, "nothing left in flight", func() bool { return b.Stats().Inflight == 0 })
 		})
 	}
 }

@@ -58,7 +58,7 @@ func willOutcome(t *testing.T, addr string, version byte, topic string) string {
 // DISCONNECT with its reason, a closed connection, or "accepted" (the
 // PINGRESP to a PINGREQ).
 func outcome(rc *rawClient) string {
-	pk, err := rc.read(5 * time.Second)
+	pk, err := rc.read(20 * time.Second)
 	var ne net.Error
 	switch {
 	case errors.As(err, &ne) && ne.Timeout():
@@ -69,7 +69,7 @@ func outcome(rc *rawClient) string {
 	switch pk.FixedHeader.Type {
 	case packets.Disconnect:
 		// Then the connection must close.
-		if _, err := rc.read(5 * time.Second); !errors.Is(err, io.EOF) && (err == nil || errors.As(err, &ne) && ne.Timeout()) {
+		if _, err := rc.read(20 * time.Second); !errors.Is(err, io.EOF) && (err == nil || errors.As(err, &ne) && ne.Timeout()) {
 			return fmt.Sprintf("DISCONNECT %#02x, connection left open", pk.ReasonCode)
 		}
 		return fmt.Sprintf("DISCONNECT %#02x", pk.ReasonCode)

@@ -224,7 +224,7 @@ func TestStaleConfigsAreClearedAndBirthsAnnounceAgain(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	testpeer.Eventually(t, 5*time.Second, "every config published", func() bool { return len(rec.On(topics[len(topics)-1])) == 1 })
+	testpeer.Eventually(t, 30*time.Second, "every config published", func() bool { return len(rec.On(topics[len(topics)-1])) == 1 })
 	if got := rec.On(stale); len(got) != 1 || got[0] != "" {
 		t.Errorf("stale config: published %q, want one empty payload", got)
 	}
@@ -232,7 +232,7 @@ func TestStaleConfigsAreClearedAndBirthsAnnounceAgain(t *testing.T) {
 		t.Errorf("another program's config was touched: %q", got)
 	}
 	rec.Inject(t, "homeassistant/status", []byte("online"))
-	testpeer.Eventually(t, 5*time.Second, "every config published again", func() bool { return len(rec.On(topics[len(topics)-1])) == 2 })
+	testpeer.Eventually(t, 30*time.Second, "every config published again", func() bool { return len(rec.On(topics[len(topics)-1])) == 2 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -250,7 +250,7 @@ func TestDisabledClearsWhatAnEarlierRunAnnounced(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	testpeer.Eventually(t, 5*time.Second, "the old config cleared", func() bool { return len(rec.On(old)) == 1 })
+	testpeer.Eventually(t, 30*time.Second, "the old config cleared", func() bool { return len(rec.On(old)) == 1 })
 	cancel()
 	<-done
 }

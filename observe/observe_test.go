@@ -139,7 +139,7 @@ func TestTheStatusCarriesEachPointsLastReading(t *testing.T) {
 		BufferMaxBytes: 1 << 20,
 	}
 	_, base := start(t, config.HTTP{}, nil, src)
-	testpeer.Eventually(t, 5*time.Second, "the subscriptions", func() bool { return len(rec.Filters()) == 2 })
+	testpeer.Eventually(t, 30*time.Second, "the subscriptions", func() bool { return len(rec.Filters()) == 2 })
 	if f := rec.Filters(); !(f[0] == "gw/meter/+" && f[1] == "site/gw/+/now") {
 		t.Fatalf("filters %q", f)
 	}

@@ -121,8 +121,10 @@ func (p *proc) waitLine(t *testing.T, s string, limit time.Duration) {
 	}
 }
 
-// stop sends sig and returns the exit code, failing if edged takes more than
-// the 5 s it promises.
+// stop sends sig and returns the exit code, failing if edged does not stop:
+// it promises 5 s, which a loaded test machine may stretch, so the test
+// allows 20 s (a shutdown that waits for the network or a device would take
+// a minute or more).
 func (p *proc) stop(t *testing.T, sig syscall.Signal) int {
 	t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
@@ -130,8 +132,8 @@ func (p *proc) stop(t *testing.T, sig syscall.Signal) int {
 	}
 	select {
 	case <-p.done:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("edged did not stop within 5 s of %v", sig)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("edged did not stop within 20 s of %v", sig)
 	}
 	return p.cmd.ProcessState.ExitCode()
 }

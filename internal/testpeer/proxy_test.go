@@ -56,7 +56,7 @@ func TestProxyBlackholeHoldsBytesUntilRestore(t *testing.T) {
 		if got != "during" {
 			t.Fatalf("got %q after the blackhole, want during", got)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("what was sent during the blackhole did not arrive after Restore")
 	}
 }
