@@ -25,7 +25,7 @@ func TestBackoff(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := backoff(c.n, c.max, c.rnd)
+			got := backoff(c.n, minBackoff, c.max, c.rnd)
 			if got < c.lo || got > c.hi {
 				t.Errorf("backoff(%d, %v) = %v, want within [%v, %v]", c.n, c.max, got, c.lo, c.hi)
 			}

@@ -77,6 +77,7 @@ type Bridge struct {
 	clientID   string
 	password   string
 	keepalive  time.Duration
+	minBackoff time.Duration // the first wait after a failed round; a test lengthens it
 	maxBackoff time.Duration
 	inflight   int
 	ackTimeout time.Duration
@@ -185,6 +186,7 @@ func New(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.L
 		clientID:    cfg.ClientID,
 		password:    cfg.Password,
 		keepalive:   cfg.Keepalive.Duration,
+		minBackoff:  minBackoff,
 		maxBackoff:  cfg.MaxBackoff.Duration,
 		inflight:    cfg.Inflight,
 		ackTimeout:  cfg.AckTimeout.Duration,

@@ -122,7 +122,7 @@ func (br *Bridge) Run(ctx context.Context) error {
 			}
 			failures++
 		}
-		wait := backoff(failures, br.maxBackoff, br.rnd)
+		wait := backoff(failures, br.minBackoff, br.maxBackoff, br.rnd)
 		br.mu.Lock()
 		br.st.RetryWait = wait
 		br.mu.Unlock()
