@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The hash formats written by mosquitto_passwd. "$7$" is what Mosquitto 2.x
@@ -277,7 +278,8 @@ func SetPassword(path, user, password string) error {
 // (the new file is in place, but a power cut could still undo the rename).
 func pwWriteAtomic(path string, data []byte, mode fs.FileMode) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tempPrefix := "." + filepath.Base(path) + ".tmp-"
+	f, err := os.CreateTemp(dir, tempPrefix+"*")
 	if err != nil {
 		return err
 	}
@@ -305,6 +307,7 @@ func pwWriteAtomic(path string, data []byte, mode fs.FileMode) error {
 		return err
 	}
 	ok = true
+	removeStaleTemps(dir, tempPrefix)
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync directory: %w", err)
@@ -317,4 +320,23 @@ func pwWriteAtomic(path string, data []byte, mode fs.FileMode) error {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// staleTempAge is how old a temporary file of pwWriteAtomic must be to
+// count as left by a run that crashed, not one still writing.
+const staleTempAge = time.Minute
+
+// removeStaleTemps removes the temporary files named prefix* in dir that
+// a run killed (or cut off by a power cut) between creating and renaming
+// one left behind. Failures are ignored: the file written is in place.
+func removeStaleTemps(dir, prefix string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), prefix) || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleTempAge {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edged/edged/internal/testpeer"
 )
@@ -355,6 +356,40 @@ func TestSetPasswordKeepsTheFileMode(t *testing.T) {
 		st, err := os.Stat(path)
 		if err != nil || st.Mode().Perm() != want {
 			t.Errorf("%s: mode %v (%v), want %v", filepath.Base(path), st.Mode().Perm(), err, want)
+		}
+	}
+}
+
+// TestSetPasswordRemovesWhatACrashedRunLeft: an `edged passwd` killed (or
+// cut off by a power cut) between creating its temporary file and renaming
+// it leaves .users.tmp-* behind; the power-cut suite saw one or two per 20
+// cuts, and nothing removed them. The next write removes those older than
+// a minute and leaves a fresh one, which may be a run still going.
+func TestSetPasswordRemovesWhatACrashedRunLeft(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "users")
+	stale, fresh := filepath.Join(dir, ".users.tmp-111"), filepath.Join(dir, ".users.tmp-222")
+	other := filepath.Join(dir, ".acl.tmp-333") // another file's: not ours to remove
+	for _, p := range []string{stale, fresh, other} {
+		if err := os.WriteFile(p, []byte("alice:"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-time.Hour)
+	for _, p := range []string{stale, other} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := SetPassword(path, "bob", "secret"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("a crashed run's temporary file older than a minute is still there (%v)", err)
+	}
+	for _, p := range []string{fresh, other, path} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v", filepath.Base(p), err)
 		}
 	}
 }
