@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 
 	"github.com/edged/edged/config"
@@ -20,9 +19,11 @@ type listenerSpec struct {
 }
 
 // listenerSpecs turns the validated listeners into specs. config checks
-// every rule and loads every file; what is left to refuse here is a
-// listener whose files were never loaded, which only a config built by
-// hand rather than by config.Load can hold.
+// every rule, loads every file and sets allow_anonymous (its default
+// depends on the address and users_file); what is left to refuse here is a
+// listener whose files were never loaded or whose allow_anonymous was never
+// set, which only a config built by hand rather than by config.Load or
+// config.DefaultBroker can hold.
 func listenerSpecs(cfg config.Broker) ([]listenerSpec, error) {
 	var specs []listenerSpec
 	var errs []error
@@ -33,8 +34,7 @@ func listenerSpecs(cfg config.Broker) ([]listenerSpec, error) {
 		if l.AllowAnonymous != nil {
 			s.auth.AllowAnonymous = *l.AllowAnonymous
 		} else {
-			host, _, _ := net.SplitHostPort(l.Address)
-			s.auth.AllowAnonymous = isLoopback(host) && l.UsersFile == ""
+			errs = append(errs, fmt.Errorf("%s: allow_anonymous not set (a config from config.Load or config.DefaultBroker has it)", key))
 		}
 		var notLoaded []string
 		if l.Type == "tls" {
@@ -56,16 +56,6 @@ func listenerSpecs(cfg config.Broker) ([]listenerSpec, error) {
 		specs = append(specs, s)
 	}
 	return specs, errors.Join(errs...)
-}
-
-// isLoopback reports whether a listen host only accepts local connections.
-// An empty host or 0.0.0.0 listens on every interface.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // serverTLS is a tls listener's configuration: its certificate and, when
