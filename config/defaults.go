@@ -57,7 +57,19 @@ func applyDefaults(c *Config, isSet func(path string) bool, hostname string) {
 	setStr(&b.WhenFull, "drop-oldest")
 	setStr(&b.Durability, "full")
 	setStr(&c.HomeAssistant.Prefix, DefaultHomeAssistantPrefix)
-	if h := &c.HTTP; h.Address != "" && h.AllowAnonymous == nil {
+	defaultHTTP(&c.HTTP)
+}
+
+// DefaultHTTP returns h with the defaults config.Load applies to the [http]
+// keys a file leaves out, for a config built in code (tests).
+func DefaultHTTP(h HTTP) HTTP {
+	defaultHTTP(&h)
+	return h
+}
+
+func defaultHTTP(h *HTTP) {
+	if h.Address != "" && h.AllowAnonymous == nil {
+		// As for a listener: anonymous only where nobody else can reach it.
 		anon := h.UsersFile == "" && isLoopbackAddress(h.Address)
 		h.AllowAnonymous = &anon
 	}

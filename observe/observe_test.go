@@ -24,12 +24,12 @@ import (
 )
 
 // start runs a server on a random loopback port and returns its base URL.
-func start(t *testing.T, cfg config.HTTP, users Users, src Sources) (*Server, string) {
+func start(t *testing.T, cfg config.HTTP, src Sources) (*Server, string) {
 	t.Helper()
 	if cfg.Address == "" {
 		cfg.Address = "127.0.0.1:0"
 	}
-	s, err := New(cfg, users, src, testpeer.Logger(t))
+	s, err := New(config.DefaultHTTP(cfg), src, testpeer.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestALoginFromTheUsersFileIsRequiredWhenOneIsSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, base := start(t, config.HTTP{Address: "127.0.0.1:0", UsersFile: file}, users, Sources{})
+	srv, base := start(t, config.HTTP{Address: "127.0.0.1:0", UsersFile: file, Users: users}, Sources{})
 	for _, c := range []struct {
 		name       string
 		user, pass string
@@ -113,7 +113,7 @@ func TestALoginFromTheUsersFileIsRequiredWhenOneIsSet(t *testing.T) {
 
 func TestAnonymousAccessIsRefusedUnlessAllowed(t *testing.T) {
 	no := false
-	_, base := start(t, config.HTTP{AllowAnonymous: &no}, nil, Sources{})
+	_, base := start(t, config.HTTP{AllowAnonymous: &no}, Sources{})
 	if code, _, _ := fetch(t, getReq(t, base+"/metrics")); code != 401 {
 		t.Errorf("status %d, want 401", code)
 	}
@@ -138,7 +138,7 @@ func TestTheStatusCarriesEachPointsLastReading(t *testing.T) {
 		},
 		BufferMaxBytes: 1 << 20,
 	}
-	_, base := start(t, config.HTTP{}, nil, src)
+	_, base := start(t, config.HTTP{}, src)
 	testpeer.Eventually(t, 30*time.Second, "the subscriptions", func() bool { return len(rec.Filters()) == 2 })
 	if f := rec.Filters(); !(f[0] == "gw/meter/+" && f[1] == "site/gw/+/now") {
 		t.Fatalf("filters %q", f)
@@ -208,7 +208,7 @@ func TestReadyzFailsWhileTheUplinkIsDownAndTheBufferFull(t *testing.T) {
 		},
 		BufferMaxBytes: 1000,
 	}
-	_, base := start(t, config.HTTP{}, nil, src)
+	_, base := start(t, config.HTTP{}, src)
 	bytes.Store(10)
 	if code, _, body := fetch(t, getReq(t, base+"/readyz")); code != 200 {
 		t.Errorf("buffering with room: %d %s", code, body)
@@ -221,7 +221,7 @@ func TestReadyzFailsWhileTheUplinkIsDownAndTheBufferFull(t *testing.T) {
 }
 
 func TestThePageLoadsNothingFromElsewhere(t *testing.T) {
-	_, base := start(t, config.HTTP{}, nil, Sources{})
+	_, base := start(t, config.HTTP{}, Sources{})
 	code, h, body := fetch(t, getReq(t, base+"/"))
 	if code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
 		t.Fatalf("status %d %q", code, h.Get("Content-Type"))
@@ -246,7 +246,7 @@ func TestWithACertificateTheServerSpeaksOnlyHTTPS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, base := start(t, config.HTTP{CertFile: pair.CertFile, KeyFile: pair.KeyFile, Certificate: &cert}, nil, Sources{})
+	_, base := start(t, config.HTTP{CertFile: pair.CertFile, KeyFile: pair.KeyFile, Certificate: &cert}, Sources{})
 	pem, err := os.ReadFile(ca.File)
 	if err != nil {
 		t.Fatal(err)
@@ -274,9 +274,29 @@ func TestWithACertificateTheServerSpeaksOnlyHTTPS(t *testing.T) {
 // refuse (cmd/edged's TestCheckRefusesWhatRunRefuses); a config that names
 // one without the loaded pair never serves plain HTTP instead.
 func TestACertificateNotLoadedStopsNew(t *testing.T) {
-	_, err := New(config.HTTP{Address: "127.0.0.1:0", CertFile: "/nonexistent.pem", KeyFile: "/nonexistent.key"}, nil, Sources{}, nil)
+	_, err := New(config.DefaultHTTP(config.HTTP{Address: "127.0.0.1:0", CertFile: "/nonexistent.pem", KeyFile: "/nonexistent.key"}), Sources{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "not loaded") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestNewTakesAccessAsConfigLoadedIt: the users file and the anonymous
+// default are config's (config.Load loads users_file into cfg.Users and sets
+// allow_anonymous); New refuses a config that skipped them rather than guess.
+func TestNewTakesAccessAsConfigLoadedIt(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  config.HTTP
+		want string
+	}{
+		{"allow_anonymous left unset", config.HTTP{Address: "127.0.0.1:0"}, "allow_anonymous not set"},
+		{"users_file not loaded", config.DefaultHTTP(config.HTTP{Address: "127.0.0.1:0", UsersFile: "/etc/edged/passwd"}), "no users were loaded"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := New(c.cfg, Sources{}, nil); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err = %v, want %q", err, c.want)
+			}
+		})
 	}
 }
 
@@ -292,7 +312,7 @@ func TestMetricsSayHowLongAgoTheUpstreamLastAcknowledged(t *testing.T) {
 			return s
 		},
 	}
-	_, base := start(t, config.HTTP{}, nil, src)
+	_, base := start(t, config.HTTP{}, src)
 	_, _, body := fetch(t, getReq(t, base+"/metrics"))
 	if strings.Contains(body, "edged_uplink_seconds_since_last_puback") {
 		t.Errorf("a PUBACK age before the first PUBACK:\n%s", body)

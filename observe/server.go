@@ -23,15 +23,16 @@ import (
 // only core from the pollers.
 const maxConcurrent = 4
 
-// Users checks a login; *mqttauth.Users (a mosquitto_passwd file) is one.
-type Users interface {
+// loginChecker checks a login: config.HTTP.Users, the users_file config
+// loaded.
+type loginChecker interface {
 	Check(user, password string) bool
 }
 
 // Server is the HTTP server. Make one with New and run it with Run.
 type Server struct {
 	cfg   config.HTTP
-	users Users
+	users loginChecker // nil: no users_file
 	src   Sources
 	log   *slog.Logger
 	last  *lastValues
@@ -46,21 +47,28 @@ type Server struct {
 	requests, refusedLogins, busy, errs atomic.Uint64
 }
 
-// New prepares the server for cfg (cfg.Address must be set), as validated
-// by config.Load, which loads the TLS certificate (cfg.Certificate) and
-// reports a bad file with its line. users is nil unless cfg.UsersFile is set.
-func New(cfg config.HTTP, users Users, src Sources, log *slog.Logger) (*Server, error) {
+// New prepares the server for cfg (cfg.Address must be set) as config.Load
+// made it: the users file and the TLS certificate loaded (cfg.Users,
+// cfg.Certificate, a bad file reported with its line) and allow_anonymous
+// set.
+func New(cfg config.HTTP, src Sources, log *slog.Logger) (*Server, error) {
 	if cfg.Address == "" {
 		return nil, errors.New("http: no address")
 	}
-	if cfg.UsersFile != "" && users == nil {
-		return nil, errors.New("http: users_file is set but no users were loaded")
+	if cfg.UsersFile != "" && cfg.Users == nil {
+		return nil, errors.New("http: users_file is set but no users were loaded (config.Load loads them)")
+	}
+	if cfg.AllowAnonymous == nil {
+		// Only a config built in code without config.DefaultHTTP gets
+		// here; guessing would open or close the server behind the
+		// user's back.
+		return nil, errors.New("http: allow_anonymous not set (a config from config.Load or config.DefaultHTTP has it)")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg: cfg, users: users, src: src, log: log,
+		cfg: cfg, src: src, log: log,
 		last:      newLastValues(src.Gateway, src.Devices),
 		listening: make(chan struct{}),
 		slots:     make(chan struct{}, maxConcurrent),
@@ -70,6 +78,9 @@ func New(cfg config.HTTP, users Users, src Sources, log *slog.Logger) (*Server, 
 		// serving plain HTTP where HTTPS was asked for would be worse
 		// than not starting.
 		return nil, errors.New("http: cert_file is set but its certificate was not loaded (config.Load loads it)")
+	}
+	if cfg.Users != nil {
+		s.users = cfg.Users
 	}
 	if cfg.Certificate != nil {
 		s.tls = &tls.Config{Certificates: []tls.Certificate{*cfg.Certificate}, MinVersion: tls.VersionTLS12}
@@ -188,7 +199,7 @@ func (s *Server) allowed(r *http.Request) bool {
 		u, p, ok := r.BasicAuth()
 		return ok && s.users.Check(u, p)
 	}
-	return s.cfg.AllowAnonymous == nil || *s.cfg.AllowAnonymous
+	return *s.cfg.AllowAnonymous
 }
 
 // failed counts and logs an error met while answering a request.

@@ -57,11 +57,7 @@ func newObserver(cfg *config.Config, brk *broker.Broker, br *bridge.Bridge, sour
 		src.Devices = append(src.Devices, observe.Device{Name: a.Name, Kind: "at", Topic: a.Topic})
 	}
 
-	var users observe.Users
-	if cfg.HTTP.Users != nil { // config.Load read users_file
-		users = cfg.HTTP.Users
-	}
-	return observe.New(cfg.HTTP, users, src, log.With("component", "http"))
+	return observe.New(cfg.HTTP, src, log.With("component", "http"))
 }
 
 // listening says whether all of the broker's listeners are open.

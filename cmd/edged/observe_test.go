@@ -157,7 +157,7 @@ func get(t *testing.T, url string) string {
 func TestHealthzFailsWhileAPartIsStalledAsTheWatchdogDoes(t *testing.T) {
 	stuck := &stuckPart{}
 	alive := &progress{parts: []staller{&stuckPart{}, stuck}, log: slog.New(slog.DiscardHandler)}
-	srv, err := observe.New(config.HTTP{Address: "127.0.0.1:0"}, nil, observe.Sources{Liveness: alive.stalled}, nil)
+	srv, err := observe.New(config.DefaultHTTP(config.HTTP{Address: "127.0.0.1:0"}), observe.Sources{Liveness: alive.stalled}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
