@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,10 +167,13 @@ type Stats struct {
 }
 
 // New prepares a bridge from a validated cfg (config.Load owns its rules:
-// the inflight bound, password or password_file, the gateway id as one
-// topic level); it does not connect. gateway is the gateway id ({gateway}
-// in topics); local receives downlink messages and the status topic. A CA, certificate or password file that cannot be
-// read is an error here (and again at every reconnect).
+// the inflight bound, the TLS files, password or password_file, the gateway
+// id as one topic level) and logs in with the password config loaded
+// (cfg.LoginPassword); it does not connect. gateway is the gateway id
+// ({gateway} in topics); local receives downlink messages and the status
+// topic. The TLS files are loaded again before every connection (tlsConfig),
+// so that a CA file that goes bad later fails that connection rather than
+// skipping verification.
 func New(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.Logger) (*Bridge, error) {
 	if buf == nil || local == nil {
 		return nil, errors.New("uplink: a buffer and a local broker are required")
@@ -184,7 +185,7 @@ func New(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.L
 		cfg: cfg, buf: buf, local: local, gateway: gateway,
 		log:         log,
 		clientID:    cfg.ClientID,
-		password:    cfg.Password,
+		password:    string(cfg.LoginPassword), // password or password_file, as config.Load read it
 		keepalive:   cfg.Keepalive.Duration,
 		minBackoff:  minBackoff,
 		maxBackoff:  cfg.MaxBackoff.Duration,
@@ -219,29 +220,11 @@ func New(cfg config.Uplink, buf Buffer, gateway string, local Local, log *slog.L
 		// uplink or make it reconnect without pause.
 		return nil, errors.New("uplink: client_id or a limit not set (a config from config.Load or config.DefaultUplink has them)")
 	}
-	if cfg.PasswordFile != "" {
-		b, err := os.ReadFile(cfg.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("uplink.password_file: %w", err)
-		}
-		br.password = strings.TrimRight(string(b), "\r\n")
-	}
 	if br.cloud, err = newCloud(cfg); err != nil {
 		return nil, err
 	}
 	if err := br.cloudRules(); err != nil {
 		return nil, err
-	}
-	anyTLS := false
-	for _, s := range br.servers {
-		anyTLS = anyTLS || s.tls
-	}
-	if anyTLS {
-		if _, err := tlsConfig(cfg); err != nil {
-			return nil, err
-		}
-	} else if cfg.CAFile != "" || cfg.CertFile != "" || cfg.InsecureSkipVerify {
-		log.Warn("uplink TLS settings are ignored: no url uses mqtts:// or wss://")
 	}
 	br.st.Server = br.servers[0].display
 	n, err := buf.DeadLetters()

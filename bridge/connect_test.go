@@ -3,7 +3,6 @@ package bridge
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -38,11 +37,7 @@ func TestConnecting(t *testing.T) {
 		srv := ca.Server(t, "server")
 		m := testpeer.StartMosquitto(t, fmt.Sprintf("allow_anonymous false\npassword_file %s\ncafile %s\ncertfile %s\nkeyfile %s\n%s",
 			pwfile, ca.File, srv.CertFile, srv.KeyFile, asRoot()))
-		secret := filepath.Join(dir, "secret")
-		if err := os.WriteFile(secret, []byte("wrong-password-value\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg := config.Uplink{URL: "mqtts://" + m.Addr, CAFile: ca.File, Username: "gw", PasswordFile: secret,
+		cfg := config.Uplink{URL: "mqtts://" + m.Addr, CAFile: ca.File, Username: "gw", Password: "wrong-password-value",
 			MaxBackoff: config.Duration{Duration: 600 * time.Millisecond}}
 		br, _, _, lb := newBridge(t, cfg, buffer.Options{})
 		runBridge(t, br)

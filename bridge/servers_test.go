@@ -49,7 +49,11 @@ func TestParseServer(t *testing.T) {
 	}
 }
 
-func TestNewRefusesUnusableTLSFiles(t *testing.T) {
+// TestEveryConnectionRefusesUnusableTLSFiles: config refuses these files
+// at load (cmd/edged's TestCheckRefusesWhatRunRefuses); the bridge loads
+// them again before every connection, and one that went bad since fails
+// that connection instead of connecting without it.
+func TestEveryConnectionRefusesUnusableTLSFiles(t *testing.T) {
 	dir := t.TempDir()
 	garbage := filepath.Join(dir, "garbage.pem")
 	if err := os.WriteFile(garbage, []byte("not a certificate\n"), 0o600); err != nil {
@@ -64,27 +68,35 @@ func TestNewRefusesUnusableTLSFiles(t *testing.T) {
 		{"a CA file without a certificate is an error", config.Uplink{CAFile: garbage}, "no PEM certificate"},
 		{"a certificate without its key is an error", config.Uplink{CertFile: garbage}, "without key_file"},
 		{"an unreadable key pair is an error", config.Uplink{CertFile: garbage, KeyFile: garbage}, "cert_file/key_file"},
-		{"a missing password file is an error", config.Uplink{PasswordFile: filepath.Join(dir, "nope")}, "password_file"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.cfg.URL = "mqtts://127.0.0.1:1"
-			_, err := testNew(c.cfg, nopBuffer{}, "gw", nopLocal{}, nil)
-			if err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Errorf("New: %v, want an error mentioning %q", err, c.want)
+			if _, err := tlsConfig(config.DefaultUplink(c.cfg, "gw")); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("tlsConfig: %v, want an error mentioning %q", err, c.want)
 			}
 		})
 	}
 }
 
-func TestPasswordIsReadFromItsFileAndNeverShown(t *testing.T) {
+// TestTheBridgeLogsInWithThePasswordConfigLoaded: config.Load reads
+// password_file (config's TestUplinkPasswordIsLoadedOnceAndNeverPrinted);
+// the bridge takes what it read and shows it nowhere.
+func TestTheBridgeLogsInWithThePasswordConfigLoaded(t *testing.T) {
 	pw := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pw, []byte("s3cret-value\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	br, err := testNew(config.Uplink{URL: "mqtt://127.0.0.1:1", PasswordFile: pw}, nopBuffer{}, "gw", nopLocal{}, nil)
+	cfg, err := config.ParseWith("edged.toml", []byte(fmt.Sprintf("[gateway]\nid = \"gw\"\n[uplink]\nurl = \"mqtt://127.0.0.1:1\"\nusername = \"gw\"\npassword_file = %q\n", pw)), config.Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := os.Remove(pw); err != nil {
+		t.Fatal(err)
+	}
+	br, err := testNew(*cfg.Uplink, nopBuffer{}, "gw", nopLocal{}, nil)
+	if err != nil {
+		t.Fatalf("New read the password file again: %v", err)
 	}
 	if br.password != "s3cret-value" {
 		t.Errorf("password %q, want the file's first line without its newline", br.password)

@@ -210,6 +210,9 @@ func DefaultUplink(u Uplink, gateway string) Uplink {
 
 func defaultUplink(u *Uplink, gateway string, isSet func(string) bool) {
 	setStr(&u.ClientID, gateway)
+	if u.Password != "" {
+		u.LoginPassword = Secret(u.Password)
+	}
 	if u.Cloud != "" && u.URL == "" && len(u.URLs) == 0 {
 		u.URL = defaultCloudURL(u)
 	}

@@ -256,6 +256,11 @@ type Uplink struct {
 	Region        string   `toml:"region"`          // aliyun, e.g. cn-shanghai (for the default url)
 	Hub           string   `toml:"hub"`             // azure: hub name or host name
 	TokenLifetime Duration `toml:"token_lifetime"`  // onenet, azure; default 1h
+
+	// LoginPassword is what the uplink logs in with (not a TOML key):
+	// password, or what validation read from password_file, its trailing
+	// line breaks dropped. The bridge reads no file for it.
+	LoginPassword Secret `toml:"-" json:"-"`
 }
 
 // Forward sends local topics matching Local upstream.
@@ -267,6 +272,17 @@ type Forward struct {
 	// cloud device on the cloud's property-post topic.
 	Format string `toml:"format"`
 }
+
+// Secret is a password config loaded. It prints as [hidden] with any verb
+// of package fmt (a log line, a %+v of the config): string(s) is the only
+// way to read it.
+type Secret string
+
+// String hides the secret.
+func (Secret) String() string { return "[hidden]" }
+
+// GoString hides the secret from %#v.
+func (Secret) GoString() string { return `"[hidden]"` }
 
 // Downlink brings remote topics matching Remote into the local broker.
 type Downlink struct {

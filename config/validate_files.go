@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/edged/edged/mqttauth"
@@ -124,8 +125,8 @@ func parseOnce[T any](v *validator, done map[string]*T, path, file string, parse
 	return t
 }
 
-// uplinkFiles checks that the uplink's TLS files load and its password
-// file can be read. The bridge loads the TLS files again before every
+// uplinkFiles checks that the uplink's TLS files load and loads its
+// password file. The bridge loads the TLS files again before every
 // connection, so that a CA file that goes bad later is never skipped.
 func (v *validator) uplinkFiles(u *Uplink, tls bool) {
 	if tls && u.CAFile != "" {
@@ -137,6 +138,10 @@ func (v *validator) uplinkFiles(u *Uplink, tls bool) {
 		v.keyPair("uplink", u.CertFile, u.KeyFile)
 	}
 	if u.PasswordFile != "" && u.Password == "" {
-		v.readFile("uplink.password_file", u.PasswordFile)
+		if data, ok := v.readFile("uplink.password_file", u.PasswordFile); ok {
+			// The line break an editor or `echo pw > file` leaves is not
+			// part of the password.
+			u.LoginPassword = Secret(strings.TrimRight(string(data), "\r\n"))
+		}
 	}
 }
