@@ -1,8 +1,10 @@
 package config
 
 import (
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/edged/edged/telemetry"
 )
@@ -168,6 +170,49 @@ func defaultPoint(p *Point) {
 	setPtr(&p.QoS, 0)
 }
 
+// Target is what a bus talks to: its serial port (transport rtu) or its
+// host:port (tcp, rtu-over-tcp).
+func (b *Bus) Target() string {
+	if b.Transport == "rtu" {
+		return b.Port
+	}
+	return b.Address
+}
+
+// Decimals is the number of decimals a point's readings are rounded to:
+// precision, or by default the decimals of scale and offset (a register in
+// hundredths, scale = 0.01, reads 123.45, never 123.45000000000002); nil
+// when readings are not rounded (neither is set).
+func (p *Point) Decimals() *int {
+	if p.Precision != nil {
+		n := *p.Precision
+		return &n
+	}
+	scale := 1.0
+	if p.Scale != nil {
+		scale = *p.Scale
+	}
+	if scale == 1 && p.Offset == 0 {
+		return nil
+	}
+	n := max(decimalsOf(scale), decimalsOf(p.Offset))
+	return &n
+}
+
+// maxDecimals bounds precision: a float64 carries 15 significant digits.
+const maxDecimals = 15
+
+// decimalsOf is how many decimals x has when written out in full, up to
+// maxDecimals: 0.01 has 2, 0.5 has 1, 10 has 0.
+func decimalsOf(x float64) int {
+	s := strconv.FormatFloat(x, 'f', -1, 64)
+	i := strings.IndexByte(s, '.')
+	if i < 0 {
+		return 0
+	}
+	return min(len(s)-i-1, maxDecimals)
+}
+
 func defaultSerialPort(s *SerialPort, path string, baud int, isSet func(string) bool) {
 	setInt(&s.Baud, baud, isSet(path+".baud"))
 	setStr(&s.Parity, "N")
@@ -187,6 +232,15 @@ func defaultSerial(s *Serial, path string, isSet func(string) bool) {
 
 func defaultAT(a *ATDev, path string, isSet func(string) bool) {
 	defaultSerialPort(&a.SerialPort, path, 115200, isSet)
+	// Spaces around a command in the file are not part of it (line
+	// breaks are left for validation to refuse: edged ends every line).
+	for i := range a.Init {
+		a.Init[i] = trimCommand(a.Init[i])
+	}
+	for i := range a.Queries {
+		a.Queries[i].Command = trimCommand(a.Queries[i].Command)
+	}
+	a.Reset = trimCommand(a.Reset)
 	setDur(&a.Interval, 30*time.Second, isSet(path+".interval"))
 	setDur(&a.Timeout, 2*time.Second, isSet(path+".timeout"))
 	for i := range a.Queries {
@@ -196,6 +250,10 @@ func defaultAT(a *ATDev, path string, isSet func(string) bool) {
 	setPtr(&a.RawCommands, true) // the local broker is on loopback by default
 	setStr(&a.Topic, telemetry.DefaultTemplate)
 	setStr(&a.Payload, "json")
+}
+
+func trimCommand(s string) string {
+	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) && r != '\r' && r != '\n' })
 }
 
 // DefaultUplink returns u with the defaults config.Load applies to every

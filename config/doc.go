@@ -18,8 +18,15 @@
 // config owns every rule a part would refuse, so that a config `edged
 // check` accepts is one `edged run` starts with. That includes the files a
 // config names: certificates, keys and CAs are loaded (tlsfiles), users and
-// ACL files parsed (mqttauth), the uplink's password file read; a
-// listener's loaded files travel in the Config to the broker, which reads
-// no file itself. It does not open ports, serial devices or sockets: a
-// device that is absent now may be plugged in later, and adapters retry.
+// ACL files parsed (mqttauth), the uplink's password file read. What a
+// part would otherwise work out itself travels in the Config too, in fields
+// that are no TOML keys: a listener's loaded files and allow_anonymous, the
+// uplink's password, a serial device's decoded escapes and compiled
+// patterns, an AT module's trimmed commands and compiled patterns, a bus's
+// transport (and Bus.Target), a point's rounding (Point.Decimals). The parts
+// convert and allocate; they read no file named in the config and check
+// nothing again. Check does for a config built in code (tests, edged demo,
+// the commissioning commands) what Load does for a file. config does not
+// open ports, serial devices or sockets: a device that is absent now may be
+// plugged in later, and adapters retry.
 package config

@@ -83,22 +83,63 @@ func ParseWith(name string, data []byte, opts Options) (*Config, error) {
 	}
 	cfg.File = name
 
-	host, _ := os.Hostname()
 	// A value the decoder refused counts as absent, so that its default
 	// stands in and nothing inherits the refused zero.
-	applyDefaults(&cfg, func(p string) bool { return d.set[p] && !d.bad[p] }, host)
-
-	v := newValidator(name, d.ix, d.set, d.bad, opts.ProfileDirs)
-	v.config(&cfg)
-
-	all := append(d.errs, v.errs...)
-	if len(all) > 0 {
-		return nil, &Errors{List: sortErrors(name, all)}
+	if err := complete(&cfg, name, d.ix, d.set, d.bad, d.errs, opts.ProfileDirs); err != nil {
+		return nil, err
 	}
-	v.mergeProfiles(&cfg)
-	cfg.Warnings = sortErrors(name, v.warns)
-	cfg.lines = d.ix
 	return &cfg, nil
+}
+
+// Check completes and checks a config built in code rather than read from
+// a file (tests, edged demo, the commissioning commands' bus): the defaults
+// Load applies and every rule it checks, with the same key paths (no file,
+// no line); it loads the files c names and resolves what the parts take, as
+// Load does. A key counts as absent while it holds its zero value, except a
+// Modbus point's address, where 0 is the first register. Check completes c
+// in place; the error is an *Errors.
+func Check(c *Config) error {
+	set := map[string]bool{}
+	for i := range c.Modbus {
+		for j := range c.Modbus[i].Devices {
+			dp := index(index("modbus", i)+".device", j)
+			for k := range c.Modbus[i].Devices[j].Points {
+				set[index(dp+".points", k)+".address"] = true
+			}
+		}
+	}
+	return complete(c, "", nil, set, map[string]bool{}, nil, nil)
+}
+
+// CheckPoint completes and checks one Modbus point built in code (edged
+// modbus write builds one from its flags) as Load does a point of a device,
+// with the protocol's 125 registers for one read; its address counts as
+// given. Problems name the key path "point"; the error is an *Errors.
+func CheckPoint(p *Point) error {
+	defaultPoint(p)
+	v := newValidator("", nil, map[string]bool{"point.address": true}, map[string]bool{}, nil)
+	v.point("point", p, maxReadRegisters)
+	if len(v.errs) > 0 {
+		return &Errors{List: v.errs}
+	}
+	return nil
+}
+
+// complete applies the defaults to a decoded config, validates it and, when
+// no problem was found (decodeErrs included), merges the profiles. set holds
+// the key paths that were written, bad those the decoder refused.
+func complete(c *Config, name string, ix lineIndex, set, bad map[string]bool, decodeErrs []*Error, profileDirs []string) error {
+	host, _ := os.Hostname()
+	applyDefaults(c, func(p string) bool { return set[p] && !bad[p] }, host)
+	v := newValidator(name, ix, set, bad, profileDirs)
+	v.config(c)
+	if all := append(decodeErrs, v.errs...); len(all) > 0 {
+		return &Errors{List: sortErrors(name, all)}
+	}
+	v.mergeProfiles(c)
+	c.Warnings = sortErrors(name, v.warns)
+	c.lines = ix
+	return nil
 }
 
 // Errorf is a problem at a key path of the config, located as a loading

@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"regexp"
 
 	"github.com/edged/edged/mqttauth"
 )
@@ -140,7 +141,7 @@ type Point struct {
 	Order     string   `toml:"order"`   // ABCD (default) | CDAB | BADC | DCBA
 	Scale     *float64 `toml:"scale"`   // value = raw * scale + offset, default 1
 	Offset    float64  `toml:"offset"`
-	Precision *int     `toml:"precision"` // decimals kept, 0..15; default: the scale's and offset's decimals
+	Precision *int     `toml:"precision"` // decimals kept, 0..15; default: the scale's and offset's decimals (Point.Decimals)
 	Unit      string   `toml:"unit"`
 	Writable  bool     `toml:"writable"`
 	QoS       *int     `toml:"qos"`    // 0 | 1, default 0
@@ -193,13 +194,22 @@ type Serial struct {
 	Payload   string   `toml:"payload"`   // json (default) | value
 
 	HomeAssistant *HAEntity `toml:"homeassistant"` // false hides the device; a table renames it
+
+	// Resolved by validation (not TOML keys), so the adapter decodes and
+	// compiles nothing: delimiter, start, end and request with their
+	// escapes decoded (nil when unset), and patterns compiled, in order.
+	DelimiterBytes []byte           `toml:"-"`
+	StartBytes     []byte           `toml:"-"`
+	EndBytes       []byte           `toml:"-"`
+	RequestBytes   []byte           `toml:"-"`
+	Regexps        []*regexp.Regexp `toml:"-"`
 }
 
 // ATDev is a module driven by AT commands.
 type ATDev struct {
 	Name string `toml:"name"`
 	SerialPort
-	Init        []string  `toml:"init"`     // sent after every open
+	Init        []string  `toml:"init"`     // sent after every open; each command is trimmed of surrounding spaces (as are queries' and reset)
 	Interval    Duration  `toml:"interval"` // between query rounds, default 30s
 	Timeout     Duration  `toml:"timeout"`  // default per-command timeout, default 2s
 	Queries     []ATQuery `toml:"queries"`
@@ -218,11 +228,15 @@ type ATQuery struct {
 	Command string   `toml:"command"`
 	Pattern string   `toml:"pattern"`
 	Timeout Duration `toml:"timeout"` // default: the device's timeout
+
+	Regexp *regexp.Regexp `toml:"-"` // pattern, compiled by validation; nil without one
 }
 
 // ATURC is an unsolicited result code to recognise.
 type ATURC struct {
 	Pattern string `toml:"pattern"`
+
+	Regexp *regexp.Regexp `toml:"-"` // pattern, compiled by validation
 }
 
 // Uplink is the connection to the upstream broker.

@@ -220,7 +220,7 @@ func (v *validator) point(p string, pt *Point, maxRegs int) {
 	}
 	v.finite(p+".offset", pt.Offset)
 	if pt.Precision != nil {
-		v.inRange(p+".precision", *pt.Precision, 0, 15)
+		v.inRange(p+".precision", *pt.Precision, 0, maxDecimals)
 	}
 	if v.finite(p+".deadband", pt.Deadband) && pt.Deadband < 0 {
 		v.errorf(p+".deadband", "must not be negative, got %v", pt.Deadband)

@@ -126,7 +126,7 @@ func (v *validator) serial(list []Serial) {
 		v.serialPort(p, &s.SerialPort)
 
 		if s.Delimiter != "" {
-			if b := v.escapedBytes(p+".delimiter", s.Delimiter); b != nil && len(b) == 0 {
+			if s.DelimiterBytes = v.escapedBytes(p+".delimiter", s.Delimiter); s.DelimiterBytes != nil && len(s.DelimiterBytes) == 0 {
 				v.errorf(p+".delimiter", "must not be empty")
 			}
 		}
@@ -138,10 +138,10 @@ func (v *validator) serial(list []Serial) {
 			v.errorf(p+"."+missing, "missing (start and end go together: frames run from start to end)")
 		}
 		if s.Start != "" {
-			v.escapedBytes(p+".start", s.Start)
+			s.StartBytes = v.escapedBytes(p+".start", s.Start)
 		}
 		if s.End != "" {
-			v.escapedBytes(p+".end", s.End)
+			s.EndBytes = v.escapedBytes(p+".end", s.End)
 		}
 		if s.Delimiter != "" && (s.Start != "" || s.End != "") {
 			v.errorf(p+".delimiter", "use either delimiter or start and end, not both")
@@ -153,15 +153,21 @@ func (v *validator) serial(list []Serial) {
 		if len(s.Patterns) == 0 && !s.Raw {
 			v.errorf(p+".patterns", "missing (regular expressions with named groups, or raw = true to publish whole frames)")
 		}
+		s.Regexps = nil
 		for k, expr := range s.Patterns {
 			pp := index(p+".patterns", k)
-			if re := v.pattern(pp, expr); re != nil && v.groupNames(pp, re, serialReserved) == 0 && !s.Raw {
+			re := v.pattern(pp, expr)
+			if re == nil {
+				continue
+			}
+			s.Regexps = append(s.Regexps, re)
+			if v.groupNames(pp, re, serialReserved) == 0 && !s.Raw {
 				v.errorf(pp, "has no named group such as (?P<temperature>...): nothing in it would be published")
 			}
 		}
 
 		if s.Request != "" {
-			v.escapedBytes(p+".request", s.Request)
+			s.RequestBytes = v.escapedBytes(p+".request", s.Request)
 			v.positiveDur(p+".interval", s.Interval)
 		} else if s.Interval.Duration != 0 || v.set[p+".interval"] {
 			v.errorf(p+".interval", "only used with request (the bytes sent every interval)")
@@ -187,14 +193,14 @@ func (v *validator) at(list []ATDev) {
 			qp := index(p+".queries", k)
 			v.command(qp+".command", q.Command)
 			if q.Pattern != "" {
-				v.atPattern(qp+".pattern", q.Pattern)
+				q.Regexp = v.atPattern(qp+".pattern", q.Pattern)
 			}
 			v.positiveDur(qp+".timeout", q.Timeout)
 		}
 		for k := range a.URCs {
 			up := index(p+".urcs", k)
 			if v.required(up+".pattern", a.URCs[k].Pattern, "a regular expression matching the unsolicited line") {
-				v.atPattern(up+".pattern", a.URCs[k].Pattern)
+				a.URCs[k].Regexp = v.atPattern(up+".pattern", a.URCs[k].Pattern)
 			}
 		}
 		if a.Reset != "" {
@@ -208,20 +214,44 @@ func (v *validator) at(list []ATDev) {
 	}
 }
 
-// atPattern checks the regular expression of a query or an unsolicited
-// result code.
-func (v *validator) atPattern(path, expr string) {
-	if re := v.pattern(path, expr); re != nil {
+// atPattern checks and compiles the regular expression of a query or an
+// unsolicited result code; nil when it is not valid.
+func (v *validator) atPattern(path, expr string) *regexp.Regexp {
+	re := v.pattern(path, expr)
+	if re != nil {
 		v.groupNames(path, re, atReserved)
 	}
+	return re
 }
 
-// command checks one AT command line; edged adds the \r\n itself.
+// command checks one AT command line of the config.
 func (v *validator) command(path, cmd string) {
 	if !v.required(path, cmd, `an AT command such as "AT+GMR"`) {
 		return
 	}
-	if strings.ContainsAny(cmd, "\r\n") {
-		v.errorf(path, `must not contain line breaks (edged ends every command with \r\n)`)
+	if prob := ATCommandProblem(cmd); prob != "" {
+		v.errorf(path, "%s", prob)
 	}
+}
+
+// MaxATCommand is the longest AT command line edged sends, from the config
+// or a raw command: AT commands are short single lines.
+const MaxATCommand = 256
+
+// ATCommandProblem says why cmd cannot be sent as one AT command line, or
+// "" when it can: the rule for the commands of an [[at]] table and for the
+// raw commands published to {gateway}/{device}/at. edged ends every command
+// with \r\n itself.
+func ATCommandProblem(cmd string) string {
+	switch {
+	case cmd == "":
+		return "is empty"
+	case strings.ContainsAny(cmd, "\r\n"):
+		return `must not contain line breaks (edged ends every command with \r\n)`
+	case strings.ContainsRune(cmd, 0):
+		return "must not contain a NUL character"
+	case len(cmd) > MaxATCommand:
+		return fmt.Sprintf("is %d bytes long; an AT command line is at most %d", len(cmd), MaxATCommand)
+	}
+	return ""
 }

@@ -207,7 +207,7 @@ func (b *builder) modbusPoint(dev device, d config.Device, p config.Point) {
 	numeric := p.Type != "bool" && p.Type != "string"
 	if numeric {
 		e.DeviceClass, e.Unit, e.StateClass = classify(p.Unit, p.Name)
-		e.Precision = decimals(p)
+		e.Precision = p.Decimals()
 	}
 	if h := p.HomeAssistant; h != nil {
 		e.Name = cmp.Or(h.Name, e.Name)
@@ -334,31 +334,6 @@ func stateClassOf(class string) string {
 	return "measurement"
 }
 
-// decimals is a point's precision, or the decimals its scale and offset
-// give a reading (the adapter rounds to those), or nil when the reading is
-// not rounded.
-func decimals(p config.Point) *int {
-	if p.Precision != nil {
-		return ptr(*p.Precision)
-	}
-	scale := 1.0
-	if p.Scale != nil {
-		scale = *p.Scale
-	}
-	if scale == 1 && p.Offset == 0 {
-		return nil
-	}
-	return ptr(max(decimalsOf(scale), decimalsOf(p.Offset)))
-}
-
-func decimalsOf(x float64) int {
-	s := strconv.FormatFloat(x, 'f', -1, 64)
-	if i := strings.IndexByte(s, '.'); i >= 0 {
-		return min(len(s)-i-1, 15)
-	}
-	return 0
-}
-
 // rawRange is the range a register type holds.
 var rawRange = map[string][2]float64{
 	"int16": {math.MinInt16, math.MaxInt16}, "uint16": {0, math.MaxUint16},
@@ -393,7 +368,7 @@ func numberRange(p config.Point) (lo, hi, step *float64) {
 		s = max(s, math.Pow10(-*p.Precision))
 	}
 	s = max(s, minStep)
-	if d := decimals(p); d != nil && !strings.HasPrefix(p.Type, "float") {
+	if d := p.Decimals(); d != nil && !strings.HasPrefix(p.Type, "float") {
 		// -32768 * 0.1 is -3276.8000000000002 in floating point; the ends
 		// are rounded inwards, so that both can be written.
 		a, z = inwards(a, *d, math.Ceil), inwards(z, *d, math.Floor)

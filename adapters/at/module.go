@@ -17,18 +17,9 @@ import (
 	"github.com/edged/edged/config"
 )
 
-// Defaults applied to zero config values.
-const (
-	DefaultBaud       = 115200
-	DefaultInterval   = 30 * time.Second
-	DefaultTimeout    = 2 * time.Second
-	DefaultResetAfter = 3
-)
-
-// Raw command limits: commissioning commands are short single lines.
+// Raw command limits (config.ATCommandProblem bounds their length).
 const (
 	rawQueue   = 8
-	maxRawCmd  = 256
 	rawTimeout = 10 * time.Second
 )
 
@@ -93,93 +84,51 @@ type Module struct {
 	open  bool
 }
 
-// New checks cfg, applies the defaults to its zero values (baud 115200,
-// interval 30s, timeout 2s, reset_after 3, raw_commands on) and prepares a
-// module; the port is opened by Run. log should already name the adapter and
-// device; New adds the port.
+// New prepares a module for cfg as config.Load (or config.Check) validated
+// and completed it: commands checked and trimmed, patterns compiled, the
+// defaults set. It converts and allocates; the port is opened by Run. log
+// should already name the adapter and device; New adds the port. sub may be
+// nil when raw_commands is off.
 func New(cfg config.ATDev, gateway string, pub Publisher, sub Subscriber, log *slog.Logger) (*Module, error) {
+	raw := cfg.RawCommands != nil && *cfg.RawCommands
+	if raw && sub == nil {
+		return nil, fmt.Errorf("at %q: raw_commands needs a subscriber (or set raw_commands = false)", cfg.Name)
+	}
 	dev, err := serialdevice.New(serialdevice.Config{Kind: "at", Name: cfg.Name, Port: cfg.SerialPort,
-		DefaultBaud: DefaultBaud, Topic: cfg.Topic, Payload: cfg.Payload, OpLimit: longestCommand(cfg)}, gateway, pub, log)
+		Topic: cfg.Topic, Payload: cfg.Payload, OpLimit: longestCommand(cfg)}, gateway, pub, log)
 	if err != nil {
 		return nil, err
 	}
-	where := fmt.Sprintf("at %q", cfg.Name)
 	m := &Module{
 		dev:   dev,
+		init:  cfg.Init,
 		every: cfg.Interval.Duration, timeout: cfg.Timeout.Duration,
-		reset: strings.TrimSpace(cfg.Reset), resetAfter: cfg.ResetAfter,
-		raw:  cfg.RawCommands == nil || *cfg.RawCommands,
+		reset: cfg.Reset, resetAfter: cfg.ResetAfter,
+		raw:  raw,
 		sub:  sub,
 		log:  dev.Log,
 		rawq: make(chan rawRequest, rawQueue),
 	}
-	if m.every <= 0 {
-		m.every = DefaultInterval
-	}
-	if m.timeout <= 0 {
-		m.timeout = DefaultTimeout
-	}
 	m.rawTimeout = max(m.timeout, rawTimeout)
-	if m.resetAfter < 0 {
-		return nil, fmt.Errorf("%s: reset_after %d is negative", where, cfg.ResetAfter)
-	}
-	if m.resetAfter == 0 {
-		m.resetAfter = DefaultResetAfter
-	}
-	if m.reset != "" {
-		if err := checkCommand(m.reset); err != nil {
-			return nil, fmt.Errorf("%s: reset: %w", where, err)
-		}
-	}
-	for i, c := range cfg.Init {
-		c = strings.TrimSpace(c)
-		if err := checkCommand(c); err != nil {
-			return nil, fmt.Errorf("%s: init[%d]: %w", where, i, err)
-		}
-		m.init = append(m.init, c)
-	}
-	for i, q := range cfg.Queries {
-		mq := query{command: strings.TrimSpace(q.Command), timeout: q.Timeout.Duration}
-		if err := checkCommand(mq.command); err != nil {
-			return nil, fmt.Errorf("%s: queries[%d].command: %w", where, i, err)
-		}
-		if mq.timeout <= 0 {
-			mq.timeout = m.timeout
-		}
-		if q.Pattern != "" {
-			if mq.re, err = regexp.Compile(q.Pattern); err != nil {
-				return nil, fmt.Errorf("%s: queries[%d].pattern: %w", where, i, err)
-			}
+	for _, q := range cfg.Queries {
+		mq := query{command: q.Command, re: q.Regexp, timeout: q.Timeout.Duration}
+		if mq.re != nil {
 			// A pattern without named groups only checks the reply's shape.
 			mq.names = framing.GroupNames(mq.re)
 		}
 		m.queries = append(m.queries, mq)
 	}
-	for i, u := range cfg.URCs {
-		re, err := regexp.Compile(u.Pattern)
-		if err != nil {
-			return nil, fmt.Errorf("%s: urcs[%d].pattern: %w", where, i, err)
-		}
-		if u.Pattern == "" {
-			return nil, fmt.Errorf("%s: urcs[%d].pattern is empty and would match every line", where, i)
-		}
-		m.urcs = append(m.urcs, re)
-	}
-	if m.raw && sub == nil {
-		return nil, fmt.Errorf("%s: raw_commands needs a subscriber (or set raw_commands = false)", where)
+	for _, u := range cfg.URCs {
+		m.urcs = append(m.urcs, u.Regexp)
 	}
 	return m, nil
 }
 
 // longestCommand is the longest a command may wait for its answer under
-// cfg, raw commands included, with the defaults applied: the watchdog's
-// bound for one command, before its margin.
+// cfg, raw commands included: the watchdog's bound for one command, before
+// its margin.
 func longestCommand(cfg config.ATDev) time.Duration {
-	base := cfg.Timeout.Duration
-	if base <= 0 {
-		base = DefaultTimeout
-	}
-	longest := max(base, rawTimeout)
+	longest := max(cfg.Timeout.Duration, rawTimeout)
 	for _, q := range cfg.Queries {
 		longest = max(longest, q.Timeout.Duration)
 	}
@@ -190,19 +139,6 @@ func longestCommand(cfg config.ATDev) time.Duration {
 // (nil while the module makes progress or waits); the daemon stops pinging
 // the systemd watchdog while it does.
 func (m *Module) Stalled() error { return m.dev.Stalled() }
-
-// checkCommand refuses what cannot be sent as one AT command line.
-func checkCommand(c string) error {
-	switch {
-	case c == "":
-		return errors.New("empty command")
-	case strings.ContainsAny(c, "\r\n\x00"):
-		return errors.New("a command is one line; CR, LF and NUL are added or refused by edged")
-	case len(c) > maxRawCmd:
-		return fmt.Errorf("command longer than %d bytes", maxRawCmd)
-	}
-	return nil
-}
 
 // Stats returns a snapshot of the counters.
 func (m *Module) Stats() Stats {
@@ -236,8 +172,8 @@ func (m *Module) onRaw(_ string, payload []byte) {
 	refuse := func(why string) {
 		m.wg.Go(func() { m.respond(Reply{Command: cmd}, errors.New(why)) })
 	}
-	if err := checkCommand(cmd); err != nil {
-		refuse(err.Error())
+	if prob := config.ATCommandProblem(cmd); prob != "" {
+		refuse("the command " + prob) // the rule config applies to configured commands
 		return
 	}
 	if len(cmd) < 2 || !strings.EqualFold(cmd[:2], "AT") {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/config/configtest"
 	"github.com/edged/edged/internal/testpeer"
 )
 
@@ -148,7 +149,7 @@ func (m *modem) count(cmd string) int {
 
 func startModule(t *testing.T, cfg config.ATDev, rec *testpeer.Recorder, tweaks ...func(*Module)) *Module {
 	t.Helper()
-	mod, err := New(cfg, gw, rec, rec, testpeer.Logger(t))
+	mod, err := New(configtest.AT(t, cfg), gw, rec, rec, testpeer.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +228,7 @@ func TestModuleTalksToAScriptedModem(t *testing.T) {
 		{"a raw payload that is no AT command is refused without sending it", "rm -rf /",
 			response{Command: "rm -rf /", Lines: []string{}, Error: "not an AT command (it must start with AT)"}},
 		{"a raw payload of two lines is refused", "AT\r\nAT+RST",
-			response{Command: "AT\r\nAT+RST", Lines: []string{}, Error: "a command is one line; CR, LF and NUL are added or refused by edged"}},
+			response{Command: "AT\r\nAT+RST", Lines: []string{}, Error: `the command must not contain line breaks (edged ends every command with \r\n)`}},
 	}
 	for _, tc := range raw {
 		t.Run(tc.name, func(t *testing.T) {
@@ -413,28 +414,11 @@ func TestRawCommandsCanBeTurnedOff(t *testing.T) {
 	}
 }
 
-func TestNewRefusesBadConfig(t *testing.T) {
-	valid := func() config.ATDev { return wifi("/dev/null") }
-	build := func(cfg config.ATDev) error {
-		_, err := New(cfg, gw, testpeer.NewRecorder(), testpeer.NewRecorder(), nil)
-		return err
-	}
-	testpeer.RefusesEach(t, valid, build, []testpeer.BadConfig[config.ATDev]{
-		{Name: "a query pattern that does not compile", Edit: func(c *config.ATDev) { c.Queries[0].Pattern = "(?P<x>" }},
-		{Name: "an empty query command", Edit: func(c *config.ATDev) { c.Queries[0].Command = "" }},
-		{Name: "an init command of two lines", Edit: func(c *config.ATDev) { c.Init = []string{"ATE0\r\nAT"} }},
-		{Name: "an empty URC pattern", Edit: func(c *config.ATDev) { c.URCs = []config.ATURC{{}} }},
-		{Name: "a negative reset_after", Edit: func(c *config.ATDev) { c.ResetAfter = -1 }},
-		{Name: "an unknown payload format", Edit: func(c *config.ATDev) { c.Payload = "xml" }},
-		{Name: "no port", Edit: func(c *config.ATDev) { c.Port = "" }},
-	})
-}
-
 func TestRunLeavesNoGoroutinesBehind(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
 	startModem(t, pair.B)
 	rec := testpeer.NewRecorder()
-	mod, err := New(wifi(pair.A), gw, rec, rec, nil)
+	mod, err := New(configtest.AT(t, wifi(pair.A)), gw, rec, rec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/config/configtest"
 	"github.com/edged/edged/internal/testpeer"
 )
 
@@ -67,9 +68,9 @@ func lowerBound(points []*point, overhead int) (requests, bytes int) {
 		regs[p.table] += p.span()
 	}
 	for t, n := range regs {
-		limit := defaultMaxRegs
+		limit := maxReadRegs
 		if t.isBits() {
-			limit = defaultMaxBits
+			limit = maxReadBits
 		}
 		r := (n + limit - 1) / limit
 		requests += r
@@ -88,10 +89,10 @@ func BenchmarkPlan(b *testing.B) {
 	for _, mode := range []struct {
 		name   string
 		maxGap int
-	}{{"edged plan", defaultMaxGap}, {"one request per point", -1}} {
+	}{{"edged plan", 10}, {"one request per point", -1}} {
 		b.Run(mode.name, func(b *testing.B) {
-			cfg := config.Bus{Address: dev.Addr, Devices: []config.Device{{Name: "m", Unit: 1, Points: points, MaxGap: ptr(mode.maxGap)}}}
-			bus, err := New(cfg, "gw", testpeer.NewRecorder(), nil, nil)
+			cfg := config.Bus{Name: "b", Address: dev.Addr, Devices: []config.Device{{Name: "m", Unit: 1, Points: points, MaxGap: ptr(max(mode.maxGap, 0))}}}
+			bus, err := New(configtest.Bus(b, cfg), "gw", testpeer.NewRecorder(), nil, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -123,7 +124,7 @@ func BenchmarkPlan(b *testing.B) {
 func BenchmarkReadRate(b *testing.B) {
 	points := benchPoints(b)
 	dev := testpeer.StartPyModbus(b, testpeer.PyModbusOptions{Script: deviceScript, Map: benchDevice(points)})
-	bus, err := New(config.Bus{Address: dev.Addr, Devices: []config.Device{{Name: "m", Unit: 1, Points: points}}}, "gw", testpeer.NewRecorder(), nil, nil)
+	bus, err := New(configtest.Bus(b, config.Bus{Name: "b", Address: dev.Addr, Devices: []config.Device{{Name: "m", Unit: 1, Points: points}}}), "gw", testpeer.NewRecorder(), nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

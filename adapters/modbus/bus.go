@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,16 +21,11 @@ type Publisher = mqttdevice.Publisher
 // nil, and then no point is writable over MQTT.
 type Subscriber = mqttdevice.Subscriber
 
-// Defaults applied when a key is absent (config.Load applies the same; the
-// adapter repeats them so that a zero value never reaches the wire).
+// Protocol limits and the poller's settings.
 const (
-	defaultBaud     = 9600
-	defaultTimeout  = time.Second
-	defaultInterval = 10 * time.Second
-	defaultMaxGap   = 10
-	defaultMaxRegs  = 125  // the protocol's limit for FC 3/4
-	defaultMaxBits  = 2000 // the protocol's limit for FC 1/2
-	offlineAfter    = 3    // consecutive failed cycles before a device is offline
+	maxReadRegs  = 125  // the protocol's limit for FC 3/4
+	maxReadBits  = 2000 // the protocol's limit for FC 1/2
+	offlineAfter = 3    // consecutive failed cycles before a device is offline
 	// stallMargin is added to a device's timeout to bound one transaction
 	// for the watchdog (package liveness): it covers the client library's
 	// fixed 5 s TCP dial and a busy machine, and stays well under systemd's
@@ -133,9 +127,11 @@ func (p *point) span() int {
 	return p.typ.words(p.length)
 }
 
-// New validates a bus's config, applies defaults to zero values and builds
-// the read plan of every device. gateway fills {gateway} in topics. sub may
-// be nil (no writes over MQTT).
+// New prepares a bus for cfg as config.Load (or config.Check) validated and
+// completed it, and builds the read plan of every device: it converts and
+// allocates, and refuses only a nil publisher and a config that skipped
+// config. gateway fills {gateway} in topics. sub may be nil (no writes over
+// MQTT).
 func New(bus config.Bus, gateway string, pub Publisher, sub Subscriber, log *slog.Logger) (*Bus, error) {
 	if pub == nil {
 		return nil, errors.New("modbus: nil publisher")
@@ -143,111 +139,32 @@ func New(bus config.Bus, gateway string, pub Publisher, sub Subscriber, log *slo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if err := completed(bus); err != nil {
+		return nil, fmt.Errorf("modbus bus %q: %w (a config from config.Load or config.Check has it)", bus.Name, err)
+	}
 	b := &Bus{
-		name:    bus.Name,
-		cfg:     bus,
-		gateway: gateway,
-		sub:     sub,
-		writes:  make(chan writeReq, 64),
-		live:    liveness.NewSet(nil),
-	}
-	var errs []error
-	bad := func(key string, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("modbus bus %q: %s: %s", bus.Name, key, fmt.Sprintf(format, args...)))
-	}
-	b.transport = bus.Transport
-	switch {
-	case b.transport == "" && bus.Port != "":
-		b.transport = "rtu"
-	case b.transport == "" && bus.Address != "":
-		b.transport = "tcp"
-	}
-	switch b.transport {
-	case "rtu":
-		b.target = bus.Port
-		if bus.Port == "" {
-			bad("port", "an RTU bus needs a serial port (port = \"/dev/ttyUSB0\")")
-		}
-		switch strings.ToUpper(bus.Parity) {
-		case "", "N", "E", "O":
-		default:
-			bad("parity", "%q is not one of N, E, O", bus.Parity)
-		}
-	case "tcp", "rtu-over-tcp":
-		b.target = bus.Address
-		if bus.Address == "" {
-			bad("address", "a %s bus needs address = \"host:port\"", b.transport)
-		}
-	case "":
-		bad("port", "set port (RTU) or address (Modbus TCP)")
-	default:
-		bad("transport", "%q is not one of rtu, tcp, rtu-over-tcp", bus.Transport)
-	}
-	if b.name == "" {
-		b.name = b.target
+		name:      bus.Name,
+		transport: bus.Transport,
+		target:    bus.Target(),
+		cfg:       bus,
+		gateway:   gateway,
+		sub:       sub,
+		writes:    make(chan writeReq, 64),
+		live:      liveness.NewSet(nil),
 	}
 	b.log = log.With("adapter", "modbus", "bus", b.name)
 	b.out = mqttdevice.NewOut(pub, b.log)
 	b.stats.Bus = b.name
-	if bus.Timeout.Duration <= 0 {
-		bus.Timeout.Duration = defaultTimeout
-	}
-	busGap := defaultMaxGap
-	if bus.MaxGap != nil {
-		busGap = *bus.MaxGap
-	}
-	names := map[string]bool{}
 	for i, dc := range bus.Devices {
-		key := fmt.Sprintf("device[%d]", i)
-		d := &device{name: dc.Name, interval: dc.Interval.Duration, timeout: dc.Timeout.Duration,
-			maxGap: busGap, maxRegs: firstPositive(dc.MaxRegs, bus.MaxRegs, defaultMaxRegs),
-			maxBits: firstPositive(dc.MaxBits, bus.MaxBits, defaultMaxBits), idx: i}
-		if dc.MaxGap != nil {
-			d.maxGap = *dc.MaxGap
-		}
-		if d.maxGap < 0 {
-			d.maxGap = 0
-		}
-		d.maxRegs = min(d.maxRegs, defaultMaxRegs)
-		d.maxBits = min(d.maxBits, defaultMaxBits)
-		if d.name == "" {
-			bad(key+".name", "a device needs a name")
-		} else if names[d.name] {
-			bad(key+".name", "%q is used by another device of this bus", d.name)
-		}
-		names[d.name] = true
-		switch {
-		case dc.Unit == 0 && b.transport == "rtu":
-			d.unit = 1 // 0 is broadcast on a serial line: nobody answers a read
-		case dc.Unit < 0 || dc.Unit > 255:
-			bad(key+".unit", "%d is not a unit id (0..247)", dc.Unit)
-		default:
-			d.unit = uint8(dc.Unit)
-		}
-		if d.interval <= 0 {
-			d.interval = defaultInterval
-		}
-		if d.timeout <= 0 {
-			d.timeout = bus.Timeout.Duration
-		}
+		d := &device{name: dc.Name, unit: uint8(dc.Unit), interval: dc.Interval.Duration, timeout: dc.Timeout.Duration,
+			maxGap: *dc.MaxGap, maxRegs: dc.MaxRegs, maxBits: dc.MaxBits, idx: i}
 		d.status = mqttdevice.NewStatus(b.out, gateway, d.name, b.log.With("device", d.name))
-		tmpl, format, err := mqttdevice.Output(dc.Topic, dc.Payload)
-		if err != nil {
-			bad(key, "%v", err)
-		}
-		pnames := map[string]bool{}
-		for j, pc := range dc.Points {
-			pkey := fmt.Sprintf("%s.points[%d]", key, j)
+		tmpl, format := mqttdevice.Output(dc.Topic, dc.Payload)
+		for _, pc := range dc.Points {
 			p, err := newPoint(pc)
 			if err != nil {
-				bad(pkey, "%v", err)
-				continue
+				return nil, fmt.Errorf("modbus bus %q: device %q: %w", bus.Name, dc.Name, err)
 			}
-			if pnames[p.name] {
-				bad(pkey+".name", "%q is used by another point of this device", p.name)
-				continue
-			}
-			pnames[p.name] = true
 			// config.Load already warned about a 4xxxx-looking address;
 			// the point's read error repeats the hint if the device refuses it.
 			p.mqtt.Device, p.mqtt.Topic, p.mqtt.Format = d.name, tmpl.Expand(gateway, d.name, p.name), format
@@ -257,99 +174,45 @@ func New(bus config.Bus, gateway string, pub Publisher, sub Subscriber, log *slo
 		b.devices = append(b.devices, d)
 		b.stats.Devices = append(b.stats.Devices, DeviceStats{Device: d.name})
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	b.cfg.Timeout = bus.Timeout
 	return b, nil
 }
 
-func firstPositive(v ...int) int {
-	for _, x := range v {
-		if x > 0 {
-			return x
+// completed refuses a bus whose defaults were never applied: only a config
+// built in code without config.Check has one, and its zeros would poll
+// without pause or wait forever.
+func completed(bus config.Bus) error {
+	if bus.Transport == "" || bus.Timeout.Duration <= 0 {
+		return errors.New("transport or timeout not set")
+	}
+	for _, d := range bus.Devices {
+		if d.Interval.Duration <= 0 || d.Timeout.Duration <= 0 || d.MaxGap == nil || d.MaxRegs <= 0 || d.MaxBits <= 0 {
+			return fmt.Errorf("device %q: interval, timeout or read limits not set", d.Name)
 		}
 	}
-	return 0
+	return nil
 }
 
-// newPoint checks one point's config and resolves its defaults.
+// newPoint converts one point that config validated and completed.
 func newPoint(pc config.Point) (*point, error) {
-	if pc.Name == "" {
-		return nil, errors.New("name: a point needs a name")
+	table, terr := parseTable(pc.Table)
+	typ, yerr := parseType(pc.Type)
+	order, oerr := parseOrder(pc.Order)
+	if err := errors.Join(terr, yerr, oerr); err != nil || pc.Scale == nil || pc.QoS == nil {
+		return nil, fmt.Errorf("point %q: not validated or completed by config (%v)", pc.Name, err)
 	}
-	if strings.ContainsAny(pc.Name, "+#/") {
-		return nil, fmt.Errorf("name: %q may not contain +, # or /", pc.Name)
-	}
-	p := &point{name: pc.Name, bit: -1, scale: 1, offset: pc.Offset, writable: pc.Writable,
-		mqtt: mqttdevice.Point{Name: pc.Name, Unit: pc.Unit, Retain: pc.Retain,
+	p := &point{name: pc.Name, table: table, addr: uint16(pc.Address), typ: typ, bit: -1, order: order,
+		scale: *pc.Scale, offset: pc.Offset, writable: pc.Writable,
+		mqtt: mqttdevice.Point{Name: pc.Name, Unit: pc.Unit, QoS: byte(*pc.QoS), Retain: pc.Retain,
 			State: pointstate.State{Deadband: pc.Deadband, Heartbeat: pc.Heartbeat.Duration}}}
-	var err error
-	if p.table, err = parseTable(pc.Table); err != nil {
-		return nil, fmt.Errorf("table: %w", err)
-	}
-	typ := pc.Type
-	if typ == "" && p.table.isBits() {
-		typ = "bool"
-	}
-	if p.typ, err = parseType(typ); err != nil {
-		return nil, fmt.Errorf("type: %w", err)
-	}
-	if p.order, err = parseOrder(pc.Order); err != nil {
-		return nil, fmt.Errorf("order: %w", err)
-	}
-	if pc.Scale != nil {
-		p.scale = *pc.Scale
-		if p.scale == 0 {
-			return nil, errors.New("scale: 0 would make every reading 0 (leave it out for 1)")
-		}
-	}
-	switch {
-	case pc.Precision != nil:
-		if *pc.Precision < 0 || *pc.Precision > maxDecimals {
-			return nil, fmt.Errorf("precision: %d is not 0..%d", *pc.Precision, maxDecimals)
-		}
-		p.rounds, p.decimals = true, *pc.Precision
-	case p.scale != 1 || p.offset != 0:
-		p.rounds, p.decimals = true, max(decimalsOf(p.scale), decimalsOf(p.offset))
-	}
-	if pc.QoS != nil {
-		if *pc.QoS < 0 || *pc.QoS > 1 {
-			return nil, fmt.Errorf("qos: %d is not 0 or 1", *pc.QoS)
-		}
-		p.mqtt.QoS = byte(*pc.QoS)
-	}
-	if p.table.isBits() && p.typ != Bool {
-		return nil, fmt.Errorf("type: a %s holds bits; use type = \"bool\"", p.table)
-	}
 	if pc.Bit != nil {
-		if p.table.isBits() || p.typ != Bool {
-			return nil, errors.New("bit: only a bool point of a holding or input register takes bit = N")
-		}
-		if *pc.Bit < 0 || *pc.Bit > 15 {
-			return nil, fmt.Errorf("bit: %d is not 0..15", *pc.Bit)
-		}
 		p.bit = *pc.Bit
-	} else if p.typ == Bool && !p.table.isBits() {
-		return nil, errors.New("bit: a bool point of a register needs bit = N (0..15)")
 	}
-	if p.typ == String {
-		if pc.Length <= 0 || pc.Length > defaultMaxRegs {
-			return nil, fmt.Errorf("length: a string needs length = 1..%d registers", defaultMaxRegs)
-		}
+	if typ == String {
 		p.length = pc.Length
 	}
-	if p.writable && (p.table == Input || p.table == Discrete) {
-		return nil, fmt.Errorf("writable: %s is read-only in Modbus", p.table)
+	if d := pc.Decimals(); d != nil {
+		p.rounds, p.decimals = true, *d
 	}
-	if pc.Address < 0 || pc.Address+p.span() > 65536 {
-		hint := ""
-		if pc.Address >= 300001 || (pc.Address >= 30001 && pc.Address <= 49999) {
-			hint = " (this looks like 3xxxx/4xxxx notation: write the 0-based protocol address, e.g. 40001 is table = \"holding\", address = 0)"
-		}
-		return nil, fmt.Errorf("address: %d is outside 0..65535%s", pc.Address, hint)
-	}
-	p.addr = uint16(pc.Address)
 	return p, nil
 }
 

@@ -10,76 +10,47 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/config/configtest"
 	"github.com/edged/edged/internal/testpeer"
 )
 
-func TestNewRejectsBadConfigNamingTheKey(t *testing.T) {
-	ok := config.Point{Name: "v", Table: "holding", Address: 0, Type: "uint16"}
-	with := func(f func(*config.Point)) []config.Point { p := ok; f(&p); return []config.Point{p} }
-	cases := []struct {
-		name string
-		bus  config.Bus
-		want string
-	}{
-		{"a bus with neither port nor address", config.Bus{Name: "b"}, "set port (RTU) or address"},
-		{"an unknown transport", config.Bus{Transport: "udp", Address: "x:1"}, `transport: "udp" is not one of`},
-		{"an unknown parity", config.Bus{Port: "/dev/null", Parity: "X"}, `parity: "X"`},
-		{"a device without a name", config.Bus{Address: "x:1", Devices: []config.Device{{Points: []config.Point{ok}}}}, "device[0].name"},
-		{"two devices with one name", config.Bus{Address: "x:1", Devices: []config.Device{{Name: "a"}, {Name: "a"}}}, `device[1].name: "a" is used`},
-		{"a unit id past 255", config.Bus{Address: "x:1", Devices: []config.Device{{Name: "a", Unit: 300}}}, "device[0].unit"},
-		{"a misspelt type", config.Bus{Address: "x:1", Devices: []config.Device{{Name: "a", Points: with(func(p *config.Point) { p.Type = "flaot32" })}}}, `points[0]: type: type "flaot32" is not one of`},
-		{"an unknown table", config.Bus{Address: "x:1", Devices: []config.Device{{Name: "a", Points: with(func(p *config.Point) { p.Table = "holdings" })}}}, `table "holdings"`},
-		{"4xxxx notation", config.Bus{Address: "x:1", Devices: []config.Device{{Name: "a", Points: with(func(p *config.Point) { p.Address = 400001 })}}}, "3xxxx/4xxxx notation"},
-		{"a 32-bit value past the last register", config.Bus{Address: "x:1", Devices: []config.Device{{Name: "a", Points: with(func(p *config.Point) { p.Address = 65535; p.Type = "uint32" })}}}, "outside 0..65535"},
-		{"a writable input register", config.Bus{Address: "x:1", Devices: []config.Device{{Name: "a", Points: with(func(p *config.Point) { p.Table = "input"; p.Writable = true })}}}, "read-only"},
-		{"a coil typed as a number", config.Bus{Address: "x:1", Devices: []config.Device{{Name: "a", Points: with(func(p *config.Point) { p.Table = "coil" })}}}, "holds bits"},
-		{"a bool register without a bit", config.Bus{Address: "x:1", Devices: []config.Device{{Name: "a", Points: with(func(p *config.Point) { p.Type = "bool" })}}}, "needs bit = N"},
-		{"bit 16", config.Bus{Address: "x:1", Devices: []config.Device{{Name: "a", Points: with(func(p *config.Point) { p.Type = "bool"; p.Bit = ptr(16) })}}}, "bit: 16"},
-		{"a string without a length", config.Bus{Address: "x:1", Devices: []config.Device{{Name: "a", Points: with(func(p *config.Point) { p.Type = "string" })}}}, "length"},
-		{"a scale of zero", config.Bus{Address: "x:1", Devices: []config.Device{{Name: "a", Points: with(func(p *config.Point) { p.Scale = ptr(0.0) })}}}, "scale: 0"},
-		{"an unknown order", config.Bus{Address: "x:1", Devices: []config.Device{{Name: "a", Points: with(func(p *config.Point) { p.Order = "ACBD" })}}}, `order "ACBD"`},
-		{"a wildcard in a topic", config.Bus{Address: "x:1", Devices: []config.Device{{Name: "a", Topic: "x/+/{point}", Points: []config.Point{ok}}}}, "wildcard"},
-		{"two points with one name", config.Bus{Address: "x:1", Devices: []config.Device{{Name: "a", Points: []config.Point{ok, ok}}}}, `"v" is used by another point`},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := New(c.bus, "gw", testpeer.NewRecorder(), nil, nil)
-			if err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("err %v, want one containing %q", err, c.want)
-			}
-		})
-	}
-}
-
-func TestNewSurvivesZeroValues(t *testing.T) {
-	// What a config that skipped config.Load's defaults looks like.
-	bus := config.Bus{Port: "/dev/ttyUSB9", Devices: []config.Device{{Name: "d", Points: []config.Point{
+// TestNewTakesTheBusAsConfigCompletedIt: the rules of a [[modbus]] table
+// and its defaults are config's (config's
+// TestEveryRuleAnAdapterOnceCheckedIsConfigs); New reads what config
+// resolved — the transport from port or address, the device's unit,
+// interval, timeout and read limits from the bus, a point's order and scale
+// — and refuses a bus that skipped config rather than poll with zeros.
+func TestNewTakesTheBusAsConfigCompletedIt(t *testing.T) {
+	bus := config.Bus{Name: "b", Port: "/dev/ttyUSB9", Devices: []config.Device{{Name: "d", Points: []config.Point{
 		{Name: "a", Table: "holding", Type: "uint32"},
 		{Name: "b", Table: "holding", Address: 5, Type: "uint16"},
 	}}}}
-	b, err := New(bus, "gw", testpeer.NewRecorder(), nil, nil)
+	if _, err := New(bus, "gw", testpeer.NewRecorder(), nil, nil); err == nil || !strings.Contains(err.Error(), "config.Check") {
+		t.Fatalf("a bus that skipped config: err %v", err)
+	}
+	b, err := New(configtest.Bus(t, bus), "gw", testpeer.NewRecorder(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := b.devices[0]
-	if d.unit != 1 || d.interval != defaultInterval || d.timeout != defaultTimeout ||
-		d.maxGap != defaultMaxGap || d.maxRegs != defaultMaxRegs || d.maxBits != defaultMaxBits {
-		t.Fatalf("defaults not applied: %+v", d)
+	if d.unit != 1 || d.interval != 10*time.Second || d.timeout != time.Second ||
+		d.maxGap != 10 || d.maxRegs != maxReadRegs || d.maxBits != maxReadBits {
+		t.Fatalf("config's defaults not taken: %+v", d)
 	}
-	if p := d.points[0]; p.scale != 1 || p.order != ABCD {
-		t.Fatalf("point defaults not applied: %+v", p)
+	if p := d.points[0]; p.scale != 1 || p.order != ABCD || p.rounds {
+		t.Fatalf("point defaults not taken: %+v", p)
 	}
 	if planString(d.reads) != "holding registers 0..5" {
 		t.Fatalf("plan %s", planString(d.reads))
 	}
-	if b.transport != "rtu" || b.name != "/dev/ttyUSB9" {
-		t.Fatalf("transport %q name %q", b.transport, b.name)
+	if b.transport != "rtu" || b.target != "/dev/ttyUSB9" || b.name != "b" {
+		t.Fatalf("transport %q target %q name %q", b.transport, b.target, b.name)
 	}
 }
 
 func TestScheduleKeepsAFixedRateAndCountsOverrunsOnce(t *testing.T) {
-	b, err := New(config.Bus{Address: "x:1", Devices: []config.Device{{Name: "d", Interval: dur(time.Second),
-		Points: []config.Point{{Name: "v", Table: "holding", Type: "uint16"}}}}}, "gw", testpeer.NewRecorder(), nil, nil)
+	b, err := New(configtest.Bus(t, config.Bus{Name: "b", Address: "x:1", Devices: []config.Device{{Name: "d", Interval: dur(time.Second),
+		Points: []config.Point{{Name: "v", Table: "holding", Type: "uint16"}}}}}), "gw", testpeer.NewRecorder(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,9 +94,9 @@ func TestScheduleKeepsAFixedRateAndCountsOverrunsOnce(t *testing.T) {
 func TestAPointPublishesWithItsConfiguredDeadband(t *testing.T) {
 	rec := testpeer.NewRecorder()
 	qos := 1
-	b, err := New(config.Bus{Address: "x:1", Devices: []config.Device{{Name: "d", Points: []config.Point{
+	b, err := New(configtest.Bus(t, config.Bus{Name: "b", Address: "x:1", Devices: []config.Device{{Name: "d", Points: []config.Point{
 		{Name: "t", Table: "holding", Type: "uint16", Unit: "C", Deadband: 0.5, Heartbeat: dur(time.Minute), QoS: &qos, Retain: true},
-	}}}}, "gw", rec, nil, nil)
+	}}}}), "gw", rec, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +151,7 @@ func TestShippedProfilesAreValid(t *testing.T) {
 			if p.Description == "" || len(p.Points) == 0 {
 				t.Fatal("a profile needs a description and points")
 			}
-			b, err := New(config.Bus{Port: "/dev/ttyUSB0", Devices: []config.Device{{Name: "d", Points: p.Points}}}, "gw", testpeer.NewRecorder(), nil, nil)
+			b, err := New(configtest.Bus(t, config.Bus{Name: "b", Port: "/dev/ttyUSB0", Devices: []config.Device{{Name: "d", Points: p.Points}}}), "gw", testpeer.NewRecorder(), nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

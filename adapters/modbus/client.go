@@ -24,9 +24,9 @@ type discard struct{}
 
 func (discard) Publish(string, []byte, byte, bool) error { return nil }
 
-// NewClient checks bus's line settings as New does (its devices are
-// ignored) and prepares a client; the port or connection opens on the first
-// request. bus.Timeout bounds every request.
+// NewClient prepares a client for bus as config.Load (or config.Check)
+// validated and completed it (its devices are ignored); the port or
+// connection opens on the first request. bus.Timeout bounds every request.
 func NewClient(bus config.Bus, log *slog.Logger) (*Client, error) {
 	bus.Devices = nil
 	b, err := New(bus, "", discard{}, nil, log)
@@ -58,9 +58,9 @@ func (c *Client) Read(unit uint8, t Table, start, count uint16) (regs []byte, bi
 	if count == 0 {
 		return nil, nil, errors.New("count 0: nothing to read")
 	}
-	limit := defaultMaxRegs
+	limit := maxReadRegs
 	if t.isBits() {
-		limit = defaultMaxBits
+		limit = maxReadBits
 	}
 	if int(count) > limit || int(start)+int(count) > 65536 {
 		return nil, nil, fmt.Errorf("%d %s from %d: one request reads at most %d, ending at 65535", count, t.plural(), start, limit)
@@ -86,19 +86,14 @@ func (c *Client) Probe(unit uint8) (present bool, err error) {
 
 // Write writes value, as text ("42", "-3.5", "true", "on"), to the point
 // pc describes (table, address, type, order, scale) on unit, then reads the
-// point back and returns what the device now holds. The error wraps
-// ErrTimeout, ErrNotOpen or an ExceptionError; a value the point cannot
-// take is refused before anything is sent.
+// point back and returns what the device now holds. pc is a writable point
+// config.CheckPoint completed and checked. The error wraps ErrTimeout,
+// ErrNotOpen or an ExceptionError; a value the point cannot take is refused
+// before anything is sent.
 func (c *Client) Write(unit uint8, pc config.Point, value string) (readBack any, err error) {
-	if pc.Name == "" {
-		pc.Name = "value"
-	}
 	p, err := newPoint(pc)
 	if err != nil {
 		return nil, err
-	}
-	if p.table != Holding && p.table != Coil {
-		return nil, fmt.Errorf("a %s cannot be written: only holding registers and coils can", p.table.plural())
 	}
 	v, err := parseSetPayload([]byte(value))
 	if err != nil {

@@ -138,9 +138,9 @@ func (l *link) get(timeout time.Duration) (*mb.ModbusClient, error) {
 	if l.b.transport == "rtu" {
 		l.closeAll() // one descriptor per serial port, and the old one closed first
 	}
-	cfg := l.b.cfg
+	cfg := l.b.cfg // line settings as config completed them (none on TCP)
 	parity := mb.PARITY_EVEN
-	switch strings.ToUpper(cfg.Parity) {
+	switch cfg.Parity {
 	case "N":
 		parity = mb.PARITY_NONE
 	case "O":
@@ -148,10 +148,10 @@ func (l *link) get(timeout time.Duration) (*mb.ModbusClient, error) {
 	}
 	c, err := mb.NewClient(&mb.ClientConfiguration{
 		URL:      l.url(),
-		Speed:    uint(firstPositive(cfg.Baud, defaultBaud)),
-		DataBits: uint(firstPositive(cfg.DataBits, 8)),
+		Speed:    uint(cfg.Baud),
+		DataBits: uint(cfg.DataBits),
 		Parity:   parity,
-		StopBits: uint(firstPositive(cfg.StopBits, 1)),
+		StopBits: uint(cfg.StopBits),
 		Timeout:  timeout,
 		Logger:   l.libLog,
 	})

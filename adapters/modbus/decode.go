@@ -152,9 +152,6 @@ func (o Order) String() string {
 }
 
 func parseOrder(s string) (Order, error) {
-	if s == "" {
-		return ABCD, nil
-	}
 	for i, n := range orderNames {
 		if strings.EqualFold(s, n) {
 			return Order(i), nil
@@ -271,21 +268,6 @@ func tidy(v float64) float64 {
 		return v
 	}
 	return t
-}
-
-// maxDecimals bounds precision: a float64 carries 15 significant digits.
-const maxDecimals = 15
-
-// decimalsOf is how many decimals x has when written out in full, up to
-// maxDecimals: 0.01 has 2, 0.5 has 1, 10 has 0. A value scaled by 0.01
-// means hundredths, so that is how many decimals it is published with.
-func decimalsOf(x float64) int {
-	s := strconv.FormatFloat(x, 'f', -1, 64)
-	i := strings.IndexByte(s, '.')
-	if i < 0 {
-		return 0
-	}
-	return min(len(s)-i-1, maxDecimals)
 }
 
 // round keeps decimals decimals of a float64 value; integers, bools and

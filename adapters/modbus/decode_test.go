@@ -231,6 +231,9 @@ func TestValuesArePublishedAsPeopleReadThem(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.pc.Name, c.pc.Table = "v", "holding"
+			if err := config.CheckPoint(&c.pc); err != nil {
+				t.Fatal(err)
+			}
 			p, err := newPoint(c.pc)
 			if err != nil {
 				t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/config/configtest"
 	"github.com/edged/edged/internal/testpeer"
 )
 
@@ -215,7 +216,7 @@ func pollOnce(t *testing.T, b *Bus, l *link) {
 func newPolled(t *testing.T, bus config.Bus) (*Bus, *link, *testpeer.Recorder) {
 	t.Helper()
 	rec := testpeer.NewRecorder()
-	b, err := New(bus, "gw", rec, nil, testLogger(t))
+	b, err := New(configtest.Bus(t, bus), "gw", rec, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

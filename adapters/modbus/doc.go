@@ -15,6 +15,7 @@
 // device's timeout plus a margin.
 //
 // It deliberately knows nothing of the broker, the buffer or the uplink,
-// and it neither loads config files nor merges profiles: it receives a
-// config.Bus with every device's full list of points.
+// and it neither loads config files, merges profiles nor checks or
+// defaults a key: it receives a config.Bus that config validated and
+// completed, with every device's full list of points.
 package modbus

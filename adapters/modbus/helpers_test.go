@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/config/configtest"
 	"github.com/edged/edged/internal/testpeer"
 )
 
@@ -42,7 +43,7 @@ func testLogger(t testing.TB) *slog.Logger {
 // runBus starts New(cfg).Run in the background and stops it when the test ends.
 func runBus(t testing.TB, cfg config.Bus, rec *testpeer.Recorder) *Bus {
 	t.Helper()
-	b, err := New(cfg, "gw", rec, rec, testLogger(t))
+	b, err := New(configtest.Bus(t, cfg), "gw", rec, rec, testLogger(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -120,15 +120,8 @@ func (c *Client) dial() (net.Conn, error) {
 func (c *Client) identSerial(unit uint8, pdu []byte) ([]byte, error) {
 	c.l.closeAll()
 	cfg := c.b.cfg
-	parity := cfg.Parity
-	if parity == "" {
-		parity = "E" // the bus's default, as the library is given it
-	}
-	mode, err := serialport.PortMode(config.SerialPort{Port: cfg.Port, Baud: cfg.Baud, Parity: parity,
-		DataBits: cfg.DataBits, StopBits: cfg.StopBits}, defaultBaud)
-	if err != nil {
-		return nil, err
-	}
+	mode := serialport.PortMode(config.SerialPort{Port: cfg.Port, Baud: cfg.Baud, Parity: cfg.Parity,
+		DataBits: cfg.DataBits, StopBits: cfg.StopBits})
 	p, err := serial.Open(cfg.Port, mode)
 	if err != nil {
 		return nil, fmt.Errorf("%s %w: %v", cfg.Port, ErrNotOpen, err)

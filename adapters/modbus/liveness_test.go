@@ -10,6 +10,7 @@ import (
 
 	"github.com/edged/edged/adapters/modbus/modbussim"
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/config/configtest"
 	"github.com/edged/edged/internal/testpeer"
 	"github.com/edged/edged/liveness"
 )
@@ -71,7 +72,7 @@ func TestTheWatchdogSeesABusStuckInARequestPastItsTimeout(t *testing.T) {
 		Name: "meter", Unit: 1, Interval: dur(time.Hour),
 		Points: []config.Point{{Name: "v", Table: "holding", Address: 0, Type: "uint16"}},
 	}}}
-	b, err := New(cfg, "gw", testpeer.NewRecorder(), nil, testLogger(t))
+	b, err := New(configtest.Bus(t, cfg), "gw", testpeer.NewRecorder(), nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestTheWatchdogSeesAHealthyBusMakeProgress(t *testing.T) {
 		Points: []config.Point{{Name: "voltage", Table: "input", Address: 0, Type: "float32"}},
 	}}}
 	rec := testpeer.NewRecorder()
-	b, err := New(cfg, "gw", rec, nil, testLogger(t))
+	b, err := New(configtest.Bus(t, cfg), "gw", rec, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -182,7 +182,7 @@ func TestAVanishedSerialPortIsReopenedWhenItReturns(t *testing.T) {
 func TestAFloodOfWritesAndABusyPollScheduleShareTheBus(t *testing.T) {
 	units := map[string]map[string]map[string]any{"1": {"holding": {"0": 0, "10": 77}, "input": {}, "coil": {}, "discrete": {}}}
 	dev := testpeer.StartPyModbus(t, testpeer.PyModbusOptions{Script: deviceScript, Map: units})
-	bus := config.Bus{Address: dev.Addr, Devices: []config.Device{{Name: "d", Unit: 1,
+	bus := config.Bus{Name: "b", Address: dev.Addr, Devices: []config.Device{{Name: "d", Unit: 1,
 		// An interval far below a round trip keeps the poller always behind.
 		Interval: dur(time.Millisecond), MaxGap: ptr(0), Points: []config.Point{
 			{Name: "w", Table: "holding", Address: 0, Type: "uint16", Writable: true},

@@ -16,12 +16,6 @@ import (
 	"github.com/edged/edged/config"
 )
 
-// Defaults applied to zero config values.
-const (
-	DefaultBaud     = 9600
-	DefaultInterval = 30 * time.Second
-)
-
 // missedPolls is how many requests in a row may go unanswered before a
 // poll-style device is shown offline.
 const missedPolls = 3
@@ -70,62 +64,29 @@ type Device struct {
 	stats Stats // but Online, PubErrors and Opens, kept by dev
 }
 
-// New checks cfg, applies the defaults to its zero values (baud 9600,
-// max_frame 4096, interval 30s) and prepares a device; the port is opened by
-// Run. log should already name the adapter and device; New adds the port.
+// New prepares a device for cfg as config.Load (or config.Check) validated
+// and completed it: the escapes decoded, the patterns compiled, the defaults
+// set. It converts and allocates; the port is opened by Run. log should
+// already name the adapter and device; New adds the port. sub may be nil
+// unless cfg.Writable.
 func New(cfg config.Serial, gateway string, pub Publisher, sub Subscriber, log *slog.Logger) (*Device, error) {
+	if cfg.Writable && sub == nil {
+		return nil, fmt.Errorf("serial %q: writable needs a subscriber", cfg.Name)
+	}
 	dev, err := serialdevice.New(serialdevice.Config{Kind: "serial", Name: cfg.Name, Port: cfg.SerialPort,
-		DefaultBaud: DefaultBaud, Topic: cfg.Topic, Payload: cfg.Payload}, gateway, pub, log)
+		Topic: cfg.Topic, Payload: cfg.Payload}, gateway, pub, log)
 	if err != nil {
 		return nil, err
 	}
-	where := fmt.Sprintf("serial %q", cfg.Name)
-	d := &Device{
-		dev: dev, raw: cfg.Raw,
-		tx: cfg.Writable, sub: sub, every: cfg.Interval.Duration,
+	return &Device{
+		dev:  dev,
+		spec: framing.FrameSpec{Delimiter: cfg.DelimiterBytes, Start: cfg.StartBytes, End: cfg.EndBytes, Max: int(cfg.MaxFrame)},
+		pats: framing.NewPatterns(cfg.Regexps),
+		raw:  cfg.Raw, request: cfg.RequestBytes, every: cfg.Interval.Duration,
+		tx: cfg.Writable, sub: sub,
 		log: dev.Log,
 		txq: make(chan []byte, txQueue),
-	}
-	if d.spec, err = frameSpec(cfg); err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
-	}
-	if _, err := framing.NewFramer(d.spec); err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
-	}
-	if d.pats, err = framing.CompilePatterns(cfg.Patterns, !cfg.Raw); err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
-	}
-	if cfg.Request != "" {
-		if d.request, err = config.Unescape(cfg.Request); err != nil {
-			return nil, fmt.Errorf("%s: request: %w", where, err)
-		}
-	}
-	if d.every <= 0 {
-		d.every = DefaultInterval
-	}
-	if d.tx && sub == nil {
-		return nil, fmt.Errorf("%s: writable needs a subscriber", where)
-	}
-	return d, nil
-}
-
-func frameSpec(cfg config.Serial) (framing.FrameSpec, error) {
-	var s framing.FrameSpec
-	var err error
-	if s.Delimiter, err = config.Unescape(cfg.Delimiter); err != nil {
-		return s, fmt.Errorf("delimiter: %w", err)
-	}
-	if s.Start, err = config.Unescape(cfg.Start); err != nil {
-		return s, fmt.Errorf("start: %w", err)
-	}
-	if s.End, err = config.Unescape(cfg.End); err != nil {
-		return s, fmt.Errorf("end: %w", err)
-	}
-	if cfg.MaxFrame < 0 || int64(cfg.MaxFrame) > 1<<24 {
-		return s, fmt.Errorf("max_frame %d is outside 1..16MiB", cfg.MaxFrame)
-	}
-	s.Max = int(cfg.MaxFrame)
-	return s, nil
+	}, nil
 }
 
 // Stats returns a snapshot of the counters.
@@ -166,7 +127,7 @@ func (d *Device) onTx(_ string, payload []byte) {
 }
 
 func (d *Device) session(ctx context.Context, c *serialport.Conn) error {
-	f, _ := framing.NewFramer(d.spec) // checked in New
+	f, _ := framing.NewFramer(d.spec) // config refuses what NewFramer would
 	// Payloads queued while the port was closed are for a device that is
 	// gone; writing them to the one that came back would surprise it.
 	d.drainTx()

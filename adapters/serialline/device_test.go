@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edged/edged/config"
+	"github.com/edged/edged/config/configtest"
 	"github.com/edged/edged/internal/testpeer"
 )
 
@@ -22,7 +23,7 @@ const (
 // startDevice runs a Device until the test ends.
 func startDevice(t *testing.T, cfg config.Serial, rec *testpeer.Recorder) *Device {
 	t.Helper()
-	d, err := New(cfg, gw, rec, rec, testpeer.Logger(t))
+	d, err := New(configtest.Serial(t, cfg), gw, rec, rec, testpeer.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,29 +216,12 @@ func TestDeviceReopensAVanishedPort(t *testing.T) {
 	}
 }
 
-func TestNewRefusesBadConfig(t *testing.T) {
-	valid := func() config.Serial { return weather("/dev/null") }
-	build := func(cfg config.Serial) error {
-		_, err := New(cfg, gw, testpeer.NewRecorder(), testpeer.NewRecorder(), nil)
-		return err
-	}
-	testpeer.RefusesEach(t, valid, build, []testpeer.BadConfig[config.Serial]{
-		{Name: "a pattern that does not compile", Edit: func(c *config.Serial) { c.Patterns = []string{"(?P<x>"} }},
-		{Name: "a delimiter together with start and end", Edit: func(c *config.Serial) { c.Delimiter = ";"; c.Start = "<"; c.End = ">" }},
-		{Name: "an unknown parity", Edit: func(c *config.Serial) { c.Parity = "X" }},
-		{Name: "an unknown payload format", Edit: func(c *config.Serial) { c.Payload = "xml" }},
-		{Name: "a topic with a wildcard", Edit: func(c *config.Serial) { c.Topic = "{gateway}/#" }},
-		{Name: "a bad escape in the request", Edit: func(c *config.Serial) { c.Request = `\q` }},
-		{Name: "no port", Edit: func(c *config.Serial) { c.Port = "" }},
-	})
-}
-
 func TestRunLeavesNoGoroutinesBehind(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
 	rec := testpeer.NewRecorder()
 	cfg := weather(pair.A)
 	cfg.Writable = true
-	d, err := New(cfg, gw, rec, rec, nil)
+	d, err := New(configtest.Serial(t, cfg), gw, rec, rec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +238,7 @@ func TestRunLeavesNoGoroutinesBehind(t *testing.T) {
 
 // BenchmarkDeviceFrame measures matching a frame and rendering its points.
 func BenchmarkDeviceFrame(b *testing.B) {
-	d, err := New(weather("/dev/null"), gw, discard{}, nil, nil)
+	d, err := New(configtest.Serial(b, weather("/dev/null")), gw, discard{}, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -52,6 +52,9 @@ func TestCheckRefusesWhatRunRefuses(t *testing.T) {
 	uplink := func(extra string) string {
 		return "[uplink]\nurl = \"mqtts://127.0.0.1:1\"\n" + extra
 	}
+	atModule := func(extra string) string {
+		return "[[at]]\nname = \"a\"\nport = \"/dev/null\"\n" + extra
+	}
 	cases := []struct {
 		name string
 		body string
@@ -80,6 +83,9 @@ func TestCheckRefusesWhatRunRefuses(t *testing.T) {
 		{"an http key_file that does not match", httpServer(fmt.Sprintf("cert_file = %q\nkey_file = %q\n", server.CertFile, other.KeyFile)), "8: http.key_file: "},
 		{"max_inflight + max_queued beyond 65535", tcpListener("") + "[broker]\nmax_inflight = 60000\nmax_queued = 10000\n", "9: broker.max_queued: "},
 		{"a max_packet_size of 8 bytes", tcpListener("") + "[broker]\nmax_packet_size = 8\n", "8: broker.max_packet_size: "},
+		{"an AT init command of spaces only", atModule("init = [\"  \"]\n"), "8: at[0].init[0]: must not be empty"},
+		{"an AT reset command with a NUL", atModule("reset = \"AT\\u0000\"\n"), "8: at[0].reset: must not contain a NUL character"},
+		{"an AT query command longer than a command line", atModule("queries = [ { command = \"AT+" + strings.Repeat("X", 300) + "\" } ]\n"), "8: at[0].queries[0].command: is 303 bytes long"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

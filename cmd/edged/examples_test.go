@@ -337,7 +337,11 @@ func TestCheckAndRunAgreeOnEveryVariant(t *testing.T) {
 	values := []string{`0`, `-1`, `1`, `8`, `247`, `248`, `255`, `256`, `65535`, `65536`, `4294967296`, `999999999999`,
 		`0.0`, `nan`, `inf`, `true`, `false`, `""`, `"x"`, `"a b"`, `"#"`, `"+"`, `"a/#"`, `"0"`, `"0B"`, `"1B"`, `"16MiB"`, `"1GiB"`,
 		`"0s"`, `"1ns"`, `"-1s"`, `"99999999h"`, `"N"`, `"E"`, `"ABCD"`, `"tcp"`, `"rtu"`, `"rtu-over-tcp"`, `"string"`, `"bool"`,
-		`"coil"`, `"discrete"`, `"value"`, `"{gateway}/{point}"`, `"localhost:1"`, `"[::1]:1"`, `"ws://127.0.0.1:1"`, `"wss://127.0.0.1:1"`}
+		`"coil"`, `"discrete"`, `"value"`, `"{gateway}/{point}"`, `"localhost:1"`, `"[::1]:1"`, `"ws://127.0.0.1:1"`, `"wss://127.0.0.1:1"`,
+		// Strings an AT command must not be (blank once trimmed, a NUL,
+		// longer than a command line): the AT adapter once refused them
+		// after the check had passed them.
+		`"  "`, `"AT\u0000"`, `"AT+` + strings.Repeat("X", 300) + `"`}
 	for _, at := range regexp.MustCompile(`= ("[^"]*"|-?[0-9][0-9.]*|true|false)`).FindAllStringSubmatchIndex(base, -1) {
 		for _, v := range values {
 			variants = append(variants, base[:at[2]]+v+base[at[3]:])

@@ -128,7 +128,7 @@ func (f *busFlags) resolve() (config.Bus, error) {
 				b.Baud = f.baud
 			}
 			if f.set("parity") {
-				b.Parity = f.parity
+				b.Parity = strings.ToUpper(f.parity)
 			}
 			if f.set("stop-bits") {
 				b.StopBits = f.stopBits
@@ -155,7 +155,14 @@ func (f *busFlags) resolve() (config.Bus, error) {
 	if b.Transport == "rtu" && b.Baud <= 0 {
 		return b, fmt.Errorf("--baud %d: must be more than 0", b.Baud)
 	}
-	return b, nil
+	// The bus as the flags left it, checked and completed by config's rules
+	// for a [[modbus]] table; the commands talk to the units they are given.
+	b.Devices = nil
+	c := config.Config{Modbus: []config.Bus{b}}
+	if err := config.Check(&c); err != nil {
+		return b, err
+	}
+	return c.Modbus[0], nil
 }
 
 // client opens a client on the bus the flags name; it prints why not.
@@ -176,17 +183,8 @@ func describeBus(c *modbus.Client, bus config.Bus) string {
 	if c.Transport() != "rtu" {
 		return fmt.Sprintf("%s (%s, timeout %v)", c.Target(), c.Transport(), c.Timeout())
 	}
-	parity, dataBits, stopBits := strings.ToUpper(bus.Parity), bus.DataBits, bus.StopBits
-	if parity == "" {
-		parity = "E"
-	}
-	if dataBits == 0 {
-		dataBits = 8
-	}
-	if stopBits == 0 {
-		stopBits = 1
-	}
-	return fmt.Sprintf("%s (rtu, %d baud, %d%s%d, timeout %v)", c.Target(), bus.Baud, dataBits, parity, stopBits, c.Timeout())
+	// bus is as config.Check completed it: every line setting is set.
+	return fmt.Sprintf("%s (rtu, %d baud, %d%s%d, timeout %v)", c.Target(), bus.Baud, bus.DataBits, bus.Parity, bus.StopBits, c.Timeout())
 }
 
 // failure prints a transaction's error with what to check, and returns the

@@ -199,7 +199,8 @@ before a negative VALUE: -- -5.`, stderr)
 		return code
 	}
 	value := fs.Arg(0)
-	pc := config.Point{Table: strings.ToLower(*tableName), Address: *addr, Type: strings.ToLower(*typeName), Order: *orderName}
+	pc := config.Point{Name: "value", Table: strings.ToLower(*tableName), Address: *addr, Type: strings.ToLower(*typeName),
+		Order: strings.ToUpper(*orderName), Writable: true}
 	switch {
 	case pc.Table == "coil":
 		if pc.Type == "" {
@@ -221,6 +222,11 @@ before a negative VALUE: -- -5.`, stderr)
 		return code
 	}
 	defer c.Close()
+	if err := config.CheckPoint(&pc); err != nil {
+		// The rules of a writable point in the config, named by its keys.
+		fmt.Fprintf(stderr, "edged modbus write: %v\n", err)
+		return exitError
+	}
 	got, err := c.Write(uint8(*unit), pc, value)
 	if err != nil {
 		return failure(stderr, "edged modbus write", c, err)

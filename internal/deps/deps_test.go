@@ -43,6 +43,7 @@ var rules = []rule{
 	{"adapters/", []string{"config", "telemetry", "liveness", "adapters/internal/"}, "adapters never import the broker, the bridge, the buffer or each other"},
 	{"observe", []string{"adapters/modbus", "adapters/serialline", "adapters/at", "broker", "bridge", "config", "telemetry"}, "the HTTP server reads the parts' counters; it wires and changes nothing"},
 	{"internal/testpeer", []string{"telemetry", "config"}, "test peers are imported by tests only"},
+	{"config/configtest", []string{"config"}, "a part's tests take their config as config.Check completes it"},
 	{"internal/deps", nil, "this test"},
 	{"faults", nil, "the fault suites drive the built binary from outside; all their code is tests"},
 	{"bench/", []string{"broker", "config"}, "benchmarks drive the built binary and peers; a profile runs the broker alone"},
@@ -50,7 +51,7 @@ var rules = []rule{
 }
 
 // testOnly packages may be imported by _test.go files only.
-var testOnly = []string{"internal/testpeer"}
+var testOnly = []string{"internal/testpeer", "config/configtest"}
 
 func matches(pkg, prefix string) bool {
 	if strings.HasSuffix(prefix, "/") {

@@ -1,7 +1,6 @@
 package framing
 
 import (
-	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,22 +17,10 @@ type Patterns struct {
 	res []*regexp.Regexp
 }
 
-// CompilePatterns compiles exprs. With needGroups set, a pattern without a
-// named group is refused: it could match but would never produce a point.
-// (Without it, such a pattern marks frames as known, keeping them off /raw.)
-func CompilePatterns(exprs []string, needGroups bool) (*Patterns, error) {
-	p := &Patterns{}
-	for i, e := range exprs {
-		re, err := regexp.Compile(e)
-		if err != nil {
-			return nil, fmt.Errorf("patterns[%d]: %w", i, err)
-		}
-		if needGroups && len(GroupNames(re)) == 0 {
-			return nil, fmt.Errorf("patterns[%d] %q has no named group; write (?P<name>...) for each value", i, e)
-		}
-		p.res = append(p.res, re)
-	}
-	return p, nil
+// NewPatterns matches frames against res, in order: the patterns config
+// compiled and checked (config.Serial.Regexps).
+func NewPatterns(res []*regexp.Regexp) *Patterns {
+	return &Patterns{res: res}
 }
 
 // GroupNames lists the named groups of re in order, each once.

@@ -91,10 +91,7 @@ func TestAFailingPublisherIsLoggedOncePerRunOfFailures(t *testing.T) {
 func TestPointsPublishValuesAndBadQualityOncePerTransition(t *testing.T) {
 	rec := testpeer.NewRecorder()
 	out := NewOut(rec, slog.New(slog.DiscardHandler))
-	tmpl, format, err := Output("site/{device}/{point}", "value")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tmpl, format := Output("site/{device}/{point}", "value")
 	ps := NewPoints("gw", "dev", tmpl, format)
 	p := ps.Get("temp")
 	if ps.Get("temp") != p {
@@ -111,19 +108,17 @@ func TestPointsPublishValuesAndBadQualityOncePerTransition(t *testing.T) {
 	}
 }
 
-func TestOutputRefusesWhatCannotBePublished(t *testing.T) {
-	cases := []struct{ topic, payload, want string }{
-		{"x/+/{point}", "", "topic"},
-		{"", "xml", `payload "xml" is not one of json, value`},
-	}
-	for _, c := range cases {
-		if _, _, err := Output(c.topic, c.payload); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("Output(%q, %q) = %v, want an error naming %s", c.topic, c.payload, err, c.want)
+// TestOutputConvertsTheValidatedKeys: config refuses a bad template or
+// payload (config's TestEveryRuleAnAdapterOnceCheckedIsConfigs) and sets
+// both defaults; Output only converts.
+func TestOutputConvertsTheValidatedKeys(t *testing.T) {
+	for _, c := range []struct {
+		payload string
+		want    telemetry.PayloadFormat
+	}{{"json", telemetry.PayloadJSON}, {"value", telemetry.PayloadValue}} {
+		if tmpl, format := Output(telemetry.DefaultTemplate, c.payload); tmpl != telemetry.DefaultTemplate || format != c.want {
+			t.Errorf("Output(default, %q) = %q, %v", c.payload, tmpl, format)
 		}
-	}
-	tmpl, format, err := Output("", "")
-	if err != nil || tmpl != telemetry.DefaultTemplate || format != telemetry.PayloadJSON {
-		t.Errorf("defaults: %q %v %v", tmpl, format, err)
 	}
 }
 

@@ -1,7 +1,6 @@
 package mqttdevice
 
 import (
-	"fmt"
 	"log/slog"
 	"sync"
 
@@ -60,21 +59,11 @@ func (o *Out) Errors() uint64 {
 	return o.errors
 }
 
-// Output checks a device's topic template and payload format, with the
-// defaults for empty values: "{gateway}/{device}/{point}" and JSON.
-func Output(topic, payload string) (telemetry.Template, telemetry.PayloadFormat, error) {
-	tmpl := telemetry.Template(topic)
-	if topic == "" {
-		tmpl = telemetry.DefaultTemplate
+// Output converts a device's validated topic and payload keys (config
+// checks the template and sets both defaults) into their telemetry types.
+func Output(topic, payload string) (telemetry.Template, telemetry.PayloadFormat) {
+	if payload == "value" {
+		return telemetry.Template(topic), telemetry.PayloadValue
 	}
-	if err := tmpl.Validate(); err != nil {
-		return "", 0, fmt.Errorf("topic: %w", err)
-	}
-	switch payload {
-	case "", "json":
-		return tmpl, telemetry.PayloadJSON, nil
-	case "value":
-		return tmpl, telemetry.PayloadValue, nil
-	}
-	return "", 0, fmt.Errorf("payload %q is not one of json, value", payload)
+	return telemetry.Template(topic), telemetry.PayloadJSON
 }

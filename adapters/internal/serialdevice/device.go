@@ -24,14 +24,14 @@ const stallMargin = 10 * time.Second
 // payload is many short bounded operations rather than one of any length.
 const writeChunk = 512
 
-// Config is what New needs of a [[serial]] or [[at]] table.
+// Config is what New needs of a [[serial]] or [[at]] table, as config
+// validated and completed it.
 type Config struct {
-	Kind        string // "serial" or "at", for errors
-	Name        string
-	Port        config.SerialPort
-	DefaultBaud int
-	Topic       string // the point topic template; "" for the default
-	Payload     string // json | value; "" for json
+	Kind    string // "serial" or "at", for errors
+	Name    string
+	Port    config.SerialPort
+	Topic   string // the point topic template
+	Payload string // json | value
 	// OpLimit is the longest a session's own operations may take besides
 	// writing one chunk (an AT command's timeout); 0 when it has none.
 	OpLimit time.Duration
@@ -55,30 +55,19 @@ type Device struct {
 	loop  *liveness.Loop // set by Run
 }
 
-// New checks cfg and prepares the device; log should already name the
-// adapter and device, New adds the port. The port is opened by Run.
+// New prepares the device for cfg, which config.Load (or config.Check)
+// validated: New converts and allocates, and refuses only a nil publisher.
+// log should already name the adapter and device, New adds the port. The
+// port is opened by Run.
 func New(cfg Config, gateway string, pub mqttdevice.Publisher, log *slog.Logger) (*Device, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Name == "" {
-		return nil, fmt.Errorf("%s: name is empty", cfg.Kind)
-	}
-	where := fmt.Sprintf("%s %q", cfg.Kind, cfg.Name)
-	if cfg.Port.Port == "" {
-		return nil, fmt.Errorf("%s: port is empty", where)
-	}
 	if pub == nil {
-		return nil, fmt.Errorf("%s: no publisher", where)
+		return nil, fmt.Errorf("%s %q: no publisher", cfg.Kind, cfg.Name)
 	}
-	mode, err := serialport.PortMode(cfg.Port, cfg.DefaultBaud)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
-	}
-	tmpl, format, err := mqttdevice.Output(cfg.Topic, cfg.Payload)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", where, err)
-	}
+	mode := serialport.PortMode(cfg.Port)
+	tmpl, format := mqttdevice.Output(cfg.Topic, cfg.Payload)
 	d := &Device{Name: cfg.Name, Gateway: gateway, Log: log.With("port", cfg.Port.Port), path: cfg.Port.Port, mode: mode, kind: cfg.Kind,
 		limit: cfg.OpLimit + lineTime(writeChunk, mode) + stallMargin, live: liveness.NewSet(nil)}
 	d.Out = mqttdevice.NewOut(pub, d.Log)

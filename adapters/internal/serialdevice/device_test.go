@@ -11,38 +11,33 @@ import (
 	"github.com/edged/edged/config"
 	"github.com/edged/edged/internal/testpeer"
 	"github.com/edged/edged/liveness"
+	"github.com/edged/edged/telemetry"
 )
 
-func TestNewRefusesWhatNoSerialDeviceCanRun(t *testing.T) {
-	ok := Config{Kind: "serial", Name: "s", Port: config.SerialPort{Port: "/dev/null"}, DefaultBaud: 9600}
-	cases := []struct {
-		name string
-		edit func(*Config)
-		want string
-	}{
-		{"no name", func(c *Config) { c.Name = "" }, "serial: name is empty"},
-		{"no port", func(c *Config) { c.Port.Port = "" }, `serial "s": port is empty`},
-		{"an unknown parity", func(c *Config) { c.Port.Parity = "M" }, `serial "s": parity "M"`},
-		{"an unknown payload format", func(c *Config) { c.Payload = "xml" }, `serial "s": payload "xml"`},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			cfg := ok
-			c.edit(&cfg)
-			if _, err := New(cfg, "gw", testpeer.NewRecorder(), nil); err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Errorf("err = %v, want %q", err, c.want)
-			}
-		})
-	}
-	if _, err := New(ok, "gw", nil, nil); err == nil {
+// TestNewRefusesOnlyANilPublisher: the rules of a [[serial]] or [[at]]
+// table are config's (config's TestEveryRuleAnAdapterOnceCheckedIsConfigs);
+// New converts what config validated.
+func TestNewRefusesOnlyANilPublisher(t *testing.T) {
+	if _, err := New(validConfig("serial", "/dev/null", 9600), "gw", nil, nil); err == nil {
 		t.Error("accepted no publisher")
 	}
+	if _, err := New(validConfig("serial", "/dev/null", 9600), "gw", testpeer.NewRecorder(), nil); err != nil {
+		t.Error(err)
+	}
+}
+
+// validConfig is a device's config as config.Load completes it.
+func validConfig(kind, port string, baud int) Config {
+	return Config{Kind: kind, Name: "s", Port: config.SerialPort{Port: port, Baud: baud, Parity: "N", DataBits: 8, StopBits: 1},
+		Topic: telemetry.DefaultTemplate, Payload: "json"}
 }
 
 func TestRunShowsTheDeviceOfflineWhenItsPortCloses(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
 	rec := testpeer.NewRecorder()
-	d, err := New(Config{Kind: "at", Name: "m", Port: config.SerialPort{Port: pair.A}}, "gw", rec, testpeer.Logger(t))
+	cfg := validConfig("at", pair.A, 115200)
+	cfg.Name = "m"
+	d, err := New(cfg, "gw", rec, testpeer.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,8 +87,7 @@ type writer struct {
 func startWriter(t *testing.T, p []byte) *writer {
 	t.Helper()
 	pair := testpeer.StartPtyPair(t)
-	d, err := New(Config{Kind: "serial", Name: "s", Port: config.SerialPort{Port: pair.A, Baud: 115200}}, "gw",
-		testpeer.NewRecorder(), testpeer.Logger(t))
+	d, err := New(validConfig("serial", pair.A, 115200), "gw", testpeer.NewRecorder(), testpeer.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,10 +15,7 @@ import (
 
 func TestKeepOpenReopensAVanishedPortAndClosesTheOldOne(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
-	mode, err := PortMode(config.SerialPort{}, 9600)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mode := PortMode(config.SerialPort{Baud: 9600, Parity: "N", DataBits: 8, StopBits: 1})
 	var mu sync.Mutex
 	var states []bool
 	got := make(chan string, 16)

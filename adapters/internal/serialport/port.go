@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -28,41 +27,20 @@ const (
 // under us: unplugged, hung up, or closed.
 var ErrPortGone = errors.New("port gone")
 
-// PortMode turns line settings into a serial.Mode, applying the defaults to
-// zero values: defaultBaud, 8 data bits, no parity, 1 stop bit.
-func PortMode(sp config.SerialPort, defaultBaud int) (*serial.Mode, error) {
-	m := &serial.Mode{BaudRate: sp.Baud, DataBits: sp.DataBits}
-	if m.BaudRate == 0 {
-		m.BaudRate = defaultBaud
-	}
-	if m.BaudRate < 0 {
-		return nil, fmt.Errorf("baud %d is negative", sp.Baud)
-	}
-	if m.DataBits == 0 {
-		m.DataBits = 8
-	}
-	if m.DataBits < 5 || m.DataBits > 8 {
-		return nil, fmt.Errorf("data_bits %d is not one of 5, 6, 7, 8", sp.DataBits)
-	}
-	switch strings.ToUpper(sp.Parity) {
-	case "", "N", "NONE":
-		m.Parity = serial.NoParity
-	case "E", "EVEN":
+// PortMode converts line settings that config validated and completed
+// (baud, data_bits, parity N|E|O, stop_bits 1|2) into a serial.Mode.
+func PortMode(sp config.SerialPort) *serial.Mode {
+	m := &serial.Mode{BaudRate: sp.Baud, DataBits: sp.DataBits, Parity: serial.NoParity, StopBits: serial.OneStopBit}
+	switch sp.Parity {
+	case "E":
 		m.Parity = serial.EvenParity
-	case "O", "ODD":
+	case "O":
 		m.Parity = serial.OddParity
-	default:
-		return nil, fmt.Errorf("parity %q is not one of N, E, O", sp.Parity)
 	}
-	switch sp.StopBits {
-	case 0, 1:
-		m.StopBits = serial.OneStopBit
-	case 2:
+	if sp.StopBits == 2 {
 		m.StopBits = serial.TwoStopBits
-	default:
-		return nil, fmt.Errorf("stop_bits %d is not one of 1, 2", sp.StopBits)
 	}
-	return m, nil
+	return m
 }
 
 // Conn is an open port as a session sees it: writes go to Port, reads arrive

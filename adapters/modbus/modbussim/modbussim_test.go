@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edged/edged/adapters/modbus"
+	"github.com/edged/edged/config/configtest"
 	"github.com/edged/edged/internal/testpeer"
 )
 
@@ -35,7 +36,7 @@ func TestTheDemoMeterMovesLikeARealOne(t *testing.T) {
 	cfg := DemoBus(addr)
 	cfg.Devices[0].Interval.Duration = 150 * time.Millisecond
 	rec := testpeer.NewRecorder()
-	b, err := modbus.New(cfg, "demo", rec, nil, slog.New(slog.DiscardHandler))
+	b, err := modbus.New(configtest.Bus(t, cfg), "demo", rec, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

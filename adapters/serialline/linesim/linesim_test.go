@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edged/edged/adapters/serialline"
+	"github.com/edged/edged/config/configtest"
 	"github.com/edged/edged/internal/testpeer"
 )
 
@@ -19,7 +20,7 @@ func TestTheRealAdapterReadsTheSimulatedSensor(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := testpeer.NewRecorder()
-	dev, err := serialline.New(DemoDevice(port), "demo", rec, rec, nil)
+	dev, err := serialline.New(configtest.Serial(t, DemoDevice(port)), "demo", rec, rec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
