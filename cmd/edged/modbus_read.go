@@ -202,11 +202,7 @@ before a negative VALUE: -- -5.`, stderr)
 	pc := config.Point{Name: "value", Table: strings.ToLower(*tableName), Address: *addr, Type: strings.ToLower(*typeName),
 		Order: strings.ToUpper(*orderName), Writable: true}
 	switch {
-	case pc.Table == "coil":
-		if pc.Type == "" {
-			pc.Type = "bool"
-		}
-	case pc.Type == "":
+	case pc.Type == "" && pc.Table != "coil": // a coil's type is config's default, bool
 		pc.Type = "uint16"
 	case pc.Type == "string":
 		pc.Length = (len(value) + 1) / 2
