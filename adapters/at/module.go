@@ -90,7 +90,11 @@ type Module struct {
 // should already name the adapter and device; New adds the port. sub may be
 // nil when raw_commands is off.
 func New(cfg config.ATDev, gateway string, pub Publisher, sub Subscriber, log *slog.Logger) (*Module, error) {
-	raw := cfg.RawCommands != nil && *cfg.RawCommands
+	if cfg.Interval.Duration <= 0 || cfg.Timeout.Duration <= 0 || cfg.ResetAfter < 1 || cfg.RawCommands == nil {
+		// Only a config built in code without config.Check gets here.
+		return nil, fmt.Errorf("at %q: interval, timeout, reset_after or raw_commands not set (a config from config.Load or config.Check has them)", cfg.Name)
+	}
+	raw := *cfg.RawCommands
 	if raw && sub == nil {
 		return nil, fmt.Errorf("at %q: raw_commands needs a subscriber (or set raw_commands = false)", cfg.Name)
 	}

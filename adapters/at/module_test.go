@@ -414,6 +414,18 @@ func TestRawCommandsCanBeTurnedOff(t *testing.T) {
 	}
 }
 
+// TestNewTakesTheModuleAsConfigCompletedIt: the rules of an [[at]] table
+// are config's (config's TestEveryRuleAnAdapterOnceCheckedIsConfigs); New
+// refuses a config built in code that skipped config.Check rather than poll
+// without pause.
+func TestNewTakesTheModuleAsConfigCompletedIt(t *testing.T) {
+	cfg := wifi("/dev/null")
+	cfg.Interval = config.Duration{}
+	if _, err := New(cfg, gw, testpeer.NewRecorder(), testpeer.NewRecorder(), nil); err == nil || !strings.Contains(err.Error(), "config.Check") {
+		t.Errorf("a module that skipped config: err %v", err)
+	}
+}
+
 func TestRunLeavesNoGoroutinesBehind(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
 	startModem(t, pair.B)

@@ -70,6 +70,10 @@ type Device struct {
 // already name the adapter and device; New adds the port. sub may be nil
 // unless cfg.Writable.
 func New(cfg config.Serial, gateway string, pub Publisher, sub Subscriber, log *slog.Logger) (*Device, error) {
+	if cfg.MaxFrame <= 0 || (cfg.Request != "" && (len(cfg.RequestBytes) == 0 || cfg.Interval.Duration <= 0)) || len(cfg.Regexps) != len(cfg.Patterns) {
+		// Only a config built in code without config.Check gets here.
+		return nil, fmt.Errorf("serial %q: max_frame, interval, the request's bytes or the compiled patterns not set (a config from config.Load or config.Check has them)", cfg.Name)
+	}
 	if cfg.Writable && sub == nil {
 		return nil, fmt.Errorf("serial %q: writable needs a subscriber", cfg.Name)
 	}

@@ -216,6 +216,19 @@ func TestDeviceReopensAVanishedPort(t *testing.T) {
 	}
 }
 
+// TestNewTakesTheDeviceAsConfigCompletedIt: the rules of a [[serial]]
+// table are config's (config's TestEveryRuleAnAdapterOnceCheckedIsConfigs);
+// New refuses a config built in code that skipped config.Check rather than
+// run without its patterns.
+func TestNewTakesTheDeviceAsConfigCompletedIt(t *testing.T) {
+	if _, err := New(weather("/dev/null"), gw, discard{}, nil, nil); err == nil || !strings.Contains(err.Error(), "config.Check") {
+		t.Errorf("a device that skipped config: err %v", err)
+	}
+	if _, err := New(configtest.Serial(t, weather("/dev/null")), gw, discard{}, nil, nil); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestRunLeavesNoGoroutinesBehind(t *testing.T) {
 	pair := testpeer.StartPtyPair(t)
 	rec := testpeer.NewRecorder()
