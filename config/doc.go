@@ -25,8 +25,8 @@
 // patterns, an AT module's trimmed commands and compiled patterns, a bus's
 // transport (and Bus.Target), a point's rounding (Point.Decimals). The parts
 // convert and allocate; they read no file named in the config and check
-// nothing again. Check does for a config built in code (tests, edged demo,
-// the commissioning commands) what Load does for a file. config does not
+// nothing again. Check does for a config built in code (tests, the
+// commissioning commands) what Load does for a file. config does not
 // open ports, serial devices or sockets: a device that is absent now may be
 // plugged in later, and adapters retry.
 package config

@@ -92,7 +92,7 @@ func ParseWith(name string, data []byte, opts Options) (*Config, error) {
 }
 
 // Check completes and checks a config built in code rather than read from
-// a file (tests, edged demo, the commissioning commands' bus): the defaults
+// a file (tests, the commissioning commands' bus): the defaults
 // Load applies and every rule it checks, with the same key paths (no file,
 // no line); it loads the files c names and resolves what the parts take, as
 // Load does. A key counts as absent while it holds its zero value, except a
