@@ -59,7 +59,7 @@ downlink = [ { format = %[3]q, local_prefix = "gw/meter/" } ]
 [[modbus]]
 name = "bus"
 address = %[7]q
-timeout = "300ms"
+timeout = "2s"
 
   [[modbus.device]]
   name = "meter"

@@ -44,7 +44,7 @@ forward = [ { local = "gw/meter/#", remote_prefix = "up/", qos = 1 } ]
 [[modbus]]
 name = "bus"
 address = %q
-timeout = "300ms"
+timeout = "2s"
 
   [[modbus.device]]
   name = "meter"

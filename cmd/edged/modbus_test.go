@@ -63,7 +63,7 @@ func commissioning(t *testing.T, f func(t *testing.T, bus []string, dev *testpee
 
 func TestModbusScanFindsTheUnitsThatAnswer(t *testing.T) {
 	commissioning(t, func(t *testing.T, bus []string, dev *testpeer.PyModbus) {
-		code, out, errOut := cli(t, append([]string{"modbus", "scan", "--units", "1-3,15-18", "--timeout", "150ms"}, bus...)...)
+		code, out, errOut := cli(t, append([]string{"modbus", "scan", "--units", "1-3,15-18", "--timeout", "1s"}, bus...)...)
 		if code != exitOK {
 			t.Fatalf("exit %d, want 0\n%s%s", code, out, errOut)
 		}

@@ -22,7 +22,7 @@ id = "gw"
 [[modbus]]
 name = "field"
 %s
-timeout = "500ms"
+timeout = "2s"
 
   [[modbus.device]]
   name = "meter"
