@@ -95,25 +95,25 @@ func (p *brokerProc) stop() {
 	_ = os.RemoveAll(p.dir)
 }
 
-// cpuSeconds is the broker's user + system CPU time so far, all threads
-// (/proc/PID/stat utime + stime).
-func (p *brokerProc) cpuSeconds() (float64, error) {
+// cpuSeconds is the broker's user and system CPU time so far, all threads
+// (/proc/PID/stat utime, stime).
+func (p *brokerProc) cpuSeconds() (user, sys float64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid()))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name may hold spaces; fields count from after its ')'.
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	if len(f) < 13 {
-		return 0, errors.New("short /proc/PID/stat")
+		return 0, 0, errors.New("short /proc/PID/stat")
 	}
 	ut, err1 := strconv.ParseFloat(f[11], 64)
 	st, err2 := strconv.ParseFloat(f[12], 64)
 	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return (ut + st) / clockTicks, nil
+	return ut / clockTicks, st / clockTicks, nil
 }
 
 // clockTicks is USER_HZ, 100 on every Linux this runs on.
@@ -163,6 +163,25 @@ func (p *brokerProc) switches() (int64, error) {
 		}
 	}
 	return n, nil
+}
+
+// syscalls is the broker's read and write system calls so far, all
+// threads (/proc/PID/io syscr, syscw): reads and writes of sockets, the
+// calls a message costs most in.
+func (p *brokerProc) syscalls() (reads, writes int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", p.pid()))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "syscr:"); ok {
+			reads, _ = strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+		}
+		if rest, ok := strings.CutPrefix(line, "syscw:"); ok {
+			writes, _ = strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+		}
+	}
+	return reads, writes, nil
 }
 
 func freePort() (string, error) {

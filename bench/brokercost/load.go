@@ -32,12 +32,16 @@ const payloadSize = 64
 // result is what one run of a load measured on one broker.
 type result struct {
 	cpu       float64 // broker CPU seconds during the run
+	cpuSys    float64 // of which in the kernel
 	rss       int64   // broker peak RSS, bytes
+	anon      int64   // broker anonymous RSS at the end of the run (heap, stacks: not the program's own pages), bytes
 	sent      int64   // messages published
 	delivered int64   // messages received, all subscribers together
 	expected  int64   // sent x subscribers
 	elapsed   time.Duration
 	switches  int64 // broker context switches during the run
+	reads     int64 // broker read system calls during the run
+	writes    int64 // broker write system calls during the run
 }
 
 func (r result) cpuPer100k() float64 {
@@ -46,6 +50,8 @@ func (r result) cpuPer100k() float64 {
 	}
 	return r.cpu / float64(r.sent) * 100_000
 }
+// perMsg is n per message published.
+func (r result) perMsg(n int64) float64 { return float64(n) / float64(max(r.sent, 1)) }
 func (r result) fraction() float64   { return float64(r.delivered) / float64(r.expected) }
 func (r result) throughput() float64 { return float64(r.delivered) / r.elapsed.Seconds() }
 
@@ -141,11 +147,12 @@ func run(p *brokerProc, l load, dur time.Duration) (result, error) {
 		return res, err
 	}
 
-	cpu0, err := p.cpuSeconds()
+	user0, sys0, err := p.cpuSeconds()
 	if err != nil {
 		return res, err
 	}
 	sw0, _ := p.switches()
+	r0, w0, _ := p.syscalls()
 	start := time.Now()
 	sent := publish(pubs, l, dur)
 	res.sent = sent
@@ -167,13 +174,19 @@ func run(p *brokerProc, l load, dur time.Duration) (result, error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	cpu1, err := p.cpuSeconds()
+	user1, sys1, err := p.cpuSeconds()
 	if err != nil {
 		return res, err
 	}
 	sw1, _ := p.switches()
-	res.cpu = cpu1 - cpu0
+	r1, w1, _ := p.syscalls()
+	res.cpu = user1 - user0 + sys1 - sys0
+	res.cpuSys = sys1 - sys0
 	res.switches = sw1 - sw0
+	res.reads, res.writes = r1-r0, w1-w0
+	if res.anon, err = procStatusKB(p.pid(), "RssAnon:"); err != nil {
+		return res, err
+	}
 	res.rss, err = p.peakRSS()
 	return res, err
 }

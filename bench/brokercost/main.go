@@ -108,8 +108,8 @@ func runAll(edged, vs string, rounds int, oneCore bool, dur time.Duration, only 
 				if err != nil {
 					return fmt.Errorf("round %d, %s, %s: %w", r+1, l.name, kind, err)
 				}
-				fmt.Fprintf(os.Stderr, "round %d  %-42s %-9s cpu %6.3fs/100k  rss %5.1fMB  delivered %6.2f%%  %8.0f msg/s  %d switches\n",
-					r+1, l.name, kind, res.cpuPer100k(), float64(res.rss)/(1<<20), 100*res.fraction(), res.throughput(), res.switches)
+				fmt.Fprintf(os.Stderr, "round %d  %-42s %-9s cpu %6.3fs/100k (%2.0f%% sys)  rss %5.1fMB (anon %4.1fMB)  delivered %6.2f%%  %8.0f msg/s  per msg: %.2f switches, %.2f reads, %.2f writes\n",
+					r+1, l.name, kind, res.cpuPer100k(), 100*res.cpuSys/max(res.cpu, 0.01), float64(res.rss)/(1<<20), float64(res.anon)/(1<<20), 100*res.fraction(), res.throughput(), res.perMsg(res.switches), res.perMsg(res.reads), res.perMsg(res.writes))
 				results[l.name][kind] = append(results[l.name][kind], res)
 			}
 		}
@@ -144,7 +144,7 @@ func printTable(w *os.File, chosen []load, other string, results map[string]map[
 	}
 	fmt.Fprintf(w, "\nedged / %s, %d alternating rounds, %s; median [min - max] of the per-round ratios\n\n", against, rounds, cores)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "load\tCPU s per 100k msgs\tpeak RSS\tdelivered\tthroughput\tcontext switches per msg\tedged CPU s/100k\t%[1]s CPU s/100k\tedged delivered\t%[1]s delivered\t\n", title)
+	fmt.Fprintf(tw, "load\tCPU s per 100k msgs\tpeak RSS\tanonymous RSS (end)\tdelivered\tthroughput\tcontext switches per msg\tread+write syscalls per msg\tedged CPU s/100k\t%[1]s CPU s/100k\tedged delivered\t%[1]s delivered\t\n", title)
 	for _, l := range chosen {
 		e, m := results[l.name]["edged"], results[l.name][other]
 		ratio := func(f func(result) float64) string {
@@ -163,12 +163,14 @@ func printTable(w *os.File, chosen []load, other string, results map[string]map[
 			}
 			return spread(vs, format)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", l.name,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", l.name,
 			ratio(result.cpuPer100k),
 			ratio(func(r result) float64 { return float64(r.rss) }),
+			ratio(func(r result) float64 { return float64(r.anon) }),
 			ratio(result.fraction),
 			ratio(result.throughput),
-			ratio(func(r result) float64 { return float64(r.switches) / float64(max(r.sent, 1)) }),
+			ratio(func(r result) float64 { return r.perMsg(r.switches) }),
+			ratio(func(r result) float64 { return r.perMsg(r.reads + r.writes) }),
 			abs(e, result.cpuPer100k, "%.3f"), abs(m, result.cpuPer100k, "%.3f"),
 			abs(e, func(r result) float64 { return 100 * r.fraction() }, "%.1f%%"),
 			abs(m, func(r result) float64 { return 100 * r.fraction() }, "%.1f%%"))

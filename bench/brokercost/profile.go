@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -17,7 +18,8 @@ import (
 
 // serve runs edged's broker alone in this process, on its defaults with one
 // tcp listener at addr, profiling CPU into cpuFile and writing the
-// allocations profile to memFile when it is told to stop (SIGTERM). The
+// allocations profile to memFile when it is told to stop (SIGTERM), and
+// the heap in use to memFile.inuse when told SIGUSR1. The
 // profile runs of the harness start it as their broker (-profile).
 func serve(addr, cpuFile, memFile string) error {
 	dir, err := os.MkdirTemp("", "brokercost-serve-")
@@ -31,6 +33,24 @@ func serve(addr, cpuFile, memFile string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// SIGUSR1: the heap in use now, while the load's clients are connected.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	go func() {
+		for range usr1 {
+			if h, err := os.Create(memFile + ".inuse"); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(h, 0)
+				_ = h.Close()
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			_ = os.WriteFile(memFile+".memstats", fmt.Appendf(nil,
+				"heap in use %d KiB, heap idle not released %d KiB, stacks %d KiB, goroutines %d, runtime other %d KiB\n",
+				ms.HeapInuse>>10, (ms.HeapIdle-ms.HeapReleased)>>10, ms.StackInuse>>10, runtime.NumGoroutine(),
+				(ms.MSpanInuse+ms.MCacheInuse+ms.BuckHashSys+ms.GCSys+ms.OtherSys)>>10), 0o644)
+		}
+	}()
 	f, err := os.Create(cpuFile)
 	if err != nil {
 		return err
@@ -68,7 +88,10 @@ func profileAll(self, dir string, chosen []load, dur time.Duration) error {
 		if err != nil {
 			return err
 		}
+		// Halfway through a steady load every client is connected.
+		snap := time.AfterFunc(2*time.Second+dur/2, func() { _ = p.cmd.Process.Signal(syscall.SIGUSR1) })
 		res, err := run(p, l, dur)
+		snap.Stop()
 		p.stop()
 		if err != nil {
 			return fmt.Errorf("%s: %w", l.name, err)
