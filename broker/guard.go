@@ -18,8 +18,13 @@ var errMalformed = errors.New("malformed MQTT packet")
 var errTooLarge = fmt.Errorf("%w: too large", errMalformed)
 
 const (
-	// guardBufSize is the read buffer a guarded connection starts with; it
-	// holds many small packets, so most reads are one syscall for several.
+	// guardBufMin is the read buffer a guarded connection starts with: room
+	// for a few small packets, for a client that sends now and then (most
+	// of a gateway's clients), which then holds 1 KiB instead of 8.
+	guardBufMin = 1 << 10
+	// guardBufSize is what the read buffer grows to, doubling, while reads
+	// keep filling it: it holds many small packets, so that a client
+	// publishing fast costs one syscall for several.
 	guardBufSize = 8 << 10
 	// guardKeepMax is the largest buffer kept between packets: a client that
 	// once sent a big packet does not pin that much memory for its lifetime.
@@ -183,7 +188,8 @@ type guardConn struct {
 	net.Conn
 	dec      frameDecoder
 	buf      []byte
-	r, v, w  int // buf[r:v] checked and not yet read by mochi, buf[v:w] unchecked
+	r, v, w  int  // buf[r:v] checked and not yet read by mochi, buf[v:w] unchecked
+	filled   bool // the last read filled all the room it had: more is coming than buf holds
 	err      error
 	onReject func(c net.Conn, err error)
 	// onRelease, when set, is told the size of the buffer the guard lets go
@@ -226,7 +232,7 @@ func (g *guardConn) Read(p []byte) (int, error) {
 // on error.
 func (g *guardConn) fill() error {
 	if g.buf == nil {
-		g.buf = make([]byte, guardBufSize)
+		g.buf = make([]byte, guardBufMin)
 	}
 	for {
 		for g.v < g.w {
@@ -257,10 +263,14 @@ func (g *guardConn) fill() error {
 			if len(g.buf) > guardKeepMax {
 				g.buf = make([]byte, guardBufSize)
 			}
+		}
+		if g.filled && len(g.buf) < guardBufSize {
+			g.makeRoom(2 * len(g.buf))
 		} else if len(g.buf)-g.w < 512 {
 			g.makeRoom(0)
 		}
 		n, err := g.Conn.Read(g.buf[g.w:])
+		g.filled = n == len(g.buf)-g.w
 		g.w += n
 		if n > 0 {
 			continue

@@ -358,3 +358,48 @@ func TestAConnectionThatStallsBeforeCONNECTIsClosed(t *testing.T) {
 		t.Fatal("connection still open after the CONNECT deadline")
 	}
 }
+
+// TestGuardBufferFitsTheClientsPace: every connection held an 8 KiB read
+// buffer from its first byte, 1.6 MB of heap (and twice that resident, at
+// Go's default GC target) for 200 clients that each send a small message
+// now and then. A client that sends little keeps a small buffer; one whose
+// reads keep filling it gets a bigger one, up to guardBufSize, so that a
+// burst is still read with few system calls.
+func TestGuardBufferFitsTheClientsPace(t *testing.T) {
+	publish := encode(t, 4, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: "a/b", Payload: bytes.Repeat([]byte("x"), 64)})
+	// largestBuffer reads everything from c, as mochi's small reads do, and
+	// returns the largest buffer the guard held meanwhile.
+	largestBuffer := func(c net.Conn) int {
+		g := newGuardConn(c, 1<<20, nil)
+		p := make([]byte, 100)
+		largest := 0
+		for {
+			_, err := g.Read(p)
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					t.Fatal(err)
+				}
+				return largest
+			}
+			largest = max(largest, cap(g.buf))
+		}
+	}
+	t.Run("a client sending one small message at a time keeps a small buffer", func(t *testing.T) {
+		chunks := [][]byte{encode(t, 4, connectPk(4))}
+		for range 100 {
+			chunks = append(chunks, publish)
+		}
+		if got := largestBuffer(&chunkConn{chunks: chunks}); got > guardBufMin {
+			t.Fatalf("a buffer of %d bytes for messages of %d; want at most %d", got, len(publish), guardBufMin)
+		}
+	})
+	t.Run("a client whose reads fill the buffer gets guardBufSize", func(t *testing.T) {
+		stream := encode(t, 4, connectPk(4))
+		for range 1000 {
+			stream = append(stream, publish...)
+		}
+		if got := largestBuffer(&chunkConn{chunks: [][]byte{stream}}); got != guardBufSize {
+			t.Fatalf("a buffer of at most %d bytes while reading a continuous stream; want it to reach %d", got, guardBufSize)
+		}
+	})
+}
