@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"sync/atomic"
@@ -59,9 +58,9 @@ func NewAuthHook(byListener map[string]ListenerAuth, log *slog.Logger) *AuthHook
 func (h *AuthHook) ID() string { return "edged-auth" }
 
 // Provides reports the events the hook takes: authentication and ACL checks.
-func (h *AuthHook) Provides(b byte) bool {
-	return bytes.IndexByte([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck}, b) >= 0
-}
+func (h *AuthHook) Provides(b byte) bool { return authHookEvents.has(b) }
+
+var authHookEvents = newHookEvents(mqtt.OnConnectAuthenticate, mqtt.OnACLCheck)
 
 // Refused returns how many logins and how many ACL checks were refused so
 // far. ACL refusals include messages withheld from a subscriber whose

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"sync"
@@ -49,11 +48,27 @@ type edgeHook struct {
 
 func (h *edgeHook) ID() string { return "edged" }
 
-func (h *edgeHook) Provides(b byte) bool {
-	return bytes.IndexByte([]byte{mqtt.OnConnect, mqtt.OnPublish, mqtt.OnPublishDropped, mqtt.OnDisconnect,
-		mqtt.OnStarted, mqtt.OnPacketEncode, mqtt.OnPacketRead, mqtt.OnSubscribed, mqtt.OnUnsubscribed,
-		mqtt.OnQosComplete, mqtt.OnSessionEstablish}, b) >= 0
+var edgeHookEvents = newHookEvents(mqtt.OnConnect, mqtt.OnPublish, mqtt.OnPublishDropped, mqtt.OnDisconnect,
+	mqtt.OnStarted, mqtt.OnPacketEncode, mqtt.OnPacketRead, mqtt.OnSubscribed, mqtt.OnUnsubscribed,
+	mqtt.OnQosComplete, mqtt.OnSessionEstablish)
+
+func (h *edgeHook) Provides(b byte) bool { return edgeHookEvents.has(b) }
+
+// hookEvents is the set of mochi events a hook takes, for its Provides.
+// mochi asks every hook about every event of every packet (some thirty
+// questions per message for edged's three hooks), so the answer is a bit
+// in a table rather than a search of a list built on each call.
+type hookEvents [4]uint64
+
+func newHookEvents(events ...byte) hookEvents {
+	var s hookEvents
+	for _, e := range events {
+		s[e/64] |= 1 << (e % 64)
+	}
+	return s
 }
+
+func (s *hookEvents) has(e byte) bool { return s[e/64]&(1<<(e%64)) != 0 }
 
 // OnSessionEstablish drops the expired messages of the session cl is about
 // to take over. mochi clears expired messages once a second and resends a

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -378,27 +377,27 @@ func (s *Store) Close() error {
 func (s *Store) ID() string { return "edged-store" }
 
 // Provides reports the storage events the hook takes.
-func (s *Store) Provides(b byte) bool {
-	return bytes.IndexByte([]byte{
-		mqtt.OnSessionEstablished,
-		mqtt.OnDisconnect,
-		mqtt.OnSubscribed,
-		mqtt.OnUnsubscribed,
-		mqtt.OnRetainMessage,
-		mqtt.OnWillSent,
-		mqtt.OnQosPublish,
-		mqtt.OnQosComplete,
-		mqtt.OnQosDropped,
-		mqtt.OnSysInfoTick,
-		mqtt.OnClientExpired,
-		mqtt.OnRetainedExpired,
-		mqtt.StoredClients,
-		mqtt.StoredInflightMessages,
-		mqtt.StoredRetainedMessages,
-		mqtt.StoredSubscriptions,
-		mqtt.StoredSysInfo,
-	}, b) >= 0
-}
+func (s *Store) Provides(b byte) bool { return storeEvents.has(b) }
+
+var storeEvents = newHookEvents(
+	mqtt.OnSessionEstablished,
+	mqtt.OnDisconnect,
+	mqtt.OnSubscribed,
+	mqtt.OnUnsubscribed,
+	mqtt.OnRetainMessage,
+	mqtt.OnWillSent,
+	mqtt.OnQosPublish,
+	mqtt.OnQosComplete,
+	mqtt.OnQosDropped,
+	mqtt.OnSysInfoTick,
+	mqtt.OnClientExpired,
+	mqtt.OnRetainedExpired,
+	mqtt.StoredClients,
+	mqtt.StoredInflightMessages,
+	mqtt.StoredRetainedMessages,
+	mqtt.StoredSubscriptions,
+	mqtt.StoredSysInfo,
+)
 
 // Init accepts no configuration: everything was given to NewStore.
 func (s *Store) Init(config any) error { return nil }
