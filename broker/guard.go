@@ -186,6 +186,7 @@ func decodeBody(pk *packets.Packet, body []byte) error {
 // unchanged; nothing mochi receives was rewritten.
 type guardConn struct {
 	net.Conn
+	sock     *rawSocket // the connection's socket, read and written directly; nil: through Conn
 	dec      frameDecoder
 	buf      []byte
 	r, v, w  int  // buf[r:v] checked and not yet read by mochi, buf[v:w] unchecked
@@ -198,7 +199,23 @@ type guardConn struct {
 }
 
 func newGuardConn(c net.Conn, maxPacket int, onReject func(net.Conn, error)) *guardConn {
-	return &guardConn{Conn: c, dec: newFrameDecoder(maxPacket), onReject: onReject}
+	return &guardConn{Conn: c, sock: newRawSocket(c), dec: newFrameDecoder(maxPacket), onReject: onReject}
+}
+
+// Write sends p to the client (for batchConn, which writes to the guard).
+func (g *guardConn) Write(p []byte) (int, error) {
+	if g.sock != nil {
+		return g.sock.Write(p)
+	}
+	return g.Conn.Write(p)
+}
+
+// read reads from the client's connection into p.
+func (g *guardConn) read(p []byte) (int, error) {
+	if g.sock != nil {
+		return g.sock.Read(p)
+	}
+	return g.Conn.Read(p)
 }
 
 // Read returns checked bytes, reading and checking more from the client when
@@ -269,7 +286,7 @@ func (g *guardConn) fill() error {
 		} else if len(g.buf)-g.w < 512 {
 			g.makeRoom(0)
 		}
-		n, err := g.Conn.Read(g.buf[g.w:])
+		n, err := g.read(g.buf[g.w:])
 		g.filled = n == len(g.buf)-g.w
 		g.w += n
 		if n > 0 {
