@@ -50,10 +50,11 @@ func (r result) cpuPer100k() float64 {
 	}
 	return r.cpu / float64(r.sent) * 100_000
 }
+
 // perMsg is n per message published.
 func (r result) perMsg(n int64) float64 { return float64(n) / float64(max(r.sent, 1)) }
-func (r result) fraction() float64   { return float64(r.delivered) / float64(r.expected) }
-func (r result) throughput() float64 { return float64(r.delivered) / r.elapsed.Seconds() }
+func (r result) fraction() float64      { return float64(r.delivered) / float64(r.expected) }
+func (r result) throughput() float64    { return float64(r.delivered) / r.elapsed.Seconds() }
 
 // subscriber is one mosquitto_sub, its output (one line per message)
 // counted as it arrives.
