@@ -22,7 +22,6 @@ import (
 // the heap in use to memFile.inuse when told SIGUSR1. The
 // profile runs of the harness start it as their broker (-profile).
 func serve(addr, cpuFile, memFile string) error {
-	runtime.MemProfileRate = 4 << 10 // small buffers per client are what add up
 	dir, err := os.MkdirTemp("", "brokercost-serve-")
 	if err != nil {
 		return err
