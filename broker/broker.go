@@ -181,8 +181,9 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 	for _, s := range specs {
 		b.lns = append(b.lns, &netListener{
 			id: s.id, proto: s.kind, addr: s.addr, tls: s.tls,
-			wrap: func(c net.Conn) net.Conn { return b.wrapConn(c, maxPacket) },
-			loop: b.live.Loop("broker "+s.id, acceptStallLimit),
+			wrap:    func(c net.Conn) net.Conn { return b.wrapConn(c, maxPacket) },
+			loop:    b.live.Loop("broker "+s.id, acceptStallLimit),
+			clients: &b.srv.Listeners.ClientsWg,
 		})
 	}
 	return b, nil

@@ -40,12 +40,21 @@ type netListener struct {
 	acceptErrors atomic.Int64
 	loop         *liveness.Loop // busy while accepts keep failing
 
-	mu   sync.Mutex
-	stop chan struct{} // closed by Close
-	ln   net.Listener
-	http *http.Server
-	done bool
-	log  *slog.Logger
+	// clients is mochi's wait group of client connections
+	// (Listeners.ClientsWg), which mochi's Close waits on. mochi counts a
+	// connection in it only once the goroutine serving it runs, which may
+	// be after that wait began (a race, and a wait that misses it); the
+	// listener counts each connection before handing it over instead, and
+	// Close returns only once Serve has stopped counting. Nil: not counted.
+	clients *sync.WaitGroup
+
+	mu     sync.Mutex
+	stop   chan struct{} // closed by Close
+	ln     net.Listener
+	http   *http.Server
+	done   bool
+	served chan struct{} // closed when Serve returns; nil before Serve
+	log    *slog.Logger
 }
 
 var _ listeners.Listener = (*netListener)(nil)
@@ -96,6 +105,15 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 		l.serveWS(establish)
 		return
 	}
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		return
+	}
+	served := make(chan struct{})
+	l.served = served
+	l.mu.Unlock()
+	defer close(served)
 	var failing int // accept errors in a row
 	defer l.loop.Idle()
 	for {
@@ -126,7 +144,9 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 			l.loop.Idle()
 			failing = 0
 		}
+		l.counted(1)
 		go func() {
+			defer l.counted(-1)
 			if err := establish(l.id, l.wrap(c)); err != nil && !errors.Is(err, io.EOF) {
 				l.log.Debug("client connection ended", "remote", c.RemoteAddr().String(), "error", err)
 			}
@@ -192,7 +212,20 @@ func (l *netListener) Close(closeClients listeners.CloseFn) {
 	if ln != nil {
 		_ = ln.Close()
 	}
+	l.mu.Lock()
+	served := l.served
+	l.mu.Unlock()
+	if served != nil && l.proto != "ws" {
+		<-served // no connection is counted after this
+	}
 	closeClients(l.id)
+}
+
+// counted adds delta to mochi's count of client connections, if known.
+func (l *netListener) counted(delta int) {
+	if l.clients != nil {
+		l.clients.Add(delta)
+	}
 }
 
 // serveWS serves MQTT over websocket (subprotocol "mqtt", binary frames).
@@ -206,6 +239,10 @@ func (l *netListener) serveWS(establish listeners.EstablishFn) {
 	hs := &http.Server{
 		ReadHeaderTimeout: 10 * time.Second,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Counted before the upgrade: Close's Shutdown waits for a
+			// request until it is upgraded, so the count comes first.
+			l.counted(1)
+			defer l.counted(-1)
 			ws, err := up.Upgrade(w, r, nil)
 			if err != nil {
 				return // Upgrade has answered the client already
