@@ -168,6 +168,9 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 	if err := b.srv.AddHook(&deniedPublishHook{acl: b.auth}, nil); err != nil {
 		return nil, fmt.Errorf("broker: denied publishes: %w", err)
 	}
+	if err := b.srv.AddHook(&dollarTopicHook{}, nil); err != nil {
+		return nil, fmt.Errorf("broker: $ topics: %w", err)
+	}
 	if *cfg.Persist {
 		if err := os.MkdirAll(stateDir, 0o750); err != nil {
 			return nil, fmt.Errorf("broker: state_dir: %w", err)

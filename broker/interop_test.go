@@ -90,3 +90,45 @@ func TestADeniedMQTT311PublishGetsNoDisconnectPacket(t *testing.T) {
 		})
 	}
 }
+
+// dollarTopicAnswer publishes at qos to topic and returns the type and
+// reason of the broker's answer; for QoS 2 it completes the exchange.
+func dollarTopicAnswer(t *testing.T, addr string, version byte, topic string, qos byte) string {
+	t.Helper()
+	rc := dialRaw(t, addr)
+	rc.connect(version, "dollar", true, nil)
+	rc.publish(topic, []byte("x"), qos, 9)
+	pk, err := rc.read(10 * time.Second)
+	if err != nil {
+		return fmt.Sprintf("no answer (%v)", err)
+	}
+	got := fmt.Sprintf("type %d id %d reason %#x", pk.FixedHeader.Type, pk.PacketID, pk.ReasonCode)
+	if pk.FixedHeader.Type == packets.Pubrec && pk.ReasonCode < packets.ErrUnspecifiedError.Code { // an error code ends the exchange
+		rc.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrel, Qos: 1}, PacketID: pk.PacketID})
+		comp, err := rc.read(10 * time.Second)
+		if err != nil {
+			return got + fmt.Sprintf(", then no PUBCOMP (%v)", err)
+		}
+		got += fmt.Sprintf(", then type %d id %d reason %#x", comp.FixedHeader.Type, comp.PacketID, comp.ReasonCode)
+	}
+	return got
+}
+
+// A client's QoS 1 or 2 publish to a topic starting with $ is acknowledged,
+// as Mosquitto does (which keeps $SYS/... to itself). mochi dropped it
+// without an acknowledgement, which no MQTT version allows: the client
+// waited for ever and its in-flight slot stayed taken.
+func TestAPublishToADollarTopicIsAcknowledgedAsInMosquitto(t *testing.T) {
+	m := testpeer.StartMosquitto(t, "")
+	_, addr := startBroker(t, loopbackCfg(), "")
+	for _, version := range []byte{4, 5} {
+		for _, qos := range []byte{1, 2} {
+			t.Run(fmt.Sprintf("MQTT v%d QoS %d", version, qos), func(t *testing.T) {
+				want := dollarTopicAnswer(t, m.Addr, version, "$SYS/edged/test", qos)
+				if got := dollarTopicAnswer(t, addr, version, "$SYS/edged/test", qos); got != want {
+					t.Fatalf("edged: %s\nmosquitto: %s", got, want)
+				}
+			})
+		}
+	}
+}
