@@ -332,7 +332,10 @@ func TestADeviceThatStopsAnsweringGoesOfflineAndComesBack(t *testing.T) {
 		"2": {"holding": {"0": 21}, "input": {}, "coil": {}, "discrete": {}},
 	}
 	transports(t, units, func(t *testing.T, bus config.Bus, dev *testpeer.PyModbus) {
-		bus.Timeout = dur(300 * time.Millisecond)
+		// The answering device must never time out, even on a loaded
+		// machine (pymodbus on a pty answered late at 300 ms); the muted
+		// one costs a timeout per cycle.
+		bus.Timeout = dur(time.Second)
 		bus.Devices = []config.Device{
 			{Name: "dead", Unit: 1, Interval: dur(100 * time.Millisecond), Points: []config.Point{
 				{Name: "x", Table: "holding", Address: 0, Type: "uint16"},
@@ -353,7 +356,7 @@ func TestADeviceThatStopsAnsweringGoesOfflineAndComesBack(t *testing.T) {
 		waitFor(t, "the muted device offline", func() bool { s := rec.Last("gw/dead/status"); return s == "offline" })
 		aliveBefore := len(rec.On("gw/alive/z"))
 		waitFor(t, "the other device still polled while its neighbour times out", func() bool {
-			return len(rec.On("gw/alive/z")) >= aliveBefore+5
+			return len(rec.On("gw/alive/z")) >= aliveBefore+3
 		})
 		dev.Mute(t)
 		waitFor(t, "the device online again", func() bool { s := rec.Last("gw/dead/status"); return s == "online" })
