@@ -157,19 +157,11 @@ func New(cfg config.Broker, stateDir string, log *slog.Logger) (*Broker, error) 
 	if err := b.srv.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	if err := b.srv.AddHook(&aliasHook{srv: b.srv, max: caps.TopicAliasMaximum}, nil); err != nil {
-		return nil, fmt.Errorf("broker: topic aliases: %w", err)
-	}
 	b.auth = NewAuthHook(byListener, log)
 	b.auth.withhold = b.hook.flow.withhold
+	b.hook.acl = b.auth
 	if err := b.srv.AddHook(b.auth, nil); err != nil {
 		return nil, fmt.Errorf("broker: auth: %w", err)
-	}
-	if err := b.srv.AddHook(&deniedPublishHook{acl: b.auth}, nil); err != nil {
-		return nil, fmt.Errorf("broker: denied publishes: %w", err)
-	}
-	if err := b.srv.AddHook(&dollarTopicHook{}, nil); err != nil {
-		return nil, fmt.Errorf("broker: $ topics: %w", err)
 	}
 	if *cfg.Persist {
 		if err := os.MkdirAll(stateDir, 0o750); err != nil {

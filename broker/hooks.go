@@ -40,6 +40,10 @@ type edgeHook struct {
 	maxKeepalive  uint16
 	topicAliasMax uint16
 
+	// acl is the listeners' ACL check (AuthHook), which checkPublish runs
+	// before mochi would for a 3.1.1 client.
+	acl *AuthHook
+
 	// subIDs holds the packet ids of SUBSCRIBE/UNSUBSCRIBE packets being
 	// answered (see OnPacketRead).
 	subIDsMu sync.Mutex
@@ -116,7 +120,8 @@ func (h *edgeHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	return nil
 }
 
-// OnPacketRead keeps mochi from refusing a SUBSCRIBE or UNSUBSCRIBE whose
+// OnPacketRead checks a network PUBLISH (checkPublish), and keeps mochi
+// from refusing a SUBSCRIBE or UNSUBSCRIBE whose
 // packet id equals one the broker chose for a message it sent the client.
 // The two directions have their own ids (MQTT 2.2.1), but mochi looks the
 // id up in the map that holds both and answers 0x91 (packet identifier in
@@ -124,7 +129,11 @@ func (h *edgeHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 // messages waiting. Such a packet is handed to mochi with an id not in use,
 // and the client's id is put back on its SUBACK or UNSUBACK.
 func (h *edgeHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type != packets.Subscribe && pk.FixedHeader.Type != packets.Unsubscribe {
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		return pk, h.checkPublish(cl, &pk)
+	case packets.Subscribe, packets.Unsubscribe:
+	default:
 		return pk, nil
 	}
 	cur, ok := cl.State.Inflight.Get(pk.PacketID)
@@ -148,6 +157,24 @@ func (h *edgeHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	h.subIDsMu.Unlock()
 	pk.PacketID = free
 	return pk, nil
+}
+
+// checkPublish answers, before mochi does, the network publishes mochi
+// answers against MQTT's rules: an unknown topic alias, a denied 3.1.1
+// publish, a publish to a $ topic. One hook that mochi already calls for
+// every packet does it; a hook each would add to what mochi asks of its
+// hooks on every packet.
+func (h *edgeHook) checkPublish(cl *mqtt.Client, pk *packets.Packet) error {
+	if cl.Net.Inline {
+		return nil
+	}
+	if err := refuseUnknownAlias(h.flow.srv, h.topicAliasMax, cl, pk); err != nil {
+		return err
+	}
+	if err := refuseDenied311(h.acl, cl, pk); err != nil {
+		return err
+	}
+	return ackDollarTopic(cl, pk)
 }
 
 // OnPacketEncode puts back a SUBACK's or UNSUBACK's packet id (see
