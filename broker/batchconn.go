@@ -34,11 +34,15 @@ type batchConn struct {
 	err      error     // the first write error; every later Write returns it
 	win      outWindow // the client's Receive Maximum, kept in order
 	flow     clientFlow
+	// flushFn is flush as a value made once: `go b.flush()` would make a
+	// closure, an allocation per flush and so per message at a gateway's pace.
+	flushFn func()
 }
 
 func newBatchConn(c net.Conn) *batchConn {
 	b := &batchConn{Conn: c}
 	b.moved.L = &b.mu
+	b.flushFn = b.flush
 	return b
 }
 
@@ -70,7 +74,7 @@ func (b *batchConn) unsent() int64 {
 func (b *batchConn) startFlush() {
 	if !b.flushing && len(b.pending) > 0 && b.err == nil {
 		b.flushing = true
-		go b.flush()
+		go b.flushFn()
 	}
 }
 

@@ -85,3 +85,23 @@ func TestBatchConnWritePushesBackWhenThePeerStops(t *testing.T) {
 		t.Fatal("a writer blocked on a full connection was not released by Close")
 	}
 }
+
+// Sending a message to a subscriber goes through Write and one flush: at a
+// gateway's pace, one flush per message, which must not allocate.
+func TestBatchConnSendsWithoutAllocating(t *testing.T) {
+	server, _, client := tcpPair(t)
+	b := newBatchConn(server)
+	msg := []byte{0x30, 5, 0, 1, 't', 'h', 'i'} // a QoS 0 PUBLISH of "hi" to t
+	back := make([]byte, len(msg))
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := b.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, back); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per message sent, want 0", allocs)
+	}
+}

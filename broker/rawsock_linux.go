@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -18,8 +19,22 @@ import (
 // message. Deadlines and closing behave as for net.Conn: the waiting is the
 // poller's.
 type rawSocket struct {
-	rc   syscall.RawConn
-	addr net.Addr
+	rc    syscall.RawConn
+	addr  net.Addr
+	read  rawOp
+	write rawOp
+}
+
+// rawOp is one direction's system call, with the function the poller calls
+// built once: a closure made per call would capture the buffer and results
+// and cost an allocation on every read and every write. mu keeps the
+// direction's calls one at a time, as net.Conn allows them concurrently.
+type rawOp struct {
+	mu    sync.Mutex
+	p     []byte
+	n     int
+	errno syscall.Errno
+	call  func(fd uintptr) bool
 }
 
 // newRawSocket returns c's raw socket, or nil when c is not a plain TCP
@@ -33,28 +48,17 @@ func newRawSocket(c net.Conn) *rawSocket {
 	if err != nil {
 		return nil
 	}
-	return &rawSocket{rc: rc, addr: tc.RemoteAddr()}
+	s := &rawSocket{rc: rc, addr: tc.RemoteAddr()}
+	s.read.call = s.read.readOnce
+	s.write.call = s.write.writeAll
+	return s
 }
 
 func (s *rawSocket) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n int
-	var errno syscall.Errno
-	err := s.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // the poller waits until there is more
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
+	n, errno, err := s.read.run(p, s.rc.Read)
 	switch {
 	case err != nil:
 		return 0, err // the poller's: closed, or the deadline passed
@@ -66,25 +70,38 @@ func (s *rawSocket) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (s *rawSocket) Write(p []byte) (int, error) {
-	var n int
-	var errno syscall.Errno
-	err := s.rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
-			switch e {
-			case 0:
-				n += int(r)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // wait until the socket takes more
-			default:
-				errno = e
-				return true
-			}
+// run has the poller call op's function on p (wait is the RawConn's Read or
+// Write) and returns what it did.
+func (op *rawOp) run(p []byte, wait func(func(fd uintptr) bool) error) (int, syscall.Errno, error) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	op.p, op.n, op.errno = p, 0, 0
+	err := wait(op.call)
+	op.p = nil
+	return op.n, op.errno, err
+}
+
+// readOnce reads what the socket holds into op.p; false asks the poller to
+// wait for more.
+func (op *rawOp) readOnce(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&op.p[0])), uintptr(len(op.p)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // the poller waits until there is more
 		}
+		op.n, op.errno = int(r), e
 		return true
-	})
+	}
+}
+
+func (s *rawSocket) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, errno, err := s.write.run(p, s.rc.Write)
 	switch {
 	case err != nil:
 		return n, err
@@ -92,6 +109,25 @@ func (s *rawSocket) Write(p []byte) (int, error) {
 		return n, s.opError("write", os.NewSyscallError("write", errno))
 	}
 	return n, nil
+}
+
+// writeAll writes op.p from op.n on; false asks the poller to wait until
+// the socket takes more.
+func (op *rawOp) writeAll(fd uintptr) bool {
+	for op.n < len(op.p) {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&op.p[op.n])), uintptr(len(op.p)-op.n))
+		switch e {
+		case 0:
+			op.n += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			op.errno = e
+			return true
+		}
+	}
+	return true
 }
 
 // opError wraps a failed system call as net.Conn's methods do.

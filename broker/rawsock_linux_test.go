@@ -110,3 +110,32 @@ func TestRawSocketBehavesAsTheConnection(t *testing.T) {
 		}
 	})
 }
+
+// A message costs one read and one write of the raw socket: neither may
+// allocate, or every message feeds the garbage collector (the profile of
+// 10k msg/s put these two at 12 % of the broker's allocations).
+func TestRawSocketReadsAndWritesWithoutAllocating(t *testing.T) {
+	_, s, client := tcpPair(t)
+	msg := []byte("a reading of 32 bytes, as sent..")
+	in := make([]byte, 64)
+	back := make([]byte, len(msg))
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := client.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := io.ReadFull(s, in[:len(msg)]); n != len(msg) || err != nil {
+			t.Fatalf("Read = %d, %v", n, err)
+		}
+		if n, err := s.Write(in[:len(msg)]); n != len(msg) || err != nil {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+		if _, err := io.ReadFull(client, back); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// The client's side is an ordinary net.Conn, which allocates nothing
+	// per call either; so the whole round trip must be free.
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per read and write, want 0", allocs)
+	}
+}

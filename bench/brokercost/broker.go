@@ -18,7 +18,7 @@ import (
 // brokerProc is one broker under measurement: a process of its own, started
 // fresh for every run so that its peak RSS belongs to that run's load.
 type brokerProc struct {
-	kind string // "edged" | "mosquitto" | "serve" (edged's broker alone, profiled)
+	kind string // "edged" | "mosquitto" | "demo" (edged demo: simulated devices) | "serve" (edged's broker alone, profiled)
 	addr string
 	cmd  *exec.Cmd
 	dir  string
@@ -46,6 +46,8 @@ func startBroker(kind, edgedBin string, oneCore bool, profiles ...string) (*brok
 			return nil, err
 		}
 		argv = []string{edgedBin, "run", "-c", path}
+	case "demo":
+		argv = []string{edgedBin, "demo", "-listen", addr}
 	case "serve":
 		argv = []string{edgedBin, "-serve", addr, "-cpuprofile", profiles[0], "-memprofile", profiles[1]}
 	case "mosquitto":
@@ -143,16 +145,8 @@ func procStatusKB(pid int, key string) (int64, error) {
 // switches is the broker's context switches so far, voluntary and not, all
 // threads: each is a wake-up or a preemption.
 func (p *brokerProc) switches() (int64, error) {
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", p.pid()))
-	if err != nil {
-		return 0, err
-	}
 	var n int64
-	for _, e := range ents {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", p.pid(), e.Name()))
-		if err != nil {
-			continue // the thread ended
-		}
+	err := p.eachThread("status", func(b []byte) error {
 		for _, line := range strings.Split(string(b), "\n") {
 			for _, key := range []string{"voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"} {
 				if rest, ok := strings.CutPrefix(line, key); ok {
@@ -161,8 +155,28 @@ func (p *brokerProc) switches() (int64, error) {
 				}
 			}
 		}
+		return nil
+	})
+	return n, err
+}
+
+// eachThread calls f with the content of /proc/PID/task/TID/file for each
+// of the broker's threads; a thread that ended meanwhile is skipped.
+func (p *brokerProc) eachThread(file string, f func([]byte) error) error {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", p.pid()))
+	if err != nil {
+		return err
 	}
-	return n, nil
+	for _, e := range ents {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/%s", p.pid(), e.Name(), file))
+		if err != nil {
+			continue
+		}
+		if err := f(b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // syscalls is the broker's read and write system calls so far, all

@@ -5,6 +5,8 @@
 // alternate the brokers, and the table gives edged / Mosquitto ratios of the
 // broker's CPU seconds per 100k messages (/proc/PID/stat), peak RSS (VmHWM),
 // the fraction of messages delivered and the throughput: medians and ranges.
+// Then each broker idles with no client connected, beside edged demo (its
+// simulated devices polled), for CPU time and wake-ups per minute.
 //
 //	go run ./bench/brokercost -edged ./edged [-rounds 5] [-one-core]
 package main
@@ -37,11 +39,12 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds; each runs every load on both brokers, alternating which goes first")
 	oneCore := flag.Bool("one-core", false, "pin both brokers to CPU 0 (taskset -c 0), edged with GOMAXPROCS=1")
 	dur := flag.Duration("dur", 3*time.Second, "how long a steady load publishes")
-	only := flag.String("load", "", "run only the loads whose name contains this")
+	only := flag.String("load", "", "run only the loads whose name contains this (\"idle\": only the idle measurement)")
 	profile := flag.String("profile", "", "instead of comparing, profile edged's broker (run alone in a process of its own) under each load into `dir`")
 	serveAddr := flag.String("serve", "", "run edged's broker alone at `address` (used by -profile)")
 	cpuFile := flag.String("cpuprofile", "", "with -serve: CPU profile `file`")
 	memFile := flag.String("memprofile", "", "with -serve: allocations profile `file`")
+	idle := flag.Duration("idle", 30*time.Second, "also measure each broker idle (no client) this long per round, and edged demo beside them; 0: not")
 	flag.Parse()
 	if *serveAddr != "" {
 		if err := serve(*serveAddr, *cpuFile, *memFile); err != nil {
@@ -66,9 +69,17 @@ func main() {
 			*bin = abs // brokers run in a directory of their own
 		}
 	}
-	if err := runAll(*edged, *vs, *rounds, *oneCore, *dur, *only); err != nil {
-		fmt.Fprintln(os.Stderr, "brokercost:", err)
-		os.Exit(1)
+	if len(choose(*only)) > 0 {
+		if err := runAll(*edged, *vs, *rounds, *oneCore, *dur, *only); err != nil {
+			fmt.Fprintln(os.Stderr, "brokercost:", err)
+			os.Exit(1)
+		}
+	}
+	if *idle > 0 && *vs == "" && strings.Contains("idle", *only) {
+		if err := runIdle(*edged, *rounds, *oneCore, *idle); err != nil {
+			fmt.Fprintln(os.Stderr, "brokercost:", err)
+			os.Exit(1)
+		}
 	}
 }
 
