@@ -128,12 +128,14 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 			}
 			// Out of file descriptors (EMFILE), of memory, a connection
 			// aborted before it was accepted: the socket is still good.
-			l.acceptErrors.Add(1)
+			// The watchdog learns of the failure before the count shows it,
+			// so whoever sees the count sees the listener busy failing.
 			failing++
 			if failing == 1 {
-				l.log.Warn("accept failing; retrying with backoff", "listener", l.id, "error", err)
 				l.loop.Busy("failing accepts, retrying with backoff")
+				l.log.Warn("accept failing; retrying with backoff", "listener", l.id, "error", err)
 			}
+			l.acceptErrors.Add(1)
 			if !l.pause(acceptBackoff(failing)) {
 				return
 			}
