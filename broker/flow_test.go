@@ -26,12 +26,11 @@ func TestAHealthySubscriberGetsEveryMessageOfABurst(t *testing.T) {
 	const publishers, each = 10, 5000
 	for _, qos := range []byte{0, 1} {
 		t.Run(fmt.Sprintf("QoS %d", qos), func(t *testing.T) {
-			b, addr := startBroker(t, loopbackCfg(), "")
 			// A healthy subscriber on a loaded machine (CI runs packages in
 			// parallel) can lag for seconds; what is tested here is that
 			// publishers are held rather than messages dropped, not how
 			// soon a subscriber counts as stuck.
-			b.hook.flow.hold = 30 * time.Second
+			b, addr := startBroker(t, loopbackCfg(), "", holdFor(30*time.Second))
 			host, port, _ := net.SplitHostPort(addr)
 			sub := testpeer.StartMosquittoSubFile(t, filepath.Join(t.TempDir(), "sub.out"),
 				"-h", host, "-p", port, "-q", fmt.Sprint(qos), "-t", "burst/#")
@@ -147,8 +146,7 @@ func TestAStoppedSubscriberHoldsAtMostMaxQueuedBytes(t *testing.T) {
 // can take in either broker (Mosquitto drops past max_queued_messages too):
 // messages may be dropped, but every one is counted.
 func TestTwoClientsFeedingEachOtherDoNotHoldEachOtherUp(t *testing.T) {
-	b, addr := startBroker(t, loopbackCfg(), "")
-	b.hook.flow.hold = 2 * time.Second
+	b, addr := startBroker(t, loopbackCfg(), "", holdFor(2*time.Second))
 	const each = 10000
 	var got [2]atomic.Int64
 	clients := make([]paho.Client, 2)

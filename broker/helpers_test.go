@@ -65,7 +65,11 @@ func loadFiles(t testing.TB, l config.Listener) config.Listener {
 
 // startBroker runs a broker until the test ends and returns it and the
 // address of its first listener.
-func startBroker(t testing.TB, cfg config.Broker, stateDir string) (*Broker, string) {
+//
+// setup runs on the broker before it serves: a test that changes a field
+// after would race, for the race detector, with the connections it then
+// makes (a socket is no synchronisation it can see).
+func startBroker(t testing.TB, cfg config.Broker, stateDir string, setup ...func(*Broker)) (*Broker, string) {
 	t.Helper()
 	if stateDir == "" {
 		stateDir = t.TempDir()
@@ -74,9 +78,17 @@ func startBroker(t testing.TB, cfg config.Broker, stateDir string) (*Broker, str
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	for _, f := range setup {
+		f(b)
+	}
 	stop := runBroker(t, b)
 	t.Cleanup(stop)
 	return b, b.Addrs()[0].String()
+}
+
+// holdFor sets how long flow control holds a publisher (see startBroker).
+func holdFor(d time.Duration) func(*Broker) {
+	return func(b *Broker) { b.hook.flow.hold = d }
 }
 
 // runBroker runs b and returns a function that stops it and waits for Run.

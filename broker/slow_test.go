@@ -59,10 +59,9 @@ func TestSlowSubscriberKeepsItsQueueAndCountsDrops(t *testing.T) {
 		t.Run(c.name+" that stops reading loses nothing within max_inflight + max_queued", func(t *testing.T) {
 			cfg := loopbackCfg()
 			cfg.MaxInflight, cfg.MaxQueued = inflight, queued
-			b, addr := startBroker(t, cfg, "")
 			// The publisher is held while the queue is full, then the
 			// subscriber counts as stuck (flowControl).
-			b.hook.flow.hold = 200 * time.Millisecond
+			b, addr := startBroker(t, cfg, "", holdFor(200*time.Millisecond))
 
 			sub := dialRaw(t, addr)
 			sub.connect(c.version, "slow", true, func(pk *packets.Packet) {
