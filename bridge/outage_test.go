@@ -164,7 +164,7 @@ func TestBufferBoundsWhileTheUpstreamIsAway(t *testing.T) {
 		if s.Refused != sent-keep || s.Buffer.Rejected != sent-keep {
 			t.Errorf("refused %d / buffer rejected %d, want %d", s.Refused, s.Buffer.Rejected, sent-keep)
 		}
-		testpeer.Eventually(t, 10*time.Second, "the status topic counting the rejections", func() bool {
+		testpeer.Eventually(t, statusEvery+20*time.Second, "the status topic counting the rejections", func() bool {
 			return strings.Contains(string(local.Retained("gw/edged/uplink")), fmt.Sprintf(`"rejected":%d`, sent-keep))
 		})
 	})
@@ -192,7 +192,7 @@ func TestBufferBoundsWhileTheUpstreamIsAway(t *testing.T) {
 		if d := br.Stats().Buffer.DroppedFull; d != sent-keep {
 			t.Errorf("%d dropped, want %d", d, sent-keep)
 		}
-		testpeer.Eventually(t, 10*time.Second, "the status topic counting the drops", func() bool {
+		testpeer.Eventually(t, statusEvery+20*time.Second, "the status topic counting the drops", func() bool {
 			return strings.Contains(string(local.Retained("gw/edged/uplink")), fmt.Sprintf(`"dropped":%d`, sent-keep))
 		})
 	})
