@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -30,7 +31,8 @@ type idleResult struct {
 func runIdle(edged string, rounds int, oneCore bool, dur time.Duration) error {
 	results := map[string][]idleResult{}
 	for r := range rounds {
-		order := append(idleKinds[r%len(idleKinds):], idleKinds[:r%len(idleKinds)]...)
+		k := r % len(idleKinds)
+		order := slices.Concat(idleKinds[k:], idleKinds[:k])
 		for _, kind := range order {
 			res, err := idleOnce(kind, edged, oneCore, dur)
 			if err != nil {

@@ -75,7 +75,7 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	if *idle > 0 && *vs == "" && strings.Contains("idle", *only) {
+	if *idle > 0 && *vs == "" && (*only == "" || *only == "idle") {
 		if err := runIdle(*edged, *rounds, *oneCore, *idle); err != nil {
 			fmt.Fprintln(os.Stderr, "brokercost:", err)
 			os.Exit(1)
